@@ -1,0 +1,236 @@
+"""Streaming, validating JSONL reading and crash-safe writing of trace records.
+
+Every bad line becomes one `LineProblem` (`FILE:LINE: field 'x': what is wrong`) while the good lines are
+still yielded, so one typo never costs a whole file of traces.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Generic, Literal, TypeVar
+
+from pydantic import ValidationError
+
+from anchors.errors import InputError
+from anchors.traces.records import TRACE_ID_PATTERN, Problem, Trace
+
+# A 16k-token trace is ~70 KB of JSON; 2 MiB leaves 30x headroom and bounds memory on corrupt files.
+DEFAULT_MAX_LINE_BYTES = 2 * 1024 * 1024
+_BOM = "\ufeff"
+RecordT = TypeVar("RecordT", Trace, Problem)
+
+
+@dataclass(frozen=True)
+class LineProblem:
+    """One problem found on one line of an input file."""
+
+    path: str
+    line: int
+    message: str
+    field: str | None = None
+    severity: Literal["error", "warning"] = "error"
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}: "
+        what = f"field '{self.field}': " if self.field else ""
+        tag = "warning: " if self.severity == "warning" else ""
+        return f"{where}{tag}{what}{self.message}"
+
+
+class _LineRejected(Exception):
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class RecordReader(Generic[RecordT]):
+    """Iterate the valid records of a JSONL file; `problems` fills up with every bad line met on the way."""
+
+    def __init__(
+        self, path: str | Path, model: type[RecordT], *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+    ) -> None:
+        self.path = Path(path)
+        self.model = model
+        self.max_line_bytes = max_line_bytes
+        self.problems: list[LineProblem] = []
+        self._first_line_of_id: dict[str, int] = {}
+        if not self.path.is_file():
+            raise InputError(f"{self.path}: no such file (expected a JSONL file, one JSON object per line)")
+
+    @property
+    def errors(self) -> list[LineProblem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    def __iter__(self) -> Iterator[RecordT]:
+        with self.path.open("rb") as handle:
+            for number, raw in enumerate(_bounded_lines(handle, self.max_line_bytes), start=1):
+                trace = self._parse_line(number, raw)
+                if trace is not None:
+                    yield trace
+
+    def _parse_line(self, number: int, raw: bytes | int) -> RecordT | None:
+        try:
+            record = self._record_from(number, raw)
+        except _LineRejected as rejected:
+            self.problems.append(LineProblem(str(self.path), number, str(rejected), rejected.field))
+            return None
+        if record is not None:
+            self._first_line_of_id.setdefault(record.id, number)
+        return record
+
+    def _record_from(self, number: int, raw: bytes | int) -> RecordT | None:
+        text = self._decode(number, raw)
+        if not text.strip():
+            return None  # blank lines are allowed, e.g. a trailing newline
+        record = _validate(self.model, _parse_json(text))
+        first = self._first_line_of_id.get(record.id)
+        if first is not None:
+            raise _LineRejected(f"duplicate id {record.id!r} (first used on line {first}); ids must be unique", "id")
+        return record
+
+    def _decode(self, number: int, raw: bytes | int) -> str:
+        if isinstance(raw, int):  # the line was skipped for its size
+            raise _LineRejected(
+                f"line is {raw / 1e6:.1f} MB, over the {self.max_line_bytes / 1e6:.1f} MB limit "
+                "(a corrupt line? raise it with --max-line-bytes if the trace is real)"
+            )
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            bad = raw[exc.start : exc.start + 1].hex()
+            raise _LineRejected(f"not valid UTF-8 (byte 0x{bad} at byte {exc.start + 1}); re-save the file as UTF-8") from None
+        if text.startswith(_BOM):
+            self.problems.append(
+                LineProblem(str(self.path), number, "UTF-8 byte-order mark removed at the start of the line", severity="warning")
+            )
+            text = text[len(_BOM) :]
+        return text
+
+
+def _bounded_lines(handle: IO[bytes], limit: int) -> Iterator[bytes | int]:
+    """Yield each line's bytes, or its byte count when it is over `limit` (read past without keeping it)."""
+    while True:
+        raw = handle.readline(limit + 1)
+        if not raw:
+            return
+        if len(raw) <= limit or raw.endswith(b"\n"):
+            yield raw
+            continue
+        size = len(raw)
+        while raw and not raw.endswith(b"\n"):
+            raw = handle.readline(1 << 20)
+            size += len(raw)
+        yield size
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise ValueError(f"key {key!r} appears twice in one object")
+        seen[key] = value
+    return seen
+
+
+def _parse_json(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_no_duplicate_keys)
+    except json.JSONDecodeError as exc:
+        raise _LineRejected(f"invalid JSON: {exc.msg} (column {exc.colno})") from None
+    except ValueError as exc:
+        raise _LineRejected(f"invalid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise _LineRejected(f"expected a JSON object (one trace per line), got {type(value).__name__}")
+    return value
+
+
+def _validate(model: type[RecordT], record: dict[str, Any]) -> RecordT:
+    try:
+        return model.model_validate(record)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or None
+        more = len(exc.errors()) - 1
+        suffix = f" (and {more} more problem{'s' if more > 1 else ''} on this line)" if more else ""
+        raise _LineRejected(_explain(first) + suffix, field) from None
+
+
+def _explain(error: dict[str, Any]) -> str:
+    """Pydantic's message, rephrased where a user needs to know what to do."""
+    kind = error["type"]
+    if kind == "missing":
+        return "required field is missing"
+    if kind == "extra_forbidden":
+        return "unknown field (free-form data belongs under 'metadata')"
+    if kind == "string_pattern_mismatch":
+        return f"{error['input']!r} is not a valid id: use letters, digits, '.', '_' or '-' (it names a result folder; pattern {TRACE_ID_PATTERN})"
+    message = str(error["msg"])
+    return message.removeprefix("Value error, ")
+
+
+def read_traces(path: str | Path, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> RecordReader[Trace]:
+    """Open a JSONL file of traces for streaming validation (see `RecordReader`)."""
+    return RecordReader(path, Trace, max_line_bytes=max_line_bytes)
+
+
+def read_problems(path: str | Path, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> RecordReader[Problem]:
+    """Open a JSONL file of problems ({"id", "problem", "gold_answer"}) for streaming validation."""
+    return RecordReader(path, Problem, max_line_bytes=max_line_bytes)
+
+
+def load_all(reader: RecordReader[RecordT]) -> list[RecordT]:
+    """Every record of a file, or InputError listing every bad line (for code that needs a clean file)."""
+    records = list(reader)
+    if reader.errors:
+        listing = "\n".join(str(p) for p in reader.errors)
+        raise InputError(f"{len(reader.errors)} invalid line(s) in {reader.path}:\n{listing}")
+    return records
+
+
+class TraceWriter:
+    """Append traces to a JSONL file, flushed per record so an interrupted run keeps what it wrote."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._handle = self.path.open("a", encoding="utf-8")
+
+    def write(self, trace: Trace) -> None:
+        self._handle.write(trace.to_json_line() + "\n")
+        self._handle.flush()
+
+    def close(self) -> None:
+        self._handle.close()
+
+    def __enter__(self) -> TraceWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def write_traces(path: str | Path, traces: Iterable[Trace]) -> int:
+    """Write (replace) a JSONL file atomically: readers never see a half-written file. Returns the count."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    count = 0
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            for trace in traces:
+                handle.write(trace.to_json_line() + "\n")
+                count += 1
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return count
