@@ -218,7 +218,7 @@ class TraceWriter:
         self.close()
 
 
-def write_traces(path: str | Path, traces: Iterable[Trace]) -> int:
+def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any] | Trace]) -> int:
     """Write (replace) a JSONL file atomically: readers never see a half-written file. Returns the count."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -226,11 +226,17 @@ def write_traces(path: str | Path, traces: Iterable[Trace]) -> int:
     count = 0
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            for trace in traces:
-                handle.write(trace.to_json_line() + "\n")
+            for row in rows:
+                text = row.to_json_line() if isinstance(row, Trace) else json.dumps(row, ensure_ascii=False)
+                handle.write(text + "\n")
                 count += 1
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return count
+
+
+def write_traces(path: str | Path, traces: Iterable[Trace]) -> int:
+    """Write (replace) a JSONL file of traces atomically. Returns the count."""
+    return write_jsonl(path, traces)

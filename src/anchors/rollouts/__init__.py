@@ -1,0 +1,1 @@
+"""Sampling: on-policy trace generation now; the shared-prefix rollout engine and its store build on it."""

@@ -1,0 +1,125 @@
+"""On-policy trace generation: a model thinks about a problem, then answers; the result is a `Trace`.
+
+Models that never close their thinking (e.g. the bundled SmolLM2, which is not a reasoning model) get the
+closing tag appended by anchors after the token budget or end of text, followed by a forced answer stem
+(`ANSWER_STEM`); the trace's metadata records who closed it (`think_closed_by`: "model" or "anchors").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from anchors.errors import AnchorsError, InputError
+from anchors.paths import project_root
+from anchors.traces.jsonl import RecordReader, TraceWriter, read_problems, read_traces
+from anchors.traces.records import Problem, SamplingSettings, Trace
+
+if TYPE_CHECKING:
+    from anchors.models import ModelHandle
+
+Progress = Callable[[Sequence[Problem], str], Iterator[Problem]]
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    max_new_tokens: int = 320  # thinking budget
+    answer_tokens: int = 48  # budget for the answer after </think>
+    temperature: float = 0.6  # the paper's sampling settings (methods.md §1)
+    top_p: float = 0.95
+    seed: int = 0
+
+
+def example_problems_path() -> Path:
+    """The project's example problem set (examples/problems.jsonl in the source checkout)."""
+    root = project_root()
+    path = root / "examples" / "problems.jsonl" if root else None
+    if path is None or not path.is_file():
+        raise InputError("the example problems live in a source checkout (examples/problems.jsonl); pass --problems FILE or --problem TEXT")
+    return path
+
+
+def problems_to_run(
+    *, problem: str | None, problems_path: Path | None, out: Path, limit: int | None
+) -> tuple[list[Problem], RecordReader[Problem] | None]:
+    """The problems still lacking a trace in `out` (so an interrupted run resumes), and their reader."""
+    if (problem is None) == (problems_path is None):
+        raise InputError("give exactly one of --problem TEXT or --problems FILE.jsonl")
+    reader = None
+    if problem is not None:
+        todo = [Problem(id="problem", problem=problem)]
+    else:
+        reader = read_problems(problems_path)  # type: ignore[arg-type]
+        todo = list(reader)
+    todo = todo[:limit] if limit else todo
+    done = {t.id for t in read_traces(out)} if out.is_file() else set()
+    return [p for p in todo if p.id not in done], reader
+
+
+# When anchors has to close the thinking, it also opens the answer, so a model that is not a reasoning
+# model (it would otherwise ramble or stop) still gives a gradable final answer.
+ANSWER_STEM = "\n\nThe final answer is \\boxed{"
+
+
+def _sample_one(handle: ModelHandle, ids: list[int], config: GenerationConfig, budget: int, seed: int,
+                stops: tuple[str, ...] = ()) -> Any:
+    from anchors.models import sample
+
+    return sample(handle, ids, max_new_tokens=budget, temperature=config.temperature, top_p=config.top_p,
+                  seed=seed, stop_strings=stops)[0]
+
+
+def _answer(handle: ModelHandle, problem: str, thinking: str, config: GenerationConfig, free: bool) -> str:
+    """The text after `</think>`: the model's own answer when it closed its thinking, else a forced one."""
+    close = handle.template.think_close
+    if free:
+        ids = handle.encode_prompt(problem, thinking_prefix=thinking + close)
+        text = _sample_one(handle, ids, config, config.answer_tokens, config.seed + 1).text
+        if text.strip():
+            return text
+    ids = handle.encode_prompt(problem, thinking_prefix=thinking + close + ANSWER_STEM)
+    return ANSWER_STEM + _sample_one(handle, ids, config, config.answer_tokens, config.seed + 1).text
+
+
+def generate_trace(handle: ModelHandle, problem: Problem, config: GenerationConfig) -> Trace:
+    """Sample a thinking text (stopping at the template's closing tag), then the answer after it."""
+    template = handle.template
+    close = template.think_close
+    thought = _sample_one(handle, handle.encode_prompt(problem.problem), config, config.max_new_tokens, config.seed, (close,))
+    closed_by_model = thought.finish_reason == "stop"
+    # the closing tag goes on its own line, as reasoning models write it
+    thinking = thought.text.removesuffix(close) if closed_by_model else thought.text + "\n"
+    if not thinking.strip():
+        raise AnchorsError(f"problem {problem.id!r}: the model closed its thinking at once (no reasoning to analyse); try another --seed")
+    answer_text = _answer(handle, problem.problem, thinking, config, free=closed_by_model)
+    return Trace(
+        id=problem.id, problem=problem.problem, prompt=template.render(problem.problem), thinking=thinking,
+        answer_text=answer_text, gold_answer=problem.gold_answer, model=handle.name, template=template.name,
+        sampling=SamplingSettings(temperature=config.temperature, top_p=config.top_p,
+                                  max_new_tokens=config.max_new_tokens, seed=config.seed),
+        metadata={**problem.metadata, "think_closed_by": "model" if closed_by_model else "anchors",
+                  "thinking_finish_reason": thought.finish_reason},
+    )
+
+
+def generate_traces(
+    model: str | ModelHandle, problems: Sequence[Problem], *, out: Path | None = None,
+    config: GenerationConfig = GenerationConfig(), progress: Progress | None = None, **load_options: Any,
+) -> Iterator[Trace]:
+    """Generate one trace per problem, appending each to `out` (if given) as soon as it exists."""
+    from anchors.models import load_model
+
+    handle = load_model(model, **load_options) if isinstance(model, str) else model
+    items = progress(problems, f"generating with {handle.name}") if progress else iter(problems)
+    writer = TraceWriter(out) if out is not None else None
+    try:
+        for problem in items:
+            trace = generate_trace(handle, problem, config)
+            if writer:
+                writer.write(trace)
+            yield trace
+    finally:
+        if writer:
+            writer.close()
