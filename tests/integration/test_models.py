@@ -12,6 +12,7 @@ import torch
 from anchors.errors import ModelLoadError
 from anchors.models import PromptTemplate, available_models, build_tiny_model, load_model, sample
 from anchors.models import hub as hub_module
+from anchors.models import tiny as tiny_module
 from anchors.models.generation import _finish
 from anchors.models.loading import resolve_dtype
 from anchors.models.storage import build_atomically
@@ -52,11 +53,14 @@ def test_tiny_build_is_deterministic(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "no temporary folders left behind"
 
 
-def test_tiny_build_reuses_the_cache():
+def test_tiny_build_reuses_the_cache(monkeypatch):
     folder = build_tiny_model("tiny-llama")
-    started = time.perf_counter()
+
+    def must_not_rebuild(*args, **kwargs):
+        raise AssertionError("a cached tiny model was rebuilt")
+
+    monkeypatch.setattr(tiny_module, "_write_tiny_model", must_not_rebuild)
     assert build_tiny_model("tiny-llama") == folder
-    assert time.perf_counter() - started < 0.5
 
 
 def test_interrupted_build_leaves_nothing(tmp_path):
@@ -262,10 +266,8 @@ def test_unreachable_hub_fails_fast_and_says_what_to_do(monkeypatch):
 
 def test_offline_mode_fails_immediately(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    started = time.perf_counter()
     with pytest.raises(ModelLoadError, match="HF_HUB_OFFLINE is set"):
         load("anchors-test/missing-model")
-    assert time.perf_counter() - started < 2
 
 
 def test_bad_paths_fail_clearly(tmp_path):

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from anchors.errors import AnchorsError, InputError
-from anchors.traces import grading
+from anchors.traces import grade_cache, grading
 from anchors.traces.answers import (
     Grade,
     GradeStatus,
@@ -39,7 +39,7 @@ def _private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test gets an empty in-process cache and its own SQLite file."""
     monkeypatch.setenv("ANCHORS_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("ANCHORS_NO_CACHE", raising=False)
-    grading.RESULTS.reset()
+    grade_cache.RESULTS.reset()
 
 
 @pytest.fixture(scope="module", autouse=True)

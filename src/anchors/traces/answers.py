@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Literal, Union
 
 from anchors.errors import InputError
-from anchors.traces import grading
+from anchors.traces import grade_cache, grading
 from anchors.traces.grading import GradeStatus, shutdown_workers
 
 __all__ = [  # noqa: RUF022 - grouped by role, not sorted
@@ -355,14 +355,14 @@ def grade(
     method = _check_method(method or DEFAULT_METHOD[mode])
     _check_timeout(timeout)
     gold = _clean_gold(gold)
-    digest = grading.cache_digest(mode, method, text, gold)
-    persistent = cache and grading.persistent_cache_enabled()
-    row = grading.RESULTS.get(digest, persistent) if cache else None
+    digest = grade_cache.cache_digest(mode, method, text, gold)
+    persistent = cache and grade_cache.persistent_cache_enabled()
+    row = grade_cache.RESULTS.get(digest, persistent) if cache else None
     if row is not None:
         return Grade(row[0], row[1], row[2], GradeStatus(row[3]))
     result = _grade_uncached(text, gold, mode, method, timeout)
     if cache and result.status is not GradeStatus.TIMEOUT:
-        grading.RESULTS.put(digest, (result.answer, result.key, result.correct, result.status.value), persistent)
+        grade_cache.RESULTS.put(digest, (result.answer, result.key, result.correct, result.status.value), persistent)
     return result
 
 
@@ -381,7 +381,7 @@ def _grade_uncached(text: str, gold: str | None, mode: str, method: str, timeout
 
 def clear_grade_cache() -> None:
     """Forget the in-process grade cache (the SQLite file stays; delete it to drop it too)."""
-    grading.RESULTS.clear_memory()
+    grade_cache.RESULTS.clear_memory()
 
 
 def _clean_gold(gold: object) -> str | None:
