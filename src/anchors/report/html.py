@@ -93,7 +93,7 @@ def _card(trace_id: str, name: str, figure: FigureOrReason) -> str:
     height = figure.layout.height or _HEIGHTS.get(name, 460)
     # Drawn by report.js when the card scrolls into view: a 300-sentence report then opens at once instead of
     # drawing nine plots (≈ 5 s here) before the page responds.
-    spec = figure.to_json(validate=False).replace("</", "<\\/")
+    spec = _escape_json(figure.to_json(validate=False))
     return (f'<figure class="plot-card" data-plot="{name}"><h2>{title}</h2>'
             f'<div class="plot" id="plot-{name}" data-spec="spec-{name}" style="height:{height}px"></div>'
             f'<script type="application/json" id="spec-{name}">{spec}</script></figure>')
@@ -170,8 +170,13 @@ def _list(value: Any) -> list[str]:
 
 
 def _script_json(data: dict[str, Any]) -> str:
-    """JSON inside <script type="application/json">: `</` escaped so no sentence text can close the tag."""
-    return json.dumps(data, ensure_ascii=False, default=_clean, allow_nan=False).replace("</", "<\\/")
+    return _escape_json(json.dumps(data, ensure_ascii=False, default=_clean, allow_nan=False))
+
+
+def _escape_json(text: str) -> str:
+    """JSON placed inside <script type="application/json">: every `<` as \\u003c (still the same JSON), so no
+    sentence text (model output) can close the script element or open another."""
+    return text.replace("<", "\\u003c")
 
 
 _PAGE = """<!DOCTYPE html>
