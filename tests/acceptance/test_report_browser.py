@@ -106,6 +106,11 @@ def test_a_complete_report_renders_every_plot_and_links_sentences(browser: objec
     assert "[" in page.locator("#detail table").inner_text()
     assert page.locator("#detail .alts li").count() == 5
     assert page.evaluate("window.pwned === undefined")
+    page.evaluate("document.getElementById('plot-graph').emit('plotly_click', {points: [{customdata: [21]}]})")
+    assert page.locator("#detail h2").inner_text().startswith("Sentence 21")  # a node click selects its sentence
+    assert page.locator("#sentence-list li.selected").inner_text().startswith("21")
+    page.evaluate("document.getElementById('plot-resampling_matrix').emit('plotly_click', {points: [{y: 4, x: 9, data: {}}]})")
+    assert page.locator("#detail h2").inner_text().startswith("Sentence 4")  # a matrix cell selects its source row
     page.select_option("#tag-filter", "plan_generation")
     visible = page.eval_on_selector_all("#sentence-list li", "els => els.filter(e => e.style.display !== 'none').length")
     assert 0 < visible < 40

@@ -39,6 +39,7 @@ def test_importance_bars_colour_by_tag_and_carry_ci_whiskers() -> None:
     assert np.isnan(untagged.y[0]) and untagged.customdata[0][2] == "NaN (undefined)"
     assert untagged.customdata[0][1] == "Hmm &lt;b&gt;bold&lt;/b&gt;."  # model text is escaped for plotly labels
     assert plan.customdata[0][2] == "0.5 [0.4, 0.7]"
+    assert {t.width for t in fig.data} == {0.8}  # one bar width for every tag (no overlapping bars)
 
 
 def test_importance_bars_reject_mismatched_lengths() -> None:

@@ -49,7 +49,8 @@ def write_all_figures(
 ) -> FigureSet:
     """Every figure, with stable names:
 
-    - `OUT/<group>/categories_<metric>.<fmt>` and `OUT/<group>/importance_by_position.<fmt>` per model group;
+    - `OUT/<group>/categories_<metric>.<fmt>`, `OUT/<group>/importance_by_position.<fmt>` and the plotted
+      `OUT/<group>/category_table.csv`, per model group;
     - `OUT/traces/<trace id>/<figure>.<fmt>` for each name in `per_trace` (see TRACE_FIGURES) the trace has data for.
     """
     out, formats = Path(out), check_formats(formats)
@@ -63,10 +64,13 @@ def write_all_figures(
     for group, members in sorted(groups.items()):
         built, tables[group] = pooled_figures(members, metrics)
         _collect(built, out / group, figures, skipped)
+        if not tables[group].empty:
+            (out / group).mkdir(parents=True, exist_ok=True)
+            tables[group].to_csv(out / group / "category_table.csv", index=False)
     for result in (progress(results, "building figures") if progress else results):
         built = {k: v for k, v in trace_figures(result, metric).items() if k in per_trace}
         _collect(built, out / "traces" / result.trace_id, figures, skipped)
-    files = write_figures(figures, formats, root=out)
+    files = write_figures(figures, formats, root=out, progress=progress)
     return FigureSet(files=tuple(files), tables=tables, skipped=tuple(skipped))
 
 

@@ -1,14 +1,14 @@
 """Writing figures: interactive HTML (offline) and static PNG/SVG through kaleido driving a local Chromium.
 
 Static export needs Chrome or Chromium on the machine (Debian: `apt-get install chromium`; another location:
-set BROWSER_PATH). kaleido is asked never to load MathJax, whose default is a CDN URL: with it the export would
-try the network on every call. plotly.js comes from the installed plotly package, so nothing is fetched.
+set BROWSER_PATH). kaleido is asked never to load MathJax, whose default is a CDN URL: with it every export would try the
+network. plotly.js comes from the installed plotly package, so nothing is fetched.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import plotly.graph_objects as go
@@ -19,6 +19,8 @@ from anchors.errors import AnchorsError
 FORMATS = ("html", "png", "svg")
 STATIC_FORMATS = ("png", "svg", "pdf", "jpg", "webp")
 PLOTLY_JS = "plotly.min.js"
+_BATCH = 8  # figures per kaleido call: a progress step every few seconds
+Progress = Callable[[Sequence, str], Iterable]
 DEFAULT_SIZE = (1000, 650)
 
 
@@ -40,6 +42,7 @@ def write_figures(
     *,
     root: Path | None = None,
     size: tuple[int, int] = DEFAULT_SIZE,
+    progress: Progress | None = None,
 ) -> list[Path]:
     """Write each figure to `<stem>.<format>` for every format; returns the files written.
 
@@ -55,7 +58,7 @@ def write_figures(
     static = [f for f in formats if f != "html"]
     if static and stems:
         written += write_static({stem.with_suffix(f".{fmt}"): fig for stem, fig in stems.items() for fmt in static},
-                                size=size)
+                                size=size, progress=progress)
     return written
 
 
@@ -75,29 +78,46 @@ def _write_html(stems: Mapping[Path, go.Figure], root: Path) -> list[Path]:
     return written
 
 
-def write_static(figures: Mapping[Path, go.Figure], *, size: tuple[int, int] = DEFAULT_SIZE, scale: float = 2.0) -> list[Path]:
-    """PNG/SVG/PDF files (format from each path's suffix) in one kaleido session; offline."""
+def write_static(
+    figures: Mapping[Path, go.Figure],
+    *,
+    size: tuple[int, int] = DEFAULT_SIZE,
+    scale: float = 2.0,
+    progress: Progress | None = None,
+) -> list[Path]:
+    """PNG/SVG/PDF files (format from each path's suffix), offline, through one Chromium that kaleido keeps
+    open for the whole batch (one tab per core). `progress` wraps the batches of `_BATCH` figures."""
     try:
         import kaleido
         from kaleido.errors import ChromeNotFoundError
     except ImportError as exc:  # pragma: no cover - kaleido is a dependency
         raise ExportError(f"static export needs the kaleido package ({exc}); HTML figures still work") from None
-    specs = []
-    for path, fig in figures.items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fmt = path.suffix.lstrip(".").lower()
-        specs.append({"fig": fig.to_dict(), "path": path,
-                      "opts": {"format": fmt, "width": size[0], "height": size[1], "scale": scale if fmt != "svg" else 1}})
+    specs = [_spec(path, fig, size, scale) for path, fig in figures.items()]
+    batches = [specs[i : i + _BATCH] for i in range(0, len(specs), _BATCH)]
+    server = getattr(kaleido, "_global_server", None)
+    ours = not (server is not None and server.is_running())
     try:
-        # One browser, one tab per core: rendering is CPU-bound (~1 s per 2000-pixel PNG on one core).
-        kaleido.write_fig_from_object_sync(specs, kopts={"mathjax": False, "n": max(1, min(4, os.cpu_count() or 1))})
+        if ours:
+            kaleido.start_sync_server(n=max(1, min(4, os.cpu_count() or 1)), mathjax=False, silence_warnings=True)
+        for batch in progress(batches, "exporting images") if progress else batches:
+            kaleido.write_fig_from_object_sync(batch)
     except ChromeNotFoundError:
         raise ExportError("PNG/SVG export needs Chrome or Chromium: install it (Debian/Ubuntu: apt-get install chromium) "
                           "or set BROWSER_PATH to its executable; the HTML figures were written") from None
+    finally:
+        if ours:
+            kaleido.stop_sync_server(silence_warnings=True)
     missing = [str(p) for p in figures if not p.is_file()]
     if missing:
         raise ExportError(f"kaleido reported success but did not write {missing[:3]}")
     return list(figures)
+
+
+def _spec(path: Path, fig: go.Figure, size: tuple[int, int], scale: float) -> dict:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fmt = path.suffix.lstrip(".").lower()
+    return {"fig": fig.to_dict(), "path": path,
+            "opts": {"format": fmt, "width": size[0], "height": size[1], "scale": 1 if fmt == "svg" else scale}}
 
 
 def standalone_html(fig: go.Figure, path: str | Path) -> Path:

@@ -59,7 +59,8 @@ def importance_bars(
             error = dict(type="data", symmetric=False, array=np.clip(hi[idx] - y[idx], 0, None),
                          arrayminus=np.clip(y[idx] - lo[idx], 0, None), thickness=1, width=0, color="#444")
         custom = [[int(i), short(texts[i], 120), _interval_text(y[i], lo, hi, i), extra[i]] for i in idx]
-        fig.add_bar(x=idx, y=y[idx], name=tag_label(tag), marker_color=tag_color(tag), error_y=error,
+        # An explicit width: per-tag traces would each pick a width from their own (wider) spacing and overlap.
+        fig.add_bar(x=idx, y=y[idx], width=0.8, name=tag_label(tag), marker_color=tag_color(tag), error_y=error,
                     customdata=custom, hovertemplate=(f"<b>sentence %{{customdata[0]}}</b> · {tag_label(tag)}<br>"
                                                       f"%{{customdata[1]}}<br>{label}: %{{customdata[2]}}"
                                                       "%{customdata[3]}<extra></extra>"))
