@@ -19,7 +19,7 @@ from pathlib import Path
 from plotly.offline import get_plotlyjs
 
 from anchors.report.html import write_trace_report
-from anchors.report.results import write_trace_results
+from anchors.report.writer import write_trace_results
 from anchors.report.synthetic import synthetic_results
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",

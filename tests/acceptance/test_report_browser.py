@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from anchors.report.html import write_trace_report
-from anchors.report.results import write_trace_results
+from anchors.report.writer import write_trace_results
 from anchors.report.synthetic import synthetic_results
 
 REPO = Path(__file__).resolve().parents[2]
@@ -155,6 +155,7 @@ def test_bad_input_still_renders_with_a_visible_note(browser: object, tmp_path: 
     page.locator("#sentence-list li").first.click()
     assert page.locator("#detail h2").inner_text().startswith("Sentence 0")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.evaluate("window.scrollTo(0, 0)")  # the notes are at the top
     page.screenshot(path=str(ARTIFACTS / f"report_{case}.png"))
     assert_clean(opened, path)
 

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from anchors.errors import InputError
-from anchors.report.results import find_trace_dirs, read_results, read_trace_results, write_trace_results
+from anchors.report.results import find_trace_dirs, read_results, read_trace_results
+from anchors.report.writer import write_trace_results
 from anchors.report.synthetic import synthetic_results
 
 
@@ -38,7 +39,7 @@ def test_every_missing_file_is_a_note_not_an_error(tmp_path: Path) -> None:
     pd.DataFrame({"index": [0, 1], "text": ["a.", "b."], "resampling_importance_kl": [0.1, 0.0]}).to_csv(tmp_path / "t" / "scores.csv", index=False)
     result = read_trace_results(tmp_path / "t")
     joined = " | ".join(result.notes)
-    for missing in ("matrix.npz", "suppression.npz", "receivers.npz"):
+    for missing in ("matrix.npz", "suppression.npz", "receivers.npz", "alternatives.json"):
         assert missing in joined
     assert result.headline_metric == "resampling_importance_kl" and result.tags() == [None, None]
 

@@ -132,7 +132,8 @@ def _agreement(r: TraceResults) -> FigureOrReason:
         if name not in scores and derived is not None:
             scores[name] = derived
     if len(scores) < 2 or r.n_sentences < 3:
-        return f"method agreement needs ≥ 2 of {', '.join(AGREEMENT_METRICS)} and ≥ 3 sentences (found {len(scores)}, {r.n_sentences})"
+        return (f"method agreement needs ≥ 2 of {', '.join(AGREEMENT_METRICS)} and ≥ 3 sentences "
+                f"(found {len(scores)}, {r.n_sentences})")
     return method_agreement(scores, sentences=r.texts(), tags=r.tags(), title="Do the methods agree? (Spearman ρ per pair)")
 
 
@@ -169,7 +170,9 @@ def format_value(value: object, bounds: tuple[float, float] | None = None) -> st
     return f"{v:.4g}"
 
 
-def pooled_figures(results: Sequence[TraceResults], metrics: Sequence[str] = PAPER_METRICS) -> tuple[dict[str, FigureOrReason], pd.DataFrame]:
+def pooled_figures(
+    results: Sequence[TraceResults], metrics: Sequence[str] = PAPER_METRICS
+) -> tuple[dict[str, FigureOrReason], pd.DataFrame]:
     """Figures over several traces: `categories_<metric>` (the paper's category figure, methods.md §4) for each
     metric present, and `importance_by_position` of the headline metric; plus the category table they plot."""
     pooled = pooled_sentences(results)

@@ -109,7 +109,8 @@ def _header(r: TraceResults, metric: str | None) -> str:
     details = (f"<details><summary>Problem</summary><pre>{html.escape(str(problem))}</pre></details>" if problem else "")
     run = info.get("run")
     if isinstance(run, dict) and run:
-        details += f"<details><summary>Run settings</summary><pre>{html.escape(json.dumps(run, indent=1, default=str))}</pre></details>"
+        settings = html.escape(json.dumps(run, indent=1, default=str))
+        details += f"<details><summary>Run settings</summary><pre>{settings}</pre></details>"
     return f"<h1>{html.escape(r.trace_id)}</h1><div class=\"facts\">{spans}</div>{details}"
 
 

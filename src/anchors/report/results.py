@@ -325,11 +325,14 @@ def _read_receivers(folder: Path, n: int, notes: list[str]) -> tuple[np.ndarray 
         notes.append(f"{path}: 'vertical_scores' must be [layer, head, {n}], found {vertical.shape}; left out")
         vertical = None
     heads = data.get("receiver_heads")
-    pairs = tuple((int(l), int(h)) for l, h in heads.reshape(-1, 2)) if heads is not None else ()
+    pairs = tuple((int(layer), int(head)) for layer, head in heads.reshape(-1, 2)) if heads is not None else ()
     return kurtosis.astype(float), None if vertical is None else vertical.astype(float), pairs
 
 
 def _read_alternatives(path: Path, notes: list[str]) -> dict[int, list[str]]:
+    if not path.is_file():
+        notes.append("no resampled alternatives to show (alternatives.json not found)")
+        return {}
     record = _read_json(path, notes, required=False)
     if record is None:
         return {}
@@ -376,33 +379,3 @@ def pooled_sentences(results: Sequence[TraceResults]) -> pd.DataFrame:
     frames = [r.sentences.assign(trace_id=r.trace_id, model=r.info.get("model") or "") for r in results]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["trace_id", "model", "index", "tag"])
 
-
-def write_trace_results(results: TraceResults, folder: str | Path) -> Path:
-    """Write `results` in the layout `read_trace_results` reads (the module docstring's table), so any method
-    can hand its numbers to the figures and the report by filling a TraceResults."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    results.sentences.drop(columns=["trace_id", "model"], errors="ignore").to_csv(folder / "scores.csv", index=False)
-    for name, filename in MATRIX_FILES.items():
-        if name in results.matrices:
-            np.savez_compressed(folder / filename, matrix=np.asarray(results.matrices[name], dtype=float))
-    if results.head_scores is not None:
-        arrays = {"kurtosis": np.asarray(results.head_scores, dtype=float)}
-        if results.vertical_scores is not None:
-            arrays["vertical_scores"] = np.asarray(results.vertical_scores, dtype=float)
-        if results.receiver_heads:
-            arrays["receiver_heads"] = np.asarray(results.receiver_heads, dtype=int).reshape(-1, 2)
-        np.savez_compressed(folder / "receivers.npz", **arrays)
-    if results.early_answering is not None:
-        results.early_answering.to_csv(folder / "early_answering.csv", index=False)
-    if results.alternatives:
-        _write_json(folder / "alternatives.json", {str(k): list(v) for k, v in results.alternatives.items()})
-    info = {k: v for k, v in results.info.items() if k not in ("results_dir", "run")}
-    _write_json(folder / "trace.json", {"id": results.trace_id, **info})
-    if results.info.get("run"):
-        _write_json(folder / "run.json", results.info["run"])
-    return folder
-
-
-def _write_json(path: Path, value: Any) -> None:
-    path.write_text(json.dumps(value, ensure_ascii=False, indent=1, default=str), encoding="utf-8")
