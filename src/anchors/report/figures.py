@@ -19,6 +19,7 @@ from anchors.viz import (
     category_figure, early_answering_curve, head_map, importance_bars, importance_by_position, method_agreement,
     sentence_graph, sentence_heatmap, vertical_profile,
 )
+from anchors.viz.sentences import normalised_positions
 from anchors.viz.style import metric_label
 
 FigureOrReason = go.Figure | str
@@ -183,7 +184,7 @@ def pooled_figures(
         figures[f"categories_{metric}"] = category_figure(table, metric)
     headline = next((r.headline_metric for r in results if r.headline_metric), None)
     if headline and headline in pooled.columns:
-        positions = np.concatenate([_positions(r.n_sentences) for r in results])
+        positions = np.concatenate([normalised_positions(r.n_sentences) for r in results])
         figures["importance_by_position"] = importance_by_position(
             pooled[headline].to_numpy(float), positions, sentences=[str(t) for t in pooled["text"]],
             tags=[None if pd.isna(t) else str(t) for t in pooled["tag"]], groups=list(pooled["trace_id"]),
@@ -192,6 +193,3 @@ def pooled_figures(
         figures["importance_by_position"] = "no metric to plot"
     return figures, table
 
-
-def _positions(n: int) -> np.ndarray:
-    return np.arange(n) / (n - 1) if n > 1 else np.full(n, 0.5)

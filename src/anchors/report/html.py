@@ -46,7 +46,7 @@ def render_report(results: TraceResults, *, metric: str | None = None, alternati
     are kept per sentence, so 100 rollouts per sentence don't bloat the file."""
     figures = trace_figures(results, metric)
     metric = metric or results.headline_metric
-    cards = "\n".join(_card(results.trace_id, name, figures[name]) for name in TRACE_FIGURES)
+    cards = "\n".join(_card(name, figures[name]) for name in TRACE_FIGURES)
     data = _report_data(results, metric, figures, alternatives)
     return _PAGE.format(
         title=html.escape(f"anchors report: {results.trace_id}"),
@@ -81,7 +81,7 @@ def write_trace_report(trace_dir: str | Path, path: str | Path | None = None) ->
     return write_report(read_trace_results(trace_dir), path or trace_dir / REPORT_NAME)
 
 
-def _card(trace_id: str, name: str, figure: FigureOrReason) -> str:
+def _card(name: str, figure: FigureOrReason) -> str:
     title = html.escape(PLOT_TITLES[name])
     if not isinstance(figure, str) and figure.layout.title.text:
         # The card's heading carries the figure's title; drawn twice it would only take space.
