@@ -30,6 +30,14 @@ _EXPORTS: dict[str, str] = {
     "PromptTemplate": "anchors.models",
     "available_models": "anchors.models",
     "generate_traces": "anchors.rollouts.generate",
+    "TraceResults": "anchors.report.results",
+    "read_results": "anchors.report.results",
+    "read_trace_results": "anchors.report.results",
+    "write_trace_results": "anchors.report.writer",
+    "load_ta_results": "anchors.report.ta",
+    "write_report": "anchors.report.html",
+    "write_all_figures": "anchors.report.batch",
+    "category_table": "anchors.metrics.categories",
     "AnchorsError": "anchors.errors",
     "InputError": "anchors.errors",
     "ModelLoadError": "anchors.errors",
@@ -53,7 +61,13 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # static type checkers and IDEs see the real names
     from anchors.errors import AnchorsError, InputError, ModelLoadError
+    from anchors.metrics.categories import category_table
     from anchors.models import ModelHandle, PromptTemplate, available_models, load_model
+    from anchors.report.batch import write_all_figures
+    from anchors.report.html import write_report
+    from anchors.report.results import TraceResults, read_results, read_trace_results
+    from anchors.report.writer import write_trace_results
+    from anchors.report.ta import load_ta_results
     from anchors.rollouts.generate import generate_traces
     from anchors.traces.answers import Grade, GradeStatus, extract_answer, grade
     from anchors.traces.jsonl import read_traces, write_traces

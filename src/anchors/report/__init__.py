@@ -1,0 +1,1 @@
+"""Reading result folders, the self-contained HTML report and figure regeneration (no models imported)."""

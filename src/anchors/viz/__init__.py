@@ -1,0 +1,29 @@
+"""Plotly figure builders. Each takes plain arrays / tables plus sentence texts and tags (never a model) and
+returns a `plotly.graph_objects.Figure`; `write_figures` saves them as offline HTML, PNG and SVG."""
+
+from anchors.viz.agreement import method_agreement
+from anchors.viz.categories import category_figure
+from anchors.viz.curves import early_answering_curve
+from anchors.viz.export import standalone_html, write_figures, write_static
+from anchors.viz.graph import select_edges, sentence_graph
+from anchors.viz.matrices import head_map, sentence_heatmap, vertical_profile
+from anchors.viz.sentences import importance_bars, importance_by_position
+from anchors.viz.style import TAG_COLORS, metric_label
+
+__all__ = [
+    "TAG_COLORS",
+    "category_figure",
+    "early_answering_curve",
+    "head_map",
+    "importance_bars",
+    "importance_by_position",
+    "method_agreement",
+    "metric_label",
+    "select_edges",
+    "sentence_graph",
+    "sentence_heatmap",
+    "standalone_html",
+    "vertical_profile",
+    "write_figures",
+    "write_static",
+]

@@ -1,0 +1,68 @@
+"""Shared look: one colour per sentence function tag, readable names for tags and metrics, the base layout."""
+
+from __future__ import annotations
+
+import html
+
+import plotly.graph_objects as go
+
+# The taxonomy of methods.md §5, in the order legends list it. Colours from a colour-blind-safe palette (Okabe-Ito
+# plus two), fixed so that a tag looks the same in every figure and report.
+TAG_COLORS: dict[str, str] = {
+    "problem_setup": "#0072B2",
+    "plan_generation": "#D55E00",
+    "fact_retrieval": "#E69F00",
+    "active_computation": "#009E73",
+    "uncertainty_management": "#CC79A7",
+    "result_consolidation": "#56B4E9",
+    "self_checking": "#8C564B",
+    "final_answer_emission": "#000000",
+}
+UNTAGGED_COLOR = "#9E9E9E"
+POSITIVE_COLOR = "#B2182B"
+NEGATIVE_COLOR = "#2166AC"
+METRIC_LABELS: dict[str, str] = {
+    "accuracy": "accuracy",
+    "resampling_importance_accuracy": "resampling importance (accuracy)",
+    "resampling_importance_kl": "resampling importance (KL)",
+    "counterfactual_importance_accuracy": "counterfactual importance (accuracy)",
+    "counterfactual_importance_kl": "counterfactual importance (KL)",
+    "forced_importance_accuracy": "forced-answer importance (accuracy)",
+    "forced_importance_kl": "forced-answer importance (KL)",
+    "different_trajectories_fraction": "different-trajectories fraction",
+    "overdeterminedness": "overdeterminedness",
+    "receiver_score": "receiver-head score",
+}
+FONT = dict(family="Helvetica, Arial, sans-serif", size=13)
+
+
+def tag_color(tag: str | None) -> str:
+    return TAG_COLORS.get(tag or "", UNTAGGED_COLOR)
+
+
+def tag_label(tag: str | None) -> str:
+    return (tag or "untagged").replace("_", " ")
+
+
+def metric_label(metric: str) -> str:
+    return METRIC_LABELS.get(metric, metric.replace("_", " "))
+
+
+def tag_order(tags: list[str | None]) -> list[str | None]:
+    """Distinct tags, taxonomy order first, unknown tags alphabetically, untagged last."""
+    known = [t for t in TAG_COLORS if t in tags]
+    other = sorted({t for t in tags if t and t not in TAG_COLORS})
+    return known + other + ([None] if None in tags else [])
+
+
+def base_layout(fig: go.Figure, title: str | None, **layout: object) -> go.Figure:
+    fig.update_layout(title=dict(text=title, x=0.0, xref="paper", xanchor="left") if title else None, template="plotly_white",
+                      font=FONT, margin=dict(l=60, r=20, t=60 if title else 20, b=50), **layout)
+    return fig
+
+
+def short(text: str, limit: int = 90) -> str:
+    """One line of a sentence for a hover label: shortened (hover boxes don't wrap) and HTML-escaped, since
+    plotly reads tags such as <br> and <a> in labels and sentences are model output."""
+    text = " ".join(str(text).split())
+    return html.escape(text if len(text) <= limit else text[: limit - 1] + "…", quote=False)
