@@ -167,7 +167,46 @@ def scan(text: str) -> list[Token]:
         start, end = match.span()
         attached = bool(raw) and raw[-1].end == start  # glued to the previous token ("2x", "12cm")
         raw.append(Token(*_classify(kind, match.group()), start, end, attached))  # type: ignore[arg-type]
-    return _relations(_word_operators(_ranges(raw)))
+    return _drop_units(_relations(_word_operators(_ranges(raw))))
+
+
+def _drop_units(tokens: list[Token]) -> list[Token]:
+    """'12 apples (Tom) + 5 apples = 17 apples', '4 days * 15 pages/day = 60': unit words right after a
+    number are dropped when an operator or a relation follows them (so "5 and 3 + 2" keeps its "and")."""
+    out: list[Token] = []
+    i = 0
+    while i < len(tokens):
+        out.append(tokens[i])
+        if tokens[i].kind == "NUM":
+            end = _unit_end(tokens, i + 1)
+            if end > i + 1 and end < len(tokens) and tokens[end].kind in ("OP", "REL"):
+                i = end
+                continue
+        i += 1
+    return out
+
+
+def _unit_end(tokens: list[Token], start: int) -> int:
+    """End of a run of up to 4 unit words from `start`: plain words (2+ letters), 'pages/day', '(Tom)'."""
+    i, words = start, 0
+    while i < len(tokens) and words < 4:
+        if _is_unit_word(tokens[i]):
+            i, words = i + 1, words + 1
+        elif _is_op(tokens, i, "/") and words and i + 1 < len(tokens) and _is_unit_word(tokens[i + 1]) and tokens[i + 1].attached:
+            i += 1  # the word after the slash is taken next
+        elif tokens[i].kind == "LPAR" and words and i + 2 < len(tokens) and _is_unit_word(tokens[i + 1]) and tokens[i + 2].kind == "RPAR":
+            i += 3  # "(Tom)"
+        else:
+            break
+    return i
+
+
+def _is_unit_word(token: Token) -> bool:
+    return token.kind == "WORD" and len(token.text) >= 2 and token.text.isalpha()
+
+
+def _is_op(tokens: list[Token], i: int, text: str) -> bool:
+    return i < len(tokens) and tokens[i].kind == "OP" and tokens[i].text == text
 
 
 def _is_bullet(text: str, match: re.Match[str]) -> bool:
