@@ -15,7 +15,6 @@ from anchors.methods.mistakes import MistakesConfig, inserted_mistakes
 from anchors.methods.paraphrase import ParaphraseConfig, paraphrase_test, prefix_counts
 from anchors.methods.resilience import ResilienceConfig, resilience, select_sentences
 
-
 # ---------------------------------------------------------------------------------------------
 # Early answering
 # ---------------------------------------------------------------------------------------------

@@ -19,11 +19,15 @@ import numpy as np
 import pandas as pd
 
 from anchors.errors import InputError
-from anchors.methods.early_answering import EarlyAnsweringConfig, EarlyAnsweringPoint, EarlyAnsweringResult, EarlyAnsweringTrace, early_answering
+from anchors.methods.early_answering import (
+    EarlyAnsweringConfig, EarlyAnsweringPoint, EarlyAnsweringResult, EarlyAnsweringTrace, early_answering,
+)  # fmt: skip
 from anchors.methods.filler import FillerConfig, FillerResult, FillerRow, filler_tests
 from anchors.methods.mistakes import MistakeRow, MistakesConfig, MistakesResult, MistakeTrace, inserted_mistakes
-from anchors.methods.paraphrase import Paraphraser, ParaphraseConfig, ParaphraseResult, ParaphraseRow, paraphrase_test
-from anchors.methods.resilience import EmbedFn, ResilienceConfig, ResilienceResult, ResilienceRow, default_embedder, resilience
+from anchors.methods.paraphrase import ParaphraseConfig, Paraphraser, ParaphraseResult, ParaphraseRow, paraphrase_test
+from anchors.methods.resilience import (
+    EmbedFn, ResilienceConfig, ResilienceResult, ResilienceRow, default_embedder, resilience,
+)  # fmt: skip
 from anchors.methods.step_validity import (
     ClaimRow, ContingencyRow, SentenceValidity, StepValidityConfig, StepValidityResult, TraceValidity, step_validity,
 )  # fmt: skip
