@@ -23,8 +23,8 @@ no sentence can hang it; `arith_verdict` decides each claim.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, replace
+from typing import Any, Literal
 
 from anchors.methods.arith_eval import ArithError, ParseFailure, evaluate
 from anchors.methods.arith_scan import Token, scan
@@ -103,12 +103,12 @@ def extract_claims(sentence: str) -> list[Claim]:
         high = relations[j + 1] if j + 1 < len(relations) else len(tokens)
         left = _operand_before(tokens, low, at)
         right = _operand_after(tokens, at + 1, high)
-        if left is None or right is None or not _has_operator(left + right):
+        if left is None or right is None or _is_noun_phrase_tail(sentence, tokens, left, low, at):
             continue
-        if _is_noun_phrase_tail(sentence, tokens, left, low, at):
-            continue
-        claims.append(_claim(sentence, tokens, left, right, tokens[at].text, quotient))
-    return claims
+        if _has_operator(left + right) or _is_bare_equality(sentence, tokens, left, right, low, at):
+            claims.append(_claim(sentence, tokens, left, right, tokens[at].text, quotient))
+    claims += _verb_claims(sentence, tokens, relations, quotient)[: MAX_CLAIMS - len(claims)]
+    return sorted(claims, key=lambda c: c.start)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -201,6 +201,71 @@ def _is_noun_phrase_tail(sentence: str, tokens: list[Token], left: list[Token], 
     word_relation = sentence[relation.start : relation.start + 1].isalpha()
     first = at - len(left)
     return word_relation and not _has_operator(left) and first > low and tokens[first - 1].kind == "WORD"
+
+
+def _is_bare_equality(sentence: str, tokens: list[Token], left: list[Token], right: list[Token], low: int, at: int) -> bool:
+    """'56 cm² = 120 cm²': two different plain numbers around a written '=' (not a word relation, and not after
+    a word: "Step 2 = ...")."""
+    symbol = not sentence[tokens[at].start : tokens[at].start + 1].isalpha()
+    first = at - len(left)
+    after_word = first > low and tokens[first - 1].kind == "WORD"
+    differ = [t.text for t in left] != [t.text for t in right]  # "14 = 14" restates, it computes nothing
+    return symbol and not after_word and differ and _is_plain_number(left) and _is_plain_number(right)
+
+
+def _is_plain_number(tokens: Sequence[Token]) -> bool:
+    kinds = [t.kind for t in tokens]
+    return kinds == ["NUM"] or (kinds == ["OP", "NUM"] and tokens[0].text == "-")
+
+
+_VERBS = {  # verb -> (connector word, operator, whether the operands swap: "subtract a from b" is b - a)
+    "multiply": ("by", "*", False), "multiplied": ("by", "*", False), "multiplying": ("by", "*", False),
+    "divide": ("by", "/", False), "divided": ("by", "/", False), "dividing": ("by", "/", False),
+    "add": ("to", "+", True), "added": ("to", "+", True), "adding": ("to", "+", True),
+    "subtract": ("from", "-", True), "subtracted": ("from", "-", True), "subtracting": ("from", "-", True),
+}  # fmt: skip
+
+
+def _verb_claims(sentence: str, tokens: list[Token], relations: list[int], quotient: bool) -> list[Claim]:
+    """'divide 50 by 12, which gives 2', 'I multiplied 11*11 by 10 to get 101', 'added 40 to 40 to get 80':
+    a verb, two numeric operands joined by its connector word, and within three tokens a relation and a result."""
+    claims = []
+    for i, token in enumerate(tokens):
+        spec = _VERBS.get(token.text.lower()) if token.kind == "WORD" else None
+        found = _verb_operands(tokens, i + 1, spec[0], relations) if spec else None
+        if spec is None or found is None:
+            continue
+        a, b, relation, result = found
+        first, second = (b, a) if spec[2] else (a, b)
+        left = [_synthetic(first[0], "LPAR", "("), *first, _synthetic(first[-1], "RPAR", ")"), _synthetic(token, "OP", spec[1]),
+                _synthetic(second[0], "LPAR", "("), *second, _synthetic(second[-1], "RPAR", ")")]
+        claim = _claim(sentence, tokens, left, result, tokens[relation].text, quotient)
+        lhs = sentence[token.start : max(a[-1].end, b[-1].end)]
+        claims.append(replace(claim, start=token.start, text=sentence[token.start : claim.end], lhs=lhs))
+    return claims
+
+
+def _verb_operands(tokens: list[Token], start: int, connector: str, relations: list[int]) -> tuple[Any, ...] | None:
+    """(operand a, operand b, relation index, result) after a verb, or None."""
+    joint = next((j for j in range(start, min(start + MAX_OPERAND_TOKENS, len(tokens))) if tokens[j].kind == "WORD"), None)
+    if joint is None or tokens[joint].text.lower() != connector:
+        return None
+    a = _operand_after(tokens, start, joint)
+    relation = next((r for r in relations if r > joint), None)
+    if a is None or len(a) != joint - start or relation is None or tokens[relation].kind != "REL":
+        return None
+    b_end = next((j for j in range(joint + 1, relation) if tokens[j].kind not in ARITH_KINDS), relation)
+    b = _operand_after(tokens, joint + 1, b_end)
+    if b is None or relation - (joint + 1 + len(b)) > 3 or any(t.kind == "NUM" for t in tokens[joint + 1 + len(b) : relation]):
+        return None
+    following = next((r for r in relations if r > relation), len(tokens))
+    result = _operand_after(tokens, relation + 1, following)
+    return None if result is None else (a, b, relation, result)
+
+
+def _synthetic(near: Token, kind: str, text: str) -> Token:
+    """A bracket or operator the verb implies, placed at a real token's span (spans stay in the sentence)."""
+    return Token(kind, text, near.start, near.start, True)
 
 
 def _has_operator(tokens: Sequence[Token]) -> bool:

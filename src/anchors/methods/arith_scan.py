@@ -42,7 +42,18 @@ _CANONICAL_OPS = {
     "\\bmod": "mod", "\\mod": "mod",
 }  # fmt: skip
 _WORD_OPS = {"plus": "+", "minus": "-", "times": "*", "mod": "mod"}
-_RELATION_WORDS = {"equals", "equal", "is", "gives", "yields", "makes"}
+_RELATION_WORDS = {"equals", "equal", "is", "gives", "giving", "yields", "makes", "get", "gets"}
+# units that may be glued to a number ("19cm"); any other glued word makes the number symbolic ("2x", "3rd")
+# (no one-letter units: "2m", "3h" read as symbols)
+_GLUED_UNITS = {
+    "cm", "mm", "km", "kg", "mg", "ml", "sec", "min", "hr", "hrs", "ft", "lb", "lbs", "oz", "mph", "kmh", "kph",
+    "mi", "yd", "am", "pm", "dollars", "cents", "usd", "eur",
+}  # fmt: skip
+# words that join phrases and are never units ("0.06 and h = ..." keeps its "and")
+_NOT_UNITS = {
+    "and", "or", "then", "so", "but", "which", "that", "to", "by", "from", "of", "for", "with", "in", "on", "at",
+    "the", "is", "are", "was", "were", "we", "you", "it", "if", "as", "plus", "minus", "times", "mod", "over",
+}  # fmt: skip
 _APPROX_WORDS = {"approximately", "approx", "about", "roughly", "around", "nearly", "almost"}
 _NEGATIONS = {"not", "isn't", "doesn't", "never"}
 
@@ -72,15 +83,17 @@ def scan(text: str) -> list[Token]:
 
 
 def _drop_units(tokens: list[Token]) -> list[Token]:
-    """'12 apples (Tom) + 5 apples = 17 apples', '4 days * 15 pages/day = 60': unit words right after a
-    number are dropped when an operator or a relation follows them (so "5 and 3 + 2" keeps its "and")."""
+    """'12 apples (Tom) + 5 apples = 17 apples', '4 days * 15 pages/day = 60', '= 19cm', '60 cm²': unit
+    words right after a number are dropped when an operator, a relation, punctuation or the end follows them
+    (so "5 and 3 + 2" keeps its "and"); a word glued to the number must be a known unit ("2x" stays)."""
     out: list[Token] = []
     i = 0
     while i < len(tokens):
         out.append(tokens[i])
-        if tokens[i].kind == "NUM":
+        if tokens[i].kind == "NUM" and i + 1 < len(tokens):
             end = _unit_end(tokens, i + 1)
-            if end > i + 1 and end < len(tokens) and tokens[end].kind in ("OP", "REL"):
+            glued_ok = not tokens[i + 1].attached or tokens[i + 1].text.lower() in _GLUED_UNITS
+            if end > i + 1 and glued_ok and (end == len(tokens) or tokens[end].kind in ("OP", "REL", "PUNCT")):
                 i = end
                 continue
         i += 1
@@ -97,13 +110,16 @@ def _unit_end(tokens: list[Token], start: int) -> int:
             i += 1  # the word after the slash is taken next
         elif tokens[i].kind == "LPAR" and words and i + 2 < len(tokens) and _is_unit_word(tokens[i + 1]) and tokens[i + 2].kind == "RPAR":
             i += 3  # "(Tom)"
+        elif tokens[i].kind == "SUP" and words:
+            i += 1  # "cm²"
         else:
             break
     return i
 
 
 def _is_unit_word(token: Token) -> bool:
-    return token.kind == "WORD" and len(token.text) >= 2 and token.text.isalpha()
+    text = token.text.lower()
+    return token.kind == "WORD" and len(text) >= 2 and text.isalpha() and text not in _NOT_UNITS
 
 
 def _is_op(tokens: list[Token], i: int, text: str) -> bool:
