@@ -228,7 +228,7 @@ _VERBS = {  # verb -> (connector word, operator, whether the operands swap: "sub
 
 def _verb_claims(sentence: str, tokens: list[Token], relations: list[int], quotient: bool) -> list[Claim]:
     """'divide 50 by 12, which gives 2', 'I multiplied 11*11 by 10 to get 101', 'added 40 to 40 to get 80':
-    a verb, two numeric operands joined by its connector word, and within three tokens a relation and a result."""
+    a verb, two numeric operands joined by its connector word, and within four tokens a relation and a result."""
     claims = []
     for i, token in enumerate(tokens):
         spec = _VERBS.get(token.text.lower()) if token.kind == "WORD" else None
@@ -256,7 +256,7 @@ def _verb_operands(tokens: list[Token], start: int, connector: str, relations: l
         return None
     b_end = next((j for j in range(joint + 1, relation) if tokens[j].kind not in ARITH_KINDS), relation)
     b = _operand_after(tokens, joint + 1, b_end)
-    if b is None or relation - (joint + 1 + len(b)) > 3 or any(t.kind == "NUM" for t in tokens[joint + 1 + len(b) : relation]):
+    if b is None or relation - (joint + 1 + len(b)) > 4 or any(t.kind == "NUM" for t in tokens[joint + 1 + len(b) : relation]):
         return None
     following = next((r for r in relations if r > relation), len(tokens))
     result = _operand_after(tokens, relation + 1, following)

@@ -93,11 +93,17 @@ def _drop_units(tokens: list[Token]) -> list[Token]:
         if tokens[i].kind == "NUM" and i + 1 < len(tokens):
             end = _unit_end(tokens, i + 1)
             glued_ok = not tokens[i + 1].attached or tokens[i + 1].text.lower() in _GLUED_UNITS
-            if end > i + 1 and glued_ok and (end == len(tokens) or tokens[end].kind in ("OP", "REL", "PUNCT")):
+            if end > i + 1 and glued_ok and (end == len(tokens) or _ends_units(tokens[end])):
                 i = end
                 continue
         i += 1
     return out
+
+
+def _ends_units(token: Token) -> bool:
+    """What may follow units that are dropped: an operator, a relation, punctuation, or a verb's connector
+    ("multiply 42.5 km by 18")."""
+    return token.kind in ("OP", "REL", "PUNCT") or (token.kind == "WORD" and token.text.lower() in ("by", "to", "from"))
 
 
 def _unit_end(tokens: list[Token], start: int) -> int:
@@ -106,8 +112,8 @@ def _unit_end(tokens: list[Token], start: int) -> int:
     while i < len(tokens) and words < 4:
         if _is_unit_word(tokens[i]):
             i, words = i + 1, words + 1
-        elif _is_op(tokens, i, "/") and words and i + 1 < len(tokens) and _is_unit_word(tokens[i + 1]) and tokens[i + 1].attached:
-            i += 1  # the word after the slash is taken next
+        elif _is_op(tokens, i, "/") and words and i + 1 < len(tokens) and _after_slash(tokens[i + 1]):
+            i, words = i + 2, words + 1  # "pages/day", "km/h"
         elif tokens[i].kind == "LPAR" and words and i + 2 < len(tokens) and _is_unit_word(tokens[i + 1]) and tokens[i + 2].kind == "RPAR":
             i += 3  # "(Tom)"
         elif tokens[i].kind == "SUP" and words:
@@ -115,6 +121,10 @@ def _unit_end(tokens: list[Token], start: int) -> int:
         else:
             break
     return i
+
+
+def _after_slash(token: Token) -> bool:
+    return token.kind == "WORD" and token.attached and token.text.isalpha() and token.text.lower() not in _NOT_UNITS
 
 
 def _is_unit_word(token: Token) -> bool:
@@ -202,6 +212,8 @@ def _relations(tokens: list[Token]) -> list[Token]:
             out[-1] = _as(out[-1], "REL", "≈")
         elif word in _NEGATIONS and out and out[-1].kind == "REL":
             out[-1] = _as(out[-1], "NEQ", "≠")
+        elif word in ("us", "you", "me", "them") and out and out[-1].kind == "REL":
+            continue  # "which gives us 10"
         elif word in ("to",) and out and out[-1].kind in ("REL", "NEQ") and tokens[i - 1].text.lower() == "equal":
             continue
         elif word == "equal" and out and out[-1].kind in ("REL", "NEQ"):
