@@ -1,1 +1,1 @@
-"""Pure functions on numbers, arrays and tables (no models, no files): aggregation, agreement, statistics."""
+"""Pure functions on numbers, arrays and tables (no models, no files): statistics, KL, curves, aggregation."""

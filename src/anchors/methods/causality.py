@@ -1,0 +1,185 @@
+"""Does the trace cause the answer? All trace-level tests in one run, and the files they write.
+
+`run_causality` runs the chosen tests (`TESTS`) on a list of traces; `write_causality` writes their tables
+(JSONL + CSV, one pydantic record per row with `schema_version`), the early-answering curve (JSON + NPZ),
+`summary.json` (headline numbers) and `manifest.json` (what was run, with which sampler and settings) into one
+folder. The step-validity test needs no model; every other test samples from one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from anchors.errors import InputError
+from anchors.methods.early_answering import (
+    EarlyAnsweringConfig, EarlyAnsweringPoint, EarlyAnsweringResult, EarlyAnsweringTrace, early_answering,
+)  # fmt: skip
+from anchors.methods.filler import FillerConfig, FillerResult, FillerRow, filler_tests
+from anchors.methods.mistakes import MistakeRow, MistakesConfig, MistakesResult, MistakeTrace, inserted_mistakes
+from anchors.methods.paraphrase import ParaphraseConfig, Paraphraser, ParaphraseResult, ParaphraseRow, paraphrase_test
+from anchors.methods.resilience import (
+    EmbedFn, ResilienceConfig, ResilienceResult, ResilienceRow, default_embedder, resilience,
+)  # fmt: skip
+from anchors.methods.step_validity import (
+    ClaimRow, ContingencyRow, SentenceValidity, StepValidityConfig, StepValidityResult, TraceValidity, step_validity,
+)  # fmt: skip
+from anchors.methods.tables import SCHEMA_VERSION, write_json, write_table
+from anchors.methods.trace_sampling import TraceSampler
+from anchors.traces.records import Trace
+
+Progress = Callable[[Sequence[Trace], str], Iterator[Trace]]
+TESTS = ("validity", "early", "filler", "mistakes", "paraphrase", "resilience")
+MODEL_TESTS = frozenset(TESTS) - {"validity"}
+
+
+@dataclass(frozen=True)
+class CausalityConfig:
+    tests: tuple[str, ...] = TESTS
+    validity: StepValidityConfig = field(default_factory=StepValidityConfig)
+    early: EarlyAnsweringConfig = field(default_factory=EarlyAnsweringConfig)
+    filler: FillerConfig = field(default_factory=FillerConfig)
+    mistakes: MistakesConfig = field(default_factory=MistakesConfig)
+    paraphrase: ParaphraseConfig = field(default_factory=ParaphraseConfig)
+    resilience: ResilienceConfig = field(default_factory=ResilienceConfig)
+
+    def __post_init__(self) -> None:
+        unknown = [t for t in self.tests if t not in TESTS]
+        if unknown:
+            raise InputError(f"unknown test(s) {', '.join(unknown)}; choose from {', '.join(TESTS)}")
+
+    @property
+    def needs_model(self) -> bool:
+        return any(t in MODEL_TESTS for t in self.tests)
+
+
+@dataclass(frozen=True)
+class CausalityResult:
+    config: CausalityConfig
+    n_traces: int
+    sampler: str | None
+    validity: StepValidityResult | None = None
+    early: EarlyAnsweringResult | None = None
+    filler: FillerResult | None = None
+    mistakes: MistakesResult | None = None
+    paraphrase: ParaphraseResult | None = None
+    resilience: ResilienceResult | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """Headline numbers of every test that was run (absent: not run)."""
+        out: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "n_traces": self.n_traces, "sampler": self.sampler}
+        if self.validity:
+            out["validity"] = {**self.validity.summary(), "contingency": [r.model_dump() for r in self.validity.contingency()]}
+        if self.early:
+            out["early_answering"] = {**self.early.summary(), "buckets": self.early.buckets_frame().to_dict("records")}
+        if self.filler:
+            out["filler"] = self.filler.summary().to_dict("records")
+        if self.mistakes:
+            out["mistakes"] = _means(self.mistakes.to_pandas(), ["clean_match_rate", "corrupted_match_rate", "match_drop"])
+        if self.paraphrase:
+            out["paraphrase"] = _means(self.paraphrase.to_pandas(), ["original_match_rate", "paraphrase_match_rate", "match_drop"])
+        if self.resilience:
+            out["resilience"] = _means(self.resilience.to_pandas(), ["resilience", "ci_pp_match", "ci_pp_accuracy", "ci_pp_kl"])
+        return out
+
+    def to_pandas(self) -> pd.DataFrame:
+        """The summary flattened: one row per (test, quantity) with its value."""
+        rows = []
+        for test, values in self.summary().items():
+            if isinstance(values, dict):
+                rows.extend({"test": test, "quantity": k, "value": v} for k, v in values.items() if not isinstance(v, (list, dict)))
+            elif test == "filler":  # one record per condition
+                rows.extend({"test": test, "quantity": f"{r['condition']} {k}", "value": r[k]}
+                            for r in values for k in ("accuracy_mean", "match_rate_mean"))
+        return pd.DataFrame(rows, columns=["test", "quantity", "value"])
+
+
+def run_causality(
+    traces: Sequence[Trace], config: CausalityConfig = CausalityConfig(), *, sampler: TraceSampler | None = None,
+    embed: EmbedFn | Any | None = None, sentence_scores: Mapping[str, Sequence[float]] | None = None,
+    paraphraser: Paraphraser | None = None, progress: Progress | None = None,
+) -> CausalityResult:
+    """Run the chosen trace-level tests. `sampler` is needed for every test but `validity`; `embed` (texts ->
+    vectors) only for resilience (default: all-MiniLM-L6-v2)."""
+    if not traces:
+        raise InputError("no traces to test")
+    if config.needs_model and sampler is None:
+        raise InputError(f"the tests {', '.join(t for t in config.tests if t in MODEL_TESTS)} sample from a model: pass a sampler")
+    run = set(config.tests)
+    results: dict[str, Any] = {}
+    if "validity" in run:
+        results["validity"] = step_validity(traces, config.validity, progress=progress)
+    if "early" in run:
+        results["early"] = early_answering(sampler, traces, config.early, progress=progress)  # type: ignore[arg-type]
+    if "filler" in run:
+        results["filler"] = filler_tests(sampler, traces, config.filler, progress=progress)  # type: ignore[arg-type]
+    if "mistakes" in run:
+        results["mistakes"] = inserted_mistakes(sampler, traces, config.mistakes, progress=progress)  # type: ignore[arg-type]
+    if "paraphrase" in run:
+        results["paraphrase"] = paraphrase_test(sampler, traces, config.paraphrase, paraphraser=paraphraser, progress=progress)  # type: ignore[arg-type]
+    if "resilience" in run:
+        results["resilience"] = resilience(sampler, traces, embed or default_embedder(), config.resilience,  # type: ignore[arg-type]
+                                           sentence_scores=sentence_scores, progress=progress)
+    return CausalityResult(config=config, n_traces=len(traces), sampler=sampler.identity if sampler else None, **results)
+
+
+def write_causality(result: CausalityResult, out: str | Path, *, inputs: str | None = None) -> list[Path]:
+    """Write every table, curve and summary of `result` into the folder `out` (created); returns the files."""
+    folder = Path(out)
+    written: list[Path] = []
+    if result.validity:
+        v = result.validity
+        written += write_table(folder, "step_validity_claims", v.claims, ClaimRow)
+        written += write_table(folder, "step_validity_sentences", v.sentences, SentenceValidity)
+        written += write_table(folder, "step_validity_traces", v.traces, TraceValidity)
+        written += write_table(folder, "step_validity_contingency", v.contingency(), ContingencyRow)
+    if result.early:
+        written += write_table(folder, "early_answering_points", result.early.points, EarlyAnsweringPoint)
+        written += write_table(folder, "early_answering_traces", result.early.traces, EarlyAnsweringTrace)
+        written += _write_curve(folder, result.early.curve())
+    if result.filler:
+        written += write_table(folder, "filler", result.filler.rows, FillerRow)
+    if result.mistakes:
+        written += write_table(folder, "mistakes_sentences", result.mistakes.sentences, MistakeRow)
+        written += write_table(folder, "mistakes_traces", result.mistakes.traces, MistakeTrace)
+    if result.paraphrase:
+        written += write_table(folder, "paraphrase", result.paraphrase.rows, ParaphraseRow)
+    if result.resilience:
+        written += write_table(folder, "resilience", result.resilience.rows, ResilienceRow)
+    written.append(write_json(folder / "summary.json", result.summary()))
+    written.append(write_json(folder / "manifest.json", _manifest(result, inputs, [p.name for p in written])))
+    return written
+
+
+def _write_curve(folder: Path, curve: dict[str, Any]) -> list[Path]:
+    json_path = write_json(folder / "early_answering_curve.json", curve)
+    npz_path = folder / "early_answering_curve.npz"
+    arrays = {k: np.asarray(v, dtype=float) for k, v in curve.items() if k not in ("trace_ids", "schema_version")}
+    np.savez(npz_path, schema_version=np.array(SCHEMA_VERSION), trace_ids=np.array(curve["trace_ids"], dtype=str), **arrays)
+    return [json_path, npz_path]
+
+
+def _manifest(result: CausalityResult, inputs: str | None, files: list[str]) -> dict[str, Any]:
+    from anchors import __version__
+
+    return {
+        "schema_version": SCHEMA_VERSION, "anchors_version": __version__,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "inputs": inputs, "n_traces": result.n_traces, "sampler": result.sampler, "tests": list(result.config.tests),
+        "config": dataclasses.asdict(result.config), "files": sorted(files + ["manifest.json"]),
+    }  # fmt: skip
+
+
+def _means(table: pd.DataFrame, columns: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {"n_rows": len(table)}
+    for column in columns:
+        values = pd.to_numeric(table[column], errors="coerce") if len(table) else pd.Series(dtype=float)
+        out[f"{column}_mean"] = float(values.mean()) if values.notna().any() else float("nan")
+    return out

