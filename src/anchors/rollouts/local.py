@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from anchors.models import ModelHandle
 
 ENGINE_VERSION = 1  # bump when a change alters which tokens a seed gives
+NUCLEUS_CANDIDATES = 256
 
 
 @dataclass
@@ -220,29 +221,55 @@ def choose_tokens(logits: torch.Tensor, params: SamplingParams, uniforms: torch.
                   want_logprobs: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
     """One token per row: temperature + nucleus (top-p) sampling by inverse CDF with the row's uniform.
 
-    Row-wise only (sort, cumsum, search), so a row's token never depends on the other rows. Temperature 0
-    is greedy. Logprobs are of the chosen token under the model's unmodified distribution.
+    Row-wise only (top-k, sort, cumsum, search), so a row's token never depends on the other rows. Temperature
+    0 is greedy. Logprobs are of the chosen token under the model's unmodified distribution.
     """
     import torch
 
-    logprobs = None
-    if want_logprobs:
-        logprobs = torch.log_softmax(logits, dim=-1)
+    logprobs = torch.log_softmax(logits, dim=-1) if want_logprobs else None
     if params.temperature <= 0:
         chosen = logits.argmax(dim=-1)
+    elif params.top_p >= 1:
+        probs = torch.softmax(logits / params.temperature, dim=-1)
+        chosen = _pick(probs, torch.arange(probs.shape[-1], device=probs.device).expand_as(probs), 1.0, uniforms)
     else:
-        ordered, order = torch.sort(logits / params.temperature, dim=-1, descending=True, stable=True)
-        probs = torch.softmax(ordered, dim=-1)
-        # Keep the smallest top set whose mass reaches top_p (the top token always stays), as HF's warper does.
-        probs = probs * ((probs.cumsum(dim=-1) - probs) < params.top_p)
-        cdf = probs.double().cumsum(dim=-1)
-        target = uniforms.to(cdf.device).view(-1, 1) * cdf[:, -1:]
-        position = torch.searchsorted(cdf, target, right=True).clamp(max=cdf.shape[-1] - 1)
-        chosen = order.gather(-1, position).view(-1)
+        chosen = _nucleus(logits / params.temperature, params.top_p, uniforms)
     chosen = chosen.cpu()
     if logprobs is not None:
         logprobs = logprobs.gather(-1, chosen.view(-1, 1).to(logprobs.device)).view(-1).cpu()
     return chosen, logprobs
+
+
+def _nucleus(scaled: torch.Tensor, top_p: float, uniforms: torch.Tensor) -> torch.Tensor:
+    """Sorting a whole vocabulary per row per step costs as much as a small model's forward pass; the
+    nucleus almost always lies among the top NUCLEUS_CANDIDATES tokens, so only rows where it does not
+    (flat distributions) take the full sort. Which path a row takes depends on that row alone."""
+    import torch
+
+    values, order = torch.topk(scaled, min(NUCLEUS_CANDIDATES, scaled.shape[-1]), dim=-1)
+    probs = torch.exp(values - torch.logsumexp(scaled, dim=-1, keepdim=True))
+    wide = probs.sum(dim=-1) < top_p
+    chosen = torch.empty(scaled.shape[0], dtype=torch.long, device=scaled.device)
+    narrow = ~wide
+    if narrow.any():
+        chosen[narrow] = _pick(probs[narrow], order[narrow], top_p, uniforms[narrow.cpu()])
+    if wide.any():
+        ordered, full_order = torch.sort(scaled[wide], dim=-1, descending=True, stable=True)
+        chosen[wide] = _pick(torch.softmax(ordered, dim=-1), full_order, top_p, uniforms[wide.cpu()])
+    return chosen
+
+
+def _pick(probs: torch.Tensor, order: torch.Tensor, top_p: float, uniforms: torch.Tensor) -> torch.Tensor:
+    """Inverse-CDF draw from `probs` (sorted high to low when top_p < 1), kept to the top-p nucleus: the
+    smallest top set whose mass reaches top_p (the top token always stays), as HF's warper keeps."""
+    import torch
+
+    if top_p < 1:
+        probs = probs * ((probs.cumsum(dim=-1) - probs) < top_p)
+    cdf = probs.double().cumsum(dim=-1)
+    target = uniforms.to(cdf.device).view(-1, 1) * cdf[:, -1:]
+    position = torch.searchsorted(cdf, target, right=True).clamp(max=cdf.shape[-1] - 1)
+    return order.gather(-1, position).view(-1)
 
 
 def _tokens_covering(handle: ModelHandle, ids: list[int], wanted: str) -> int:
