@@ -36,6 +36,8 @@ NEUTRAL_SAMPLING = {
     "llama.cpp": {"top_k": 0, "min_p": 0.0, "repeat_penalty": 1.0, "presence_penalty": 0.0, "frequency_penalty": 0.0},
     "openai": {},
 }
+# llama-cpp-python's server ignores `n` (one choice per call); the others sample n choices from one prefill.
+DEFAULT_N_PER_REQUEST = {"vllm": 16, "sglang": 16, "llama.cpp": 1, "openai": 16}
 RETRY_STATUS = {408, 409, 425, 429}
 
 
@@ -56,7 +58,7 @@ class OpenAICompatibleSampler:
 
     def __init__(self, base_urls: Sequence[str], model: str, *, api_key_env: str = "OPENAI_API_KEY",
                  server_kind: str = "vllm", concurrency: int = 8, timeout_s: float = 600.0, max_retries: int = 4,
-                 backoff_s: float = 0.5, n_per_request: int = 16, think_open: str = "<think>",
+                 backoff_s: float = 0.5, n_per_request: int | None = None, think_open: str = "<think>",
                  think_close: str = "</think>", tokenizer: Any = None, extra_body: dict[str, Any] | None = None,
                  check_model: bool = True) -> None:
         if not base_urls:
@@ -66,7 +68,8 @@ class OpenAICompatibleSampler:
         self.base_urls = [_api_base(url) for url in base_urls]
         self.model, self.api_key_env, self.server_kind = model, api_key_env, server_kind
         self.concurrency, self.timeout_s = concurrency, timeout_s
-        self.max_retries, self.backoff_s, self.n_per_request = max_retries, backoff_s, max(1, n_per_request)
+        self.max_retries, self.backoff_s = max_retries, backoff_s
+        self.n_per_request = max(1, n_per_request or DEFAULT_N_PER_REQUEST[server_kind])
         self.think_open, self.think_close, self.tokenizer = think_open, think_close, tokenizer
         self.extra_body = {**NEUTRAL_SAMPLING[server_kind], **(extra_body or {})}
         self.check_model = check_model
