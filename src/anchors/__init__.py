@@ -30,6 +30,13 @@ _EXPORTS: dict[str, str] = {
     "PromptTemplate": "anchors.models",
     "available_models": "anchors.models",
     "generate_traces": "anchors.rollouts.generate",
+    "PrefixRequest": "anchors.rollouts.base",
+    "Rollout": "anchors.rollouts.base",
+    "SamplingParams": "anchors.rollouts.base",
+    "collect_rollouts": "anchors.rollouts.jobs",
+    "make_sampler": "anchors.rollouts.factory",
+    "resampling_requests": "anchors.rollouts.schedule",
+    "RolloutStore": "anchors.rollouts.store",
     "AnchorsError": "anchors.errors",
     "InputError": "anchors.errors",
     "ModelLoadError": "anchors.errors",
@@ -54,7 +61,12 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # static type checkers and IDEs see the real names
     from anchors.errors import AnchorsError, InputError, ModelLoadError
     from anchors.models import ModelHandle, PromptTemplate, available_models, load_model
+    from anchors.rollouts.base import PrefixRequest, Rollout, SamplingParams
+    from anchors.rollouts.factory import make_sampler
     from anchors.rollouts.generate import generate_traces
+    from anchors.rollouts.jobs import collect_rollouts
+    from anchors.rollouts.schedule import resampling_requests
+    from anchors.rollouts.store import RolloutStore
     from anchors.traces.answers import Grade, GradeStatus, extract_answer, grade
     from anchors.traces.jsonl import read_traces, write_traces
     from anchors.traces.records import SamplingSettings, Trace

@@ -4,6 +4,7 @@ GGUF on 127.0.0.1 (installed by the project's own `make install`, like every tes
 from __future__ import annotations
 
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -96,8 +97,15 @@ def test_server_killed_mid_job_keeps_the_finished_rollouts_and_a_restart_complet
     requests = [PrefixRequest(key=f"t/{i}", prompt_text=PROMPT + "Step", n=2, seed=i) for i in range(6)]
     params = SamplingParams(max_new_tokens=16)
 
+    def stored() -> int:
+        try:
+            with sqlite3.connect(store, timeout=5) as connection:
+                return int(connection.execute("SELECT count(*) FROM rollouts").fetchone()[0])
+        except sqlite3.Error:
+            return 0  # not created yet
+
     def kill_after_two() -> None:
-        while RolloutStore(store, commit_every_s=0).count() < 2 if store.exists() else True:
+        while stored() < 2:
             time.sleep(0.05)
         running.kill()
 
