@@ -39,9 +39,12 @@ def test_conformance(tiny) -> None:
     assert any(r.finish_reason == "stop" for r in got)
 
 
-def test_greedy_matches_hugging_face_generate(tiny) -> None:
+@pytest.mark.parametrize("attention", [None, "sdpa"])
+def test_greedy_matches_hugging_face_generate(tiny, attention) -> None:
     requests = nested_requests(tiny, n=3)
-    out = run(LocalEngine(tiny, batch_size=2), requests, SamplingParams(max_new_tokens=16, temperature=0.0))
+    engine = LocalEngine(tiny, batch_size=2, attention=attention)
+    out = run(engine, requests, SamplingParams(max_new_tokens=16, temperature=0.0))
+    assert tiny.hf_model.config._attn_implementation == "eager"  # restored for white-box use
     for request in requests:
         reference = sample(tiny, list(request.prompt_ids), max_new_tokens=16, temperature=0.0, seed=0)[0]
         assert all(tuple(r.token_ids) == reference.token_ids for r in out[request.key])
@@ -63,12 +66,13 @@ def test_rollouts_do_not_depend_on_batch_layout_or_prefix_sharing(tiny) -> None:
 def test_sliced_prefix_cache_equals_a_fresh_encoding(tiny) -> None:
     import torch
 
-    engine = LocalEngine(tiny)
+    from anchors.models.kvcache import encode_prefix, repeated_cache
+
     long_ids = tuple(nested_requests(tiny)[2].prompt_ids)
     short = long_ids[:-6]
     with torch.inference_mode():
-        sliced = engine._unit_cache(engine._prefill(long_ids), len(short), 2)
-        fresh = engine._unit_cache(engine._prefill(short), len(short), 2)
+        sliced = repeated_cache(tiny, encode_prefix(tiny, long_ids, chunk=7), len(short), 2, len(long_ids))
+        fresh = repeated_cache(tiny, encode_prefix(tiny, short), len(short), 2, len(long_ids))
         last = torch.tensor([[long_ids[len(short)]]] * 2)
         a = tiny.hf_model(input_ids=last, past_key_values=sliced, use_cache=True).logits
         b = tiny.hf_model(input_ids=last, past_key_values=fresh, use_cache=True).logits

@@ -52,13 +52,16 @@ class LocalEngine:
     """Implements `Sampler` on a loaded model (any device, fp32 / bf16)."""
 
     def __init__(self, handle: ModelHandle, *, batch_size: int = 32, prefill_chunk: int = 1024,
-                 share_nested: bool = True) -> None:
+                 share_nested: bool = True, attention: str | None = "sdpa") -> None:
+        """`attention`: the implementation used while sampling ("sdpa", or None for the model's own; the
+        handle's eager attention is restored afterwards for white-box use)."""
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self.handle = handle
         self.batch_size = batch_size
         self.prefill_chunk = prefill_chunk
         self.share_nested = share_nested
+        self.attention = attention
 
     @cached_property
     def identity(self) -> str:
@@ -72,22 +75,27 @@ class LocalEngine:
         import transformers
 
         return {"engine": "anchors.local", "engine_version": ENGINE_VERSION, "batch_size": self.batch_size,
+                "attention": self.attention or self.handle.hf_model.config._attn_implementation,
                 "torch": torch.__version__, "transformers": transformers.__version__,
                 "threads": torch.get_num_threads(), "model_source": self.handle.source}
 
     def sample(self, requests: Sequence[PrefixRequest], params: SamplingParams) -> Iterator[Rollout]:
         import torch
 
+        from anchors.models.kvcache import encode_prefix, fast_attention
+
         prompts = [self._prompt_ids(r) for r in requests]
-        with torch.inference_mode():
-            for group in nesting_groups(prompts) if self.share_nested else [[i] for i in range(len(prompts))]:
-                if not any(requests[i].wanted_indices() for i in group):
-                    continue
-                # The group's longest prompt is encoded even when only shorter ones are wanted: the cache
-                # a unit starts from must not depend on what a store already holds.
-                kv = self._prefill(prompts[group[0]][:-1])
-                for i in group:
-                    yield from self._sample_request(requests[i], prompts[i], kv, params)
+        groups = nesting_groups(prompts) if self.share_nested else [[i] for i in range(len(prompts))]
+        for group in groups:
+            if not any(requests[i].wanted_indices() for i in group):
+                continue
+            # The group's longest prompt is encoded even when only shorter ones are wanted: the cache a unit
+            # starts from must not depend on what a store already holds. (Attention is switched per group,
+            # never across a `yield`, so the caller may use the handle's eager attention in between.)
+            with torch.inference_mode(), fast_attention(self.handle, self.attention):
+                kv = encode_prefix(self.handle, prompts[group[0]][:-1], self.prefill_chunk)
+            for i in group:
+                yield from self._sample_request(requests[i], prompts[i], kv, params)
 
     # -- planning -------------------------------------------------------------------------------------
 
@@ -117,41 +125,24 @@ class LocalEngine:
 
     # -- model work -----------------------------------------------------------------------------------
 
-    def _prefill(self, ids: tuple[int, ...]) -> list[Any]:
-        """Per layer (keys, values) of `ids`, encoded in fixed-size chunks (bounded attention memory)."""
-        import torch
-        from transformers import DynamicCache
-        from transformers.cache_utils import DynamicLayer
-
-        cache = DynamicCache(config=self.handle.hf_model.config)
-        tensor = torch.tensor([list(ids)], dtype=torch.long, device=self.handle.device)
-        for start in range(0, len(ids), self.prefill_chunk):
-            self.handle.hf_model(input_ids=tensor[:, start:start + self.prefill_chunk], past_key_values=cache,
-                                 use_cache=True, logits_to_keep=1)
-        if not ids:
-            return []
-        if any(type(layer) is not DynamicLayer for layer in cache.layers):
-            raise NotImplementedError("models with sliding-window or linear-attention layers need share_nested=False")
-        return [(layer.keys, layer.values) for layer in cache.layers]
-
-    def _unit_cache(self, kv: list[Any], length: int, rows: int) -> Any:
-        from transformers import DynamicCache
-
-        config = self.handle.hf_model.config
-        if length == 0:
-            return DynamicCache(config=config)
-        cache = DynamicCache(ddp_cache_data=[(k[:, :, :length], v[:, :, :length]) for k, v in kv], config=config)
-        cache.batch_repeat_interleave(rows)
-        return cache
-
     def _decode(self, ids: tuple[int, ...], kv: list[Any], rows: list[_Row], params: SamplingParams,
                 rule: StopRule) -> float:
         """Sample every row to its end; returns the seconds it took."""
         import torch
 
+        from anchors.models.kvcache import fast_attention, repeated_cache
+
         began = time.perf_counter()
         budget = min(params.max_new_tokens, self.handle.context_length - len(ids))
-        cache = self._unit_cache(kv, len(ids) - 1, len(rows))
+        with torch.inference_mode(), fast_attention(self.handle, self.attention):
+            cache = repeated_cache(self.handle, kv, len(ids) - 1, len(rows), len(ids) + budget)
+            self._decode_rows(ids, cache, rows, params, rule, budget)
+        return time.perf_counter() - began
+
+    def _decode_rows(self, ids: tuple[int, ...], cache: Any, rows: list[_Row], params: SamplingParams,
+                     rule: StopRule, budget: int) -> None:
+        import torch
+
         uniforms = torch.stack([_uniforms(row.seed, budget) for row in rows])
         active = list(range(len(rows)))
         inputs = torch.full((len(rows), 1), ids[-1], dtype=torch.long, device=self.handle.device)
@@ -168,7 +159,6 @@ class LocalEngine:
                 cache.batch_select_indices(torch.tensor(keep, device=self.handle.device))
             active = [active[j] for j in keep]
             inputs = chosen[keep].view(-1, 1).to(self.handle.device)
-        return time.perf_counter() - began
 
     def _advance(self, row: _Row, token: int, logprob: float | None, rule: StopRule, budget: int) -> None:
         if token in self.handle.eos_token_ids:
