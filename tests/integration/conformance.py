@@ -11,8 +11,13 @@ def strip(rollouts: list[Rollout]) -> list[Rollout]:
     return [r.model_copy(update={"elapsed_s": None}) for r in rollouts]
 
 
-def check_contract(sampler: Sampler, prompts: list[str], *, max_new_tokens: int = 12) -> dict[str, list[Rollout]]:
-    """Shape, seeds, budget, determinism and index subsets; returns the first run's rollouts."""
+def check_contract(sampler: Sampler, prompts: list[str], *, max_new_tokens: int = 12,
+                   exact: bool = True) -> dict[str, list[Rollout]]:
+    """Shape, seeds, budget, determinism and index subsets; returns the first run's rollouts.
+
+    `exact=False` for servers: their numerics depend on their own batching and prompt-cache history (a
+    llama.cpp server re-evaluates a different part of a prompt depending on the call before), so a repeated
+    or resumed rollout is a fresh sample of the same distribution rather than the same bits."""
     params = SamplingParams(max_new_tokens=max_new_tokens, temperature=0.8, top_p=0.95)
     requests = [PrefixRequest(key=f"trace/{i}", prompt_text=p, n=3, seed=11 + i) for i, p in enumerate(prompts)]
     first = collect_rollouts(sampler, requests, params, progress=False)
@@ -25,10 +30,16 @@ def check_contract(sampler: Sampler, prompts: list[str], *, max_new_tokens: int 
         assert all(r.completion_tokens <= max_new_tokens for r in got)
         assert all(r.completion_tokens == max_new_tokens for r in got if r.finish_reason == "length")
     again = collect_rollouts(sampler, requests, params, progress=False)
-    assert {k: strip(v) for k, v in again.items()} == {k: strip(v) for k, v in first.items()}
     subset = [PrefixRequest(key=r.key, prompt_text=r.prompt_text, n=3, seed=r.seed, indices=(2,)) for r in requests]
     picked = collect_rollouts(sampler, subset, params, progress=False)
-    assert {k: strip(v) for k, v in picked.items()} == {k: strip(v[2:]) for k, v in first.items()}
+    if exact:
+        assert {k: strip(v) for k, v in again.items()} == {k: strip(v) for k, v in first.items()}
+        assert {k: strip(v) for k, v in picked.items()} == {k: strip(v[2:]) for k, v in first.items()}
+    else:
+        assert {k: [(r.index, r.seed) for r in v] for k, v in again.items()} == \
+            {k: [(r.index, r.seed) for r in v] for k, v in first.items()}
+        assert {k: [(r.index, r.seed) for r in v] for k, v in picked.items()} == \
+            {k: [(r.index, r.seed) for r in v[2:]] for k, v in first.items()}
     return first
 
 

@@ -42,7 +42,8 @@ class LlamaServer:
         with log.open("ab") as sink:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", ALIAS,
-                 "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", "1024", "--n_threads", "1"],
+                 "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", "1024", "--n_threads", "1",
+                 "--interrupt_requests", "False"],
                 stdout=sink, stderr=sink)
         self._wait(log)
 
@@ -76,8 +77,22 @@ def sampler(url: str, **options) -> OpenAICompatibleSampler:
 
 
 def test_conformance(server) -> None:
-    check_contract(sampler(server.url), [PROMPT, PROMPT + "First,"], max_new_tokens=8)
+    engine = sampler(server.url)
+    assert engine.concurrency == 1 and engine.n_per_request == 1  # the llama.cpp server's limits
+    check_contract(engine, [PROMPT, PROMPT + "First,"], max_new_tokens=8, exact=False)
     check_stop_string(sampler(server.url), PROMPT, stop=" ", max_new_tokens=12)
+
+
+def test_the_seed_reaches_the_server(server) -> None:
+    params = SamplingParams(max_new_tokens=10, temperature=1.0, top_p=1.0)
+
+    def texts(seed: int) -> list[str]:
+        request = PrefixRequest(key="trace/seed", prompt_text=PROMPT, n=3, seed=seed)
+        return [r.text for r in collect_rollouts(sampler(server.url), [request], params, progress=False)["trace/seed"]]
+
+    texts(0)  # after the same call, the server's prompt cache is in the same state for both runs below
+    first, second, other = texts(0), texts(0), texts(1)
+    assert first == second and first != other
 
 
 def test_boxed_answer_stop(server) -> None:

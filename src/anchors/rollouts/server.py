@@ -38,6 +38,9 @@ NEUTRAL_SAMPLING = {
 }
 # llama-cpp-python's server ignores `n` (one choice per call); the others sample n choices from one prefill.
 DEFAULT_N_PER_REQUEST = {"vllm": 16, "sglang": 16, "llama.cpp": 1, "openai": 16}
+# llama-cpp-python's server runs one call at a time and, by default, cuts a running call short when the next
+# one arrives (`interrupt_requests`): one call in flight keeps every rollout whole.
+DEFAULT_CONCURRENCY = {"vllm": 8, "sglang": 8, "llama.cpp": 1, "openai": 8}
 RETRY_STATUS = {408, 409, 425, 429}
 
 
@@ -57,7 +60,7 @@ class OpenAICompatibleSampler:
     """Implements `Sampler` against one or more OpenAI-compatible servers."""
 
     def __init__(self, base_urls: Sequence[str], model: str, *, api_key_env: str = "OPENAI_API_KEY",
-                 server_kind: str = "vllm", concurrency: int = 8, timeout_s: float = 600.0, max_retries: int = 4,
+                 server_kind: str = "vllm", concurrency: int | None = None, timeout_s: float = 600.0, max_retries: int = 4,
                  backoff_s: float = 0.5, n_per_request: int | None = None, think_open: str = "<think>",
                  think_close: str = "</think>", tokenizer: Any = None, extra_body: dict[str, Any] | None = None,
                  check_model: bool = True) -> None:
@@ -67,7 +70,8 @@ class OpenAICompatibleSampler:
             raise ValueError(f"server_kind must be one of {sorted(NEUTRAL_SAMPLING)}, not {server_kind!r}")
         self.base_urls = [_api_base(url) for url in base_urls]
         self.model, self.api_key_env, self.server_kind = model, api_key_env, server_kind
-        self.concurrency, self.timeout_s = concurrency, timeout_s
+        self.concurrency = max(1, concurrency or DEFAULT_CONCURRENCY[server_kind])
+        self.timeout_s = timeout_s
         self.max_retries, self.backoff_s = max_retries, backoff_s
         self.n_per_request = max(1, n_per_request or DEFAULT_N_PER_REQUEST[server_kind])
         self.think_open, self.think_close, self.tokenizer = think_open, think_close, tokenizer
