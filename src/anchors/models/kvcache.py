@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 
     from anchors.models.handle import ModelHandle
 
-PrefixKV = list[tuple["torch.Tensor", "torch.Tensor"]]  # per layer: keys, values [1, kv_head, tok, dim]
+# per layer: keys and values, each [1, kv_head, tok, head_dim]
+PrefixKV = list[tuple["torch.Tensor", "torch.Tensor"]]
 
 
 def encode_prefix(handle: ModelHandle, ids: Sequence[int], chunk: int = 1024) -> PrefixKV:

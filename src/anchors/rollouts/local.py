@@ -29,6 +29,7 @@ from anchors.rollouts.stops import StopRule
 
 if TYPE_CHECKING:
     import torch
+    from jaxtyping import Float, Int
 
     from anchors.models import ModelHandle
 
@@ -207,8 +208,9 @@ def _uniforms(seed: int, count: int) -> torch.Tensor:
     return torch.rand(max(count, 1), generator=generator, dtype=torch.float64)
 
 
-def choose_tokens(logits: torch.Tensor, params: SamplingParams, uniforms: torch.Tensor,
-                  want_logprobs: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+def choose_tokens(logits: Float[torch.Tensor, "rollout vocab"], params: SamplingParams,
+                  uniforms: Float[torch.Tensor, " rollout"], want_logprobs: bool = False,
+                  ) -> tuple[Int[torch.Tensor, " rollout"], Float[torch.Tensor, " rollout"] | None]:
     """One token per row: temperature + nucleus (top-p) sampling by inverse CDF with the row's uniform.
 
     Row-wise only (top-k, sort, cumsum, search), so a row's token never depends on the other rows. Temperature
