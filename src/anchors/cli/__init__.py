@@ -109,3 +109,4 @@ class Inputs:
 from anchors.cli import basic  # noqa: E402,F401
 from anchors.cli import figures  # noqa: E402,F401
 from anchors.cli import causality  # noqa: E402,F401
+from anchors.cli import resample  # noqa: E402,F401

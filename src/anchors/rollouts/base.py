@@ -49,6 +49,18 @@ class PrefixRequest:
     seed: int
     prompt_ids: tuple[int, ...] | None = None
     meta: dict[str, object] = field(default_factory=dict, compare=False, hash=False)
+    # Only these rollout indices (each in range(n)); None means all of them. Resumed jobs use it to ask for
+    # what the store lacks; a sampler that ignores it still works (extra rollouts are discarded).
+    indices: tuple[int, ...] | None = None
+
+    def wanted_indices(self) -> tuple[int, ...]:
+        """The rollout indices this request asks for, in increasing order."""
+        return tuple(range(self.n)) if self.indices is None else tuple(sorted(set(self.indices)))
+
+    def prompt_hash(self) -> str:
+        """Hash of exactly what the model is given: the prompt text and, when fixed, its token ids."""
+        ids = list(self.prompt_ids) if self.prompt_ids is not None else None
+        return hashlib.sha256(json.dumps([self.prompt_text, ids]).encode()).hexdigest()[:32]
 
 
 class Rollout(BaseModel):
@@ -66,6 +78,8 @@ class Rollout(BaseModel):
     completion_tokens: int = 0
     logprobs: list[float] | None = None
     error: str | None = None
+    # Wall-clock seconds spent on this rollout's share of its batch (provenance, not part of the result).
+    elapsed_s: float | None = None
 
     @property
     def ok(self) -> bool:

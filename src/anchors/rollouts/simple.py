@@ -28,7 +28,7 @@ class SequentialSampler:
     def sample(self, requests: Sequence[PrefixRequest], params: SamplingParams) -> Iterator[Rollout]:
         for request in requests:
             ids = list(request.prompt_ids) if request.prompt_ids else self.handle.encode(request.prompt_text)
-            for index in range(request.n):
+            for index in request.wanted_indices():
                 yield self._one(request, ids, index, params)
 
     def _one(self, request: PrefixRequest, ids: list[int], index: int, params: SamplingParams) -> Rollout:

@@ -1,0 +1,133 @@
+"""The local shared-prefix engine on the tiny random Qwen2 (and the bundled SmolLM2 where a real model matters)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from anchors.errors import InputError
+from anchors.models import load_model, sample
+from anchors.rollouts.base import PrefixRequest, SamplingParams
+from anchors.rollouts.factory import make_sampler
+from anchors.rollouts.jobs import collect_rollouts
+from anchors.rollouts.local import LocalEngine
+from conformance import check_boxed_stop, check_contract, check_stop_string, strip
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return load_model("tiny-qwen2", device="cpu")
+
+
+def nested_requests(handle, n: int = 5, seed: int = 1) -> list[PrefixRequest]:
+    """Three prefixes of one trace, as resampling asks for them: each inside the next."""
+    ids = handle.encode_prompt("What is 2+2?", "First, add two and two. That makes four. So the answer")
+    cuts = [len(ids) - 12, len(ids) - 6, len(ids)]
+    return [PrefixRequest(key=f"t/{i}", prompt_text=handle.decode(ids[:cut]), prompt_ids=tuple(ids[:cut]), n=n,
+                          seed=seed + i) for i, cut in enumerate(cuts)]
+
+
+def run(engine, requests, params):
+    return collect_rollouts(engine, requests, params, progress=False)
+
+
+def test_conformance(tiny) -> None:
+    prompts = [tiny.template.render("What is 2+2?", "First"), tiny.template.render("What is 3+5?")]
+    check_contract(LocalEngine(tiny, batch_size=2), prompts)
+    got = check_stop_string(LocalEngine(tiny), prompts[0], stop="e")
+    assert any(r.finish_reason == "stop" for r in got)
+
+
+@pytest.mark.parametrize("attention", [None, "sdpa"])
+def test_greedy_matches_hugging_face_generate(tiny, attention) -> None:
+    requests = nested_requests(tiny, n=3)
+    engine = LocalEngine(tiny, batch_size=2, attention=attention)
+    out = run(engine, requests, SamplingParams(max_new_tokens=16, temperature=0.0))
+    assert tiny.hf_model.config._attn_implementation == "eager"  # restored for white-box use
+    for request in requests:
+        reference = sample(tiny, list(request.prompt_ids), max_new_tokens=16, temperature=0.0, seed=0)[0]
+        assert all(tuple(r.token_ids) == reference.token_ids for r in out[request.key])
+        assert all(r.text == reference.text for r in out[request.key])
+
+
+def test_rollouts_do_not_depend_on_batch_layout_or_prefix_sharing(tiny) -> None:
+    params = SamplingParams(max_new_tokens=16, temperature=1.0, top_p=0.9)
+    requests = nested_requests(tiny)
+    shared = run(LocalEngine(tiny, batch_size=4), requests, params)
+    alone = run(LocalEngine(tiny, batch_size=1, share_nested=False), requests, params)
+    assert {k: strip(v) for k, v in shared.items()} == {k: strip(v) for k, v in alone.items()}
+    texts = [r.text for v in shared.values() for r in v]
+    assert len(set(texts)) == len(texts)  # every row sampled with its own randomness
+    reseeded = run(LocalEngine(tiny, batch_size=4), nested_requests(tiny, seed=2), params)
+    assert strip(reseeded["t/0"]) != strip(shared["t/1"]) and [r.text for r in reseeded["t/0"]] != [r.text for r in shared["t/0"]]
+
+
+def test_sliced_prefix_cache_equals_a_fresh_encoding(tiny) -> None:
+    import torch
+
+    from anchors.models.kvcache import encode_prefix, repeated_cache
+
+    long_ids = tuple(nested_requests(tiny)[2].prompt_ids)
+    short = long_ids[:-6]
+    with torch.inference_mode():
+        sliced = repeated_cache(tiny, encode_prefix(tiny, long_ids, chunk=7), len(short), 2, len(long_ids))
+        fresh = repeated_cache(tiny, encode_prefix(tiny, short), len(short), 2, len(long_ids))
+        last = torch.tensor([[long_ids[len(short)]]] * 2)
+        a = tiny.hf_model(input_ids=last, past_key_values=sliced, use_cache=True).logits
+        b = tiny.hf_model(input_ids=last, past_key_values=fresh, use_cache=True).logits
+    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_finish_reasons_eos_stop_and_length(tiny) -> None:
+    request = nested_requests(tiny, n=2)[0]
+    greedy = SamplingParams(max_new_tokens=10, temperature=0.0)
+    base = run(LocalEngine(tiny), [request], greedy)["t/0"][0]
+    assert base.finish_reason == "length" and base.completion_tokens == 10
+    # Make the 4th greedy token an end token: the rollout ends before it, which is not in the text.
+    eos_handle = dataclasses.replace(tiny)
+    eos_handle.__dict__["eos_token_ids"] = frozenset({base.token_ids[3]}) - set(base.token_ids[:3])
+    ended = run(LocalEngine(eos_handle), [request], greedy)["t/0"][0]
+    assert ended.finish_reason == "eos" and ended.token_ids == base.token_ids[:3]
+    assert ended.text == tiny.decode(base.token_ids[:3])
+    stop = base.text[len(tiny.decode(base.token_ids[:5])):][:2]
+    stopped = run(LocalEngine(tiny), [request], dataclasses.replace(greedy, stop=(stop,)))["t/0"][0]
+    assert stopped.finish_reason == "stop" and stopped.text == base.text[:base.text.index(stop) + len(stop)]
+    assert tiny.decode(stopped.token_ids).startswith(stopped.text) and len(stopped.token_ids) <= 7
+
+
+def test_logprobs_are_of_the_chosen_tokens(tiny) -> None:
+    import torch
+
+    request = nested_requests(tiny, n=1)[0]
+    got = run(LocalEngine(tiny), [request], SamplingParams(max_new_tokens=4, logprobs=True))["t/0"][0]
+    ids = torch.tensor([list(request.prompt_ids) + got.token_ids[:1]])
+    with torch.inference_mode():
+        logits = tiny.hf_model(input_ids=ids).logits[0, -2]
+    assert got.logprobs is not None and len(got.logprobs) == len(got.token_ids)
+    assert got.logprobs[0] == pytest.approx(float(torch.log_softmax(logits, -1)[got.token_ids[0]]), abs=1e-4)
+
+
+def test_prompt_longer_than_the_context_is_a_clear_error(tiny) -> None:
+    too_long = PrefixRequest(key="t/long", prompt_text="x", prompt_ids=(5,) * tiny.context_length, n=2, seed=0)
+    with pytest.raises(InputError, match=r"'t/long'.*2048 tokens.*at most 2048"):
+        run(LocalEngine(tiny), [too_long], SamplingParams(max_new_tokens=4))
+
+
+def test_bf16_runs_and_is_deterministic() -> None:
+    engine = make_sampler("tiny-qwen2", device="cpu", dtype="bfloat16", batch_size=3)
+    assert engine.identity.endswith(":bfloat16:cpu")
+    params = SamplingParams(max_new_tokens=8)
+    first = run(engine, nested_requests(engine.handle, n=4), params)
+    second = run(engine, nested_requests(engine.handle, n=4), params)
+    assert {k: strip(v) for k, v in first.items()} == {k: strip(v) for k, v in second.items()}
+
+
+@pytest.mark.slow
+def test_conformance_and_boxed_stop_on_the_bundled_model() -> None:
+    handle = load_model("smollm2-135m", device="cpu")
+    engine = LocalEngine(handle, batch_size=4)
+    prompts = [handle.template.render("What is 2+2?", "First"), handle.template.render("Name a prime.")]
+    check_contract(engine, prompts, max_new_tokens=8)
+    forced = handle.template.render_forced_answer("What is 2+2?", "2+2 is 4.")
+    check_boxed_stop(engine, forced)
