@@ -83,18 +83,14 @@ class TraceSampler:
 
 
 def trace_sampler(model: str | ModelHandle, *, temperature: float = 0.6, top_p: float = 0.95, **load_options: Any) -> TraceSampler:
-    """Load `model` (unless given loaded) and wrap it with the reference `SequentialSampler`.
-
-    The one place where a sampler is built: the fast engine (`anchors.rollouts.factory.make_sampler`) slots
-    in here without touching the methods.
-    """
+    """Load `model` (unless given loaded) and wrap it with the shared-prefix engine (`make_sampler`)."""
     from anchors.models import load_model
-    from anchors.rollouts.simple import SequentialSampler
+    from anchors.rollouts.factory import make_sampler
 
     handle = load_model(model, **load_options) if isinstance(model, str) else model
     special = handle.template.add_special_tokens
     return TraceSampler(
-        sampler=SequentialSampler(handle), template=handle.template,
+        sampler=make_sampler(handle), template=handle.template,
         encode=lambda text: handle.encode(text, add_special_tokens=special),
         count_tokens=lambda text: len(handle.encode(text)), temperature=temperature, top_p=top_p,
     )  # fmt: skip
