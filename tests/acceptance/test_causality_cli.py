@@ -60,7 +60,7 @@ def test_every_test_runs_end_to_end_on_a_tiny_model(traces_file: Path, tmp_path:
     assert set(filler["condition"]) == {"real", "none", "filler", "swapped"} and len(filler) == 8
     assert len(pd.read_csv(out / "mistakes_sentences.csv")) == 2  # one corrupted sentence per trace
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["sampler"] == "hf:tiny-qwen2" and manifest["config"]["early"]["points"] == 2
+    assert manifest["sampler"].startswith("hf:tiny-qwen2@") and manifest["config"]["early"]["points"] == 2
 
 
 @pytest.mark.slow
