@@ -290,7 +290,10 @@ class _LoopThread(threading.Thread):
 
     def stop(self) -> None:
         if self.is_alive() and self._task is not None:
-            self._loop.call_soon_threadsafe(self._task.cancel)
+            try:
+                self._loop.call_soon_threadsafe(self._task.cancel)
+            except RuntimeError:
+                pass  # the loop closed between the check and the call: the coroutine already finished
         self.join(timeout=10)
 
 
