@@ -136,12 +136,22 @@ class ScriptedSampler:
         return f"{body}\n{THINK_CLOSE}\n\nSo the answer is \\boxed{{{world.answer(planted, rng)}}}."
 
 
-class ScriptedEmbedder:
+class HashEmbedder:
+    """An `Embedder` without a model: equal texts get equal unit vectors, different texts near-orthogonal ones
+    (random directions in 64 dimensions, seeded by the text)."""
+
+    identity = "hash-embedder"
+    dimension = 64
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        return np.array([_direction(f"text:{t}") for t in texts], dtype=np.float32).reshape(len(texts), self.dimension)
+
+
+class ScriptedEmbedder(HashEmbedder):
     """An `Embedder` for a `PlantedWorld`: one random direction per meaning (paraphrases nearly share it,
     cosine ≈ 0.95); any other text gets a direction of its own (cosines near 0 in 64 dimensions)."""
 
     identity = "scripted-embedder"
-    dimension = 64
 
     def __init__(self, world: PlantedWorld) -> None:
         self.meaning = {v: t for t in range(world.n_sentences) for v in world.variants(t)}
@@ -159,5 +169,5 @@ class ScriptedEmbedder:
 
 def _direction(name: str) -> np.ndarray:
     seed = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "little")
-    vector = np.random.default_rng(seed).standard_normal(ScriptedEmbedder.dimension)
+    vector = np.random.default_rng(seed).standard_normal(HashEmbedder.dimension)
     return vector / np.linalg.norm(vector)

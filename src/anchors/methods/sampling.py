@@ -107,11 +107,13 @@ class Grader:
     mode: str
     method: str | None
     think_close: str
+    keep_sentences: bool = True  # every sentence of the continuation (the matrix needs them), not just the first
 
     def resampled(self, text: str, prompt: str) -> GradedRollout:
         result = grade(text, self.gold, mode=self.mode, method=self.method)  # type: ignore[arg-type]
-        return GradedRollout(first_sentence=self._first(text), answer=result.key, correct=result.correct,
-                             sentences=self._sentences(text))
+        sentences = self._sentences(text)
+        return GradedRollout(first_sentence=sentences[0] if sentences else "", answer=result.key,
+                             correct=result.correct, sentences=sentences if self.keep_sentences else ())
 
     def forced(self, completion: str, prompt: str) -> GradedRollout:
         if self.mode == "paper":  # the first boxed answer of prompt + completion, as published
@@ -124,10 +126,6 @@ class Grader:
         if self.mode == "paper":  # the authors' chunker keeps the part before the closing tag itself
             return tuple(s.text for s in split_sentences(text, mode="paper"))
         return tuple(s.text for s in split_sentences(text.split(self.think_close)[0], mode="default"))
-
-    def _first(self, text: str) -> str:
-        sentences = self._sentences(text)
-        return sentences[0] if sentences else ""
 
 
 def sample_trace_rollouts(
@@ -144,7 +142,7 @@ def sample_trace_rollouts(
     got = collect(sampler, resample, sampling_params(config), store=store, progress=progress)
     if forced:
         got |= collect(sampler, forced, sampling_params(config, forced=True), store=store, progress=progress)
-    grader = Grader(trace.gold_answer, config.mode, config.answer_method, plan.think_close)
+    grader = Grader(trace.gold_answer, config.mode, config.answer_method, plan.think_close, keep_sentences=config.matrix)
     prefixes = [_graded_prefix(i, plan, got, trace.id, tag, grader, config.forced) for i in range(len(plan.prefixes))]
     if config.mode == "default":
         prefixes = close_unfinished(trace.id, plan, prefixes, got, sampler, grader, config, store=store,
