@@ -51,11 +51,17 @@ class PlantedWorld:
     p_correct_with: float = 0.9
     p_correct_without: float = 0.1
     p_unfinished: float = 0.0  # a rollout stops before answering (exercises closing of unfinished rollouts)
+    # more decisive sentences (t, q): a rollout otherwise headed for the correct answer but lacking S_t's meaning
+    # gives its own wrong answer (100 + t) with probability q — graded effects, e.g. for a top-3 benchmark.
+    # `true_effects` describes a world without them.
+    extra_planted: tuple[tuple[int, float], ...] = ()
     problem: str = "How many items are there in total once every group is counted?"
 
     def __post_init__(self) -> None:
         if not (0 <= self.planted < self.n_sentences and 0 <= self.decoy < self.n_sentences and self.planted != self.decoy):
             raise ValueError("planted and decoy must be two different sentence indices")
+        if any(t in (self.planted, self.decoy) or not 0 <= t < self.n_sentences for t, _ in self.extra_planted):
+            raise ValueError("extra planted sentences must be other valid sentence indices")
 
     @property
     def sentences(self) -> tuple[str, ...]:
@@ -94,12 +100,22 @@ class PlantedWorld:
                 out.append(f"Maybe I should try idea {int(rng.integers(10**9))} about step {t} instead.")
         return out
 
-    def holds_planted(self, text: str) -> bool:
-        return any(v in text for v in self.variants(self.planted))
+    def holds(self, t: int, text: str) -> bool:
+        """Whether `text` carries the meaning of S_t."""
+        return any(v in text for v in self.variants(t))
 
-    def answer(self, planted_present: bool, rng: np.random.Generator) -> str:
-        p = self.p_correct_with if planted_present else self.p_correct_without
-        return CORRECT if rng.random() < p else WRONG[int(rng.integers(len(WRONG)))]
+    def holds_planted(self, text: str) -> bool:
+        return self.holds(self.planted, text)
+
+    def answer(self, text: str, rng: np.random.Generator) -> str:
+        """The answer of a rollout whose prompt + continuation is `text`."""
+        p = self.p_correct_with if self.holds_planted(text) else self.p_correct_without
+        if rng.random() >= p:
+            return WRONG[int(rng.integers(len(WRONG)))]
+        for t, q in self.extra_planted:
+            if not self.holds(t, text) and rng.random() < q:
+                return str(100 + t)
+        return CORRECT
 
 
 class ScriptedSampler:
@@ -125,15 +141,13 @@ class ScriptedSampler:
     def _write(self, prompt: str, rng: np.random.Generator) -> str:
         world = self.world
         if prompt.endswith("\\boxed{"):  # a forced (or closing) answer: decided by what the prompt holds
-            return world.answer(world.holds_planted(prompt), rng) + "}"
+            return world.answer(prompt, rng) + "}"
         present = [t for t, s in enumerate(world.sentences) if s in prompt]
         start = max(present) + 1 if present else 0
-        written = world.continuation(start, rng)
-        planted = world.holds_planted(prompt) or any(world.holds_planted(s) for s in written)
-        body = " ".join(written)
+        body = " ".join(world.continuation(start, rng))
         if rng.random() < world.p_unfinished:
             return body
-        return f"{body}\n{THINK_CLOSE}\n\nSo the answer is \\boxed{{{world.answer(planted, rng)}}}."
+        return f"{body}\n{THINK_CLOSE}\n\nSo the answer is \\boxed{{{world.answer(prompt + body, rng)}}}."
 
 
 class HashEmbedder:

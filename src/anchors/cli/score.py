@@ -25,7 +25,7 @@ def score(
     traces: Annotated[Optional[Path], typer.Argument(help="JSONL file of traces.")] = None,
     from_ta: FromTA = None,
     model: Annotated[str, typer.Option("--model", help="Model alias, local folder, .gguf file or hub name.")] = "smollm2-135m",
-    rollouts: Annotated[int, typer.Option("--rollouts", min=1, help="Rollouts per prefix (and as many forced answers).")] = 8,
+    rollouts: Annotated[int, typer.Option("--rollouts", min=1, help="Rollouts per prefix (and as many forced answers); with --adaptive, the first round.")] = 8,
     mode: ModeOption = "default",
     out: Annotated[Path, typer.Option("--out", help="Results folder: one sub-folder per trace.")] = Path("results/scores"),
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1, help="Token budget of each resampled continuation.")] = 96,
@@ -35,8 +35,8 @@ def score(
     fdr: Annotated[float, typer.Option("--fdr", help="Benjamini–Hochberg level of the anchor flag.")] = 0.05,
     threshold: Annotated[float, typer.Option("--threshold", help="Cosine below which a resampled sentence counts as different.")] = 0.8,
     seed: Annotated[int, typer.Option("--seed")] = 0,
-    adaptive: Annotated[bool, typer.Option("--adaptive", help="Sample in rounds until each sentence's counterfactual-KL interval is narrower than --target-width.")] = False,
-    target_width: Annotated[float, typer.Option("--target-width", help="Adaptive: interval width (nats) at which a sentence is done.")] = 0.5,
+    adaptive: Annotated[bool, typer.Option("--adaptive", help="Start with --rollouts per prefix, then add half as many per round until each sentence's counterfactual-KL interval is narrower than --target-width or separated from the top 3.")] = False,
+    target_width: Annotated[float, typer.Option("--target-width", help="Adaptive: interval width (nats) at which a sentence is done.")] = 1.5,
     max_rollouts: Annotated[int, typer.Option("--max-rollouts", min=1, help="Adaptive: most rollouts per prefix.")] = 50,
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Only the first N traces.")] = None,
     top: Annotated[int, typer.Option("--top", min=1, help="Rows of the printed table of top anchors.")] = 5,
@@ -108,8 +108,8 @@ def _score_one(trace: Any, sampler: Any, template: Any, embed: Any, config: Any,
     out.mkdir(parents=True, exist_ok=True)
     console.stderr.print(f"scoring {trace.id} ({config.mode} mode)", highlight=False)
     if adaptive:
-        plan = AdaptiveConfig(initial=min(rollouts, max_rollouts), step=max(1, min(rollouts, max_rollouts) // 2),
-                              max_rollouts=max_rollouts, target_width=target_width)
+        first = min(rollouts, max_rollouts)
+        plan = AdaptiveConfig(initial=first, step=max(1, first // 2), max_rollouts=max_rollouts, target_width=target_width)
         return score_trace_adaptive(trace, sampler, template, embed, config, plan, store=store)
     return score_trace(trace, sampler, template, config, embedder=embed, store=store)
 
@@ -148,7 +148,7 @@ def _print_top(scores: Any, k: int) -> None:
     rows = []
     for _, row in frame.iterrows():
         lo, hi = row.get(f"{by}_lo"), row.get(f"{by}_hi")
-        interval = f"[{lo:.3f}, {hi:.3f}]" if isinstance(lo, float) and isinstance(hi, float) else ""
+        interval = f"[{lo:.3f}, {hi:.3f}]" if isinstance(lo, float) and isinstance(hi, float) and lo == lo else ""
         rows.append((row["index"], f"{row[by]:.3f}", interval, row.get("anchor"), row.get("tag"), _short(row["text"])))
     console.table(f"{scores.trace_id}: top {len(rows)} sentences by {by}", columns, rows)
     if scores.not_computed:
@@ -166,12 +166,13 @@ def compat_check(
     folder: Annotated[Path, typer.Argument(help="A folder in the Thought Anchors layout (e.g. ../shared/data/thought-anchors-viewer).")],
     out: Annotated[Optional[Path], typer.Option("--out", help="Where to write compat_report.json (default: the current folder).")] = None,
     embedder: Embedder = "all-MiniLM-L6-v2",
+    similarity: Annotated[bool, typer.Option("--similarity/--no-similarity", help="Also recompute the similarity-based metrics (embeds every resampled sentence: minutes on a CPU the first time, cached after).")] = True,
 ) -> None:
     """Recompute the published metrics from the authors' files and report how many agree."""
     from anchors.methods.compat import compat_check as run_check
     from anchors.models.embeddings import SentenceEmbedder
 
-    report = run_check(folder, SentenceEmbedder(embedder), progress=console.track)
+    report = run_check(folder, SentenceEmbedder(embedder) if similarity else None, progress=console.track)
     rows = [(name, compared, within, f"{share:.1%}", f"{deviation:.2g}") for name, compared, within, share, deviation in report.summary()]
     console.table(f"compat check: {report.traces} traces from {folder}", ["check", "compared", "within tolerance", "share", "max deviation"], rows)
     _print_categories(report.category_table)

@@ -2,11 +2,16 @@
 bootstrap interval of its counterfactual importance is narrower than a target.
 
 Round 0 draws `initial` rollouts from every prefix. After each round the counterfactual importance is
-re-estimated; a sentence i is *open* while its interval is wider than `target_width` (or undefined, e.g. no
-dissimilar resample yet), and every open sentence asks for `step` more rollouts from the two prefixes its
-estimate rests on (R_i and R_{i+1}), up to `max_rollouts` per prefix. Each round's rollouts are new ones (the
-round is part of the request key), so a re-run with the same settings asks the rollout store for the same
-requests.
+re-estimated; a sentence i is *done* when its interval is narrower than `target_width` (once R_i and R_{i+1} hold
+`min_rollouts` each), or — with `top_k` set —
+when its interval is separated from the current top k (entirely below the lowest lower bound among the top k,
+or entirely above the highest upper bound among the rest): its rank no longer needs more precision. Every open
+sentence (an undefined interval, e.g. no dissimilar resample yet, is open) asks for `step` more rollouts from the
+two prefixes its estimate rests on (R_i and R_{i+1}), up to `max_rollouts` per prefix.
+
+Rounds extend each prefix's rollout stream (see `sampling.ROLLOUT_BLOCK`): the first n rollouts of a prefix are
+the same whether a fixed run or adaptive rounds asked for them, so a prefix sampled up to the cap holds exactly
+the fixed run's rollouts, and the rollout store serves a re-run (or a later fixed run) without sampling.
 """
 
 from __future__ import annotations
@@ -28,9 +33,11 @@ from anchors.models.embeddings import Embedder
 @dataclass(frozen=True)
 class AdaptiveConfig:
     initial: int = 10  # rollouts per prefix in the first round
-    step: int = 10  # more rollouts per open prefix per round
+    step: int = 5  # more rollouts per open prefix per round
     max_rollouts: int = 50  # per prefix
-    target_width: float = 0.5  # width (nats) of the counterfactual-KL interval at which a sentence is done
+    target_width: float = 1.5  # width (nats) of the counterfactual-KL interval at which a sentence is done
+    top_k: int | None = 3  # also done once separated from the top k (None: the width rule alone)
+    min_rollouts: int = 20  # the width rule applies once both prefixes of a sentence hold this many rollouts
     metric: str = "importance_kl"  # or "importance_accuracy" (needs gold answers; width in accuracy units)
 
     def __post_init__(self) -> None:
@@ -50,17 +57,15 @@ def score_trace_adaptive(
     """Like `score_trace`, sampling only as much as each sentence's interval needs; `run` records the rounds."""
     if config.paper or config.replicates == 0:
         raise InputError("adaptive sampling needs bootstrap intervals: use the default mode with bootstrap > 0")
-    first_round = replace(config, rollouts=adaptive.initial)
-    rollouts: TraceRollouts | None = None
-    additions: list[int] | None = None  # None: `initial` rollouts from every prefix
-    history: list[list[int]] = []
-    while additions is None or any(additions):
-        new = sample_trace_rollouts(trace, sampler, template, first_round, store=store, progress=progress,
-                                    counts=additions, tag=f"/adaptive{len(history)}")
-        rollouts = new if rollouts is None else merge_rollouts(rollouts, new)
-        history.append([len(p.resampled) + p.failed for p in rollouts.prefixes])
-        additions = next_round(rollouts, embedder, config, adaptive, history[-1])
-    assert rollouts is not None
+    rollouts = sample_trace_rollouts(trace, sampler, template, replace(config, rollouts=adaptive.initial),
+                                     store=store, progress=progress)
+    history = [[adaptive.initial] * len(rollouts.prefixes)]
+    while any(more := next_round(rollouts, embedder, config, adaptive, history[-1])):
+        stops = [have + extra for have, extra in zip(history[-1], more)]
+        new = sample_trace_rollouts(trace, sampler, template, config, store=store, progress=progress,
+                                    starts=history[-1], stops=stops)
+        rollouts = merge_rollouts(rollouts, new)
+        history.append(stops)
     run = {"sampler": sampler.identity, "adaptive_rounds": len(history), **rollout_counts(rollouts)}
     scores = score_rollouts(rollouts, embedder, config, tags, run)
     return replace(scores, run={**scores.run, "per_prefix": history[-1], "history": history})
@@ -72,8 +77,13 @@ def next_round(rollouts: TraceRollouts, embedder: Embedder, config: BlackBoxConf
     estimate = getattr(counterfactual_importance(rollouts, embedder, replace(config, permutations=0)), adaptive.metric)
     if estimate is None or estimate.lo is None or estimate.hi is None:
         return [0] * len(counts)
-    width = estimate.hi - estimate.lo
-    open_sentences = np.flatnonzero(~(width <= adaptive.target_width))  # NaN width: still open
+    # bootstrap intervals from a handful of rollouts are too narrow too often: the width rule waits for more
+    held = np.array(counts, dtype=float)
+    enough = np.minimum(held[: len(estimate.value)], np.append(held[1:], np.inf)[: len(estimate.value)]) >= adaptive.min_rollouts
+    done = ((estimate.hi - estimate.lo) <= adaptive.target_width) & enough  # NaN: still open
+    if adaptive.top_k is not None:
+        done |= separated(estimate.value, estimate.lo, estimate.hi, adaptive.top_k)
+    open_sentences = np.flatnonzero(~done)
     wanted = np.zeros(len(counts), dtype=bool)
     for i in open_sentences:
         wanted[i] = True
@@ -81,6 +91,20 @@ def next_round(rollouts: TraceRollouts, embedder: Embedder, config: BlackBoxConf
             wanted[i + 1] = True
     return [min(adaptive.step, adaptive.max_rollouts - c) if w and c < adaptive.max_rollouts else 0
             for c, w in zip(counts, wanted)]
+
+
+def separated(value: np.ndarray, lo: np.ndarray, hi: np.ndarray, k: int) -> np.ndarray:
+    """Sentences whose interval lies wholly below the top k's lowest lower bound or wholly above the rest's
+    highest upper bound (NaN estimates are never separated)."""
+    defined = np.isfinite(value) & np.isfinite(lo) & np.isfinite(hi)
+    if defined.sum() <= k:
+        return np.zeros(len(value), dtype=bool)
+    order = np.argsort(np.where(defined, -value, np.inf), kind="stable")
+    top, rest = order[:k], order[k:][defined[order[k:]]]
+    below = hi < lo[top].min()
+    above = lo > hi[rest].max()
+    in_top = np.isin(np.arange(len(value)), top)
+    return defined & np.where(in_top, above, below)
 
 
 def merge_rollouts(first: TraceRollouts, second: TraceRollouts) -> TraceRollouts:

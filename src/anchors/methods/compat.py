@@ -27,7 +27,7 @@ from anchors.methods.ta_rollouts import load_ta_rollouts
 from anchors.metrics.categories import category_table
 from anchors.models.embeddings import Embedder
 from anchors.traces.segment import split_sentences
-from anchors.traces.thought_anchors import find_problem_dirs, read_json, read_labeled_chunks
+from anchors.traces.thought_anchors import find_problem_dirs, read_json, read_labeled_chunks, trace_id_for
 
 SIMILARITY_TOLERANCE = 0.02
 EXACT_TOLERANCE = 1e-9
@@ -64,7 +64,7 @@ class CompatReport(BaseModel):
 
     schema_version: int = SCHEMA_VERSION
     source: str
-    embedder: str
+    embedder: str | None  # None: the similarity-based checks did not run
     traces: int
     checks: dict[str, CheckResult]
     per_trace: dict[str, dict[str, CheckResult]]
@@ -75,8 +75,10 @@ class CompatReport(BaseModel):
         return [(name, c.compared, c.within, c.share, c.max_deviation) for name, c in self.checks.items()]
 
 
-def compat_check(root: str | Path, embedder: Embedder, progress: Callable[[list[Path], str], Any] | None = None) -> CompatReport:
-    """Run every check on every problem folder under `root` (see the module docstring)."""
+def compat_check(root: str | Path, embedder: Embedder | None,
+                 progress: Callable[[list[Path], str], Any] | None = None) -> CompatReport:
+    """Run every check on every problem folder under `root` (see the module docstring). Without an embedder,
+    only the checks that need none run (segmentation, delta_accuracy, the category table)."""
     root = Path(root)
     folders = find_problem_dirs(root)
     totals: dict[str, CheckResult] = {}
@@ -95,23 +97,24 @@ def compat_check(root: str | Path, embedder: Embedder, progress: Callable[[list[
             total.within += result.within
             total.max_deviation = max(total.max_deviation, result.max_deviation)
     table = _categories(frames)
-    return CompatReport(source=str(root), embedder=embedder.identity, traces=len(per_trace), checks=totals,
+    return CompatReport(source=str(root), embedder=embedder.identity if embedder else None, traces=len(per_trace), checks=totals,
                         per_trace=per_trace, category_table=table.to_dict(orient="records"))
 
 
-def _check_trace(folder: Path, root: Path, labeled: list[dict[str, Any]], embedder: Embedder) -> tuple[dict[str, CheckResult], pd.DataFrame]:
+def _check_trace(folder: Path, root: Path, labeled: list[dict[str, Any]], embedder: Embedder | None) -> tuple[dict[str, CheckResult], pd.DataFrame]:
     stored = pd.DataFrame(labeled).sort_values("chunk_idx").reset_index(drop=True)
     solution = read_json(folder / "base_solution.json")["solution"]
     checks = {"segmentation": CheckResult()}
     chunks = [s.text for s in split_sentences(solution, mode="paper")]
     checks["segmentation"].add(0.0 if chunks == stored["chunk"].tolist() else 1.0, 0.0)
     checks["delta_accuracy"] = _delta_accuracy(stored)
-    rollouts, _ = load_ta_rollouts(folder, root, mode="paper")
-    scores = score_rollouts(rollouts, embedder, BlackBoxConfig(mode="paper", matrix=False))
-    for metric in [m for m in METRICS if m in stored.columns and m not in scores.not_computed]:
-        tolerance = SIMILARITY_TOLERANCE if metric in SIMILARITY_BASED else EXACT_TOLERANCE
-        checks[metric] = _compare(scores, stored, metric, tolerance)
-    frame = stored.assign(trace_id=rollouts.trace_id, index=stored["chunk_idx"], model=_model_of(folder, root),
+    if embedder is not None:
+        rollouts, _ = load_ta_rollouts(folder, root, mode="paper")
+        scores = score_rollouts(rollouts, embedder, BlackBoxConfig(mode="paper", matrix=False))
+        for metric in [m for m in METRICS if m in stored.columns and m not in scores.not_computed]:
+            tolerance = SIMILARITY_TOLERANCE if metric in SIMILARITY_BASED else EXACT_TOLERANCE
+            checks[metric] = _compare(scores, stored, metric, tolerance)
+    frame = stored.assign(trace_id=trace_id_for(folder, root), index=stored["chunk_idx"], model=_model_of(folder, root),
                           tag=[(t or [None])[0] for t in stored.get("function_tags", [[]] * len(stored))])
     return checks, frame
 

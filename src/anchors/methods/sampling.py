@@ -72,20 +72,37 @@ def sampling_params(config: BlackBoxConfig, forced: bool = False) -> SamplingPar
     return SamplingParams(temperature=config.temperature, top_p=config.top_p, max_new_tokens=budget)
 
 
-def prefix_requests(trace_id: str, plan: PromptPlan, counts: Sequence[int], config: BlackBoxConfig,
-                    tag: str = "") -> list[PrefixRequest]:
-    """Resampling (and, if configured, forced-answer) requests: `counts[i]` rollouts from prefix i.
-    `tag` names a sampling round (adaptive sampling) so each round's rollouts are new ones."""
+# Each prefix's rollouts form one stream (rollout k drawn from rollout_seed(request seed, k)), requested in
+# blocks of this many: runs of different sizes (a fixed run, adaptive rounds, a re-run) ask for the same blocks,
+# so they share rollouts, and through the rollout store a re-run samples nothing new.
+ROLLOUT_BLOCK = 10
+
+
+def prefix_requests(trace_id: str, plan: PromptPlan, stops: Sequence[int], config: BlackBoxConfig,
+                    starts: Sequence[int] | None = None) -> list[PrefixRequest]:
+    """Requests for rollouts starts[i] .. stops[i]-1 of prefix i's resampling (and forced-answer) stream."""
     requests = []
-    for i, count in enumerate(counts):
-        if count <= 0:
-            continue
+    for i, stop in enumerate(stops):
+        start = starts[i] if starts is not None else 0
         kinds = [("resample", plan.resample_prompt(i))] + ([("forced", plan.forced_prompt(i))] if config.forced else [])
         for kind, prompt in kinds:
-            key = f"{trace_id}/{kind}/{i}{tag}"
-            requests.append(PrefixRequest(key=key, prompt_text=prompt, n=count, seed=request_seed(config.seed, key),
-                                          meta={"trace_id": trace_id, "kind": kind, "prefix": i}))
+            for block in range(start // ROLLOUT_BLOCK, -(-stop // ROLLOUT_BLOCK)):
+                key = f"{trace_id}/{kind}/{i}/{block}"
+                requests.append(PrefixRequest(key=key, prompt_text=prompt, n=min(stop - block * ROLLOUT_BLOCK, ROLLOUT_BLOCK),
+                                              seed=request_seed(config.seed, key),
+                                              meta={"trace_id": trace_id, "kind": kind, "prefix": i, "block": block}))
     return requests
+
+
+def stream(got: dict[str, list[Rollout]], trace_id: str, kind: str, i: int, start: int, stop: int) -> list[tuple[int, Rollout]]:
+    """(position in the stream, rollout) for positions start .. stop-1 of prefix i's `kind` stream."""
+    out = []
+    for block in range(start // ROLLOUT_BLOCK, -(-stop // ROLLOUT_BLOCK)):
+        for rollout in got.get(f"{trace_id}/{kind}/{i}/{block}", []):
+            position = block * ROLLOUT_BLOCK + rollout.index
+            if start <= position < stop:
+                out.append((position, rollout))
+    return out
 
 
 def collect(sampler: Sampler, requests: Sequence[PrefixRequest], params: SamplingParams, *,
@@ -130,50 +147,56 @@ class Grader:
 
 def sample_trace_rollouts(
     trace: Trace, sampler: Sampler, template: PromptTemplate, config: BlackBoxConfig = BlackBoxConfig(), *,
-    store: str | None = None, progress: bool = True, counts: Sequence[int] | None = None, tag: str = "",
+    store: str | None = None, progress: bool = True, stops: Sequence[int] | None = None,
+    starts: Sequence[int] | None = None,
 ) -> TraceRollouts:
-    """Split the trace, sample R_i (and F_i) for every prefix, close unfinished rollouts (default mode), grade."""
+    """Split the trace, sample R_i (and F_i) for every prefix, close unfinished rollouts (default mode), grade.
+
+    By default the first `config.rollouts` of every prefix's stream; `starts`/`stops` pick other stretches
+    (adaptive rounds)."""
     sentences = split_sentences(trace.thinking, mode=config.mode)
     plan = plan_prompts(trace, sentences, template, config.mode)
-    counts = list(counts) if counts is not None else [config.rollouts] * len(plan.prefixes)
-    requests = prefix_requests(trace.id, plan, counts, config, tag)
+    stops = list(stops) if stops is not None else [config.rollouts] * len(plan.prefixes)
+    starts = list(starts) if starts is not None else [0] * len(plan.prefixes)
+    requests = prefix_requests(trace.id, plan, stops, config, starts)
     resample = [r for r in requests if r.meta["kind"] == "resample"]
     forced = [r for r in requests if r.meta["kind"] == "forced"]
     got = collect(sampler, resample, sampling_params(config), store=store, progress=progress)
     if forced:
         got |= collect(sampler, forced, sampling_params(config, forced=True), store=store, progress=progress)
     grader = Grader(trace.gold_answer, config.mode, config.answer_method, plan.think_close, keep_sentences=config.matrix)
-    prefixes = [_graded_prefix(i, plan, got, trace.id, tag, grader, config.forced) for i in range(len(plan.prefixes))]
+    streams = [stream(got, trace.id, "resample", i, starts[i], stops[i]) for i in range(len(stops))]
+    prefixes = []
+    for i, rollouts in enumerate(streams):
+        forced_rollouts = stream(got, trace.id, "forced", i, starts[i], stops[i]) if config.forced else None
+        prefixes.append(_graded_prefix(plan, i, rollouts, forced_rollouts, grader))
     if config.mode == "default":
-        prefixes = close_unfinished(trace.id, plan, prefixes, got, sampler, grader, config, store=store,
-                                    progress=progress, tag=tag)
+        prefixes = close_unfinished(trace.id, plan, prefixes, streams, sampler, grader, config, store=store, progress=progress)
     return TraceRollouts(trace.id, tuple(sentences), tuple(prefixes), has_gold=trace.gold_answer is not None)
 
 
-def _graded_prefix(i: int, plan: PromptPlan, got: dict[str, list[Rollout]], trace_id: str, tag: str,
-                   grader: Grader, with_forced: bool) -> PrefixRollouts:
-    resampled = got.get(f"{trace_id}/resample/{i}{tag}", [])
-    ok = [r for r in resampled if r.ok]
-    forced = None
-    if with_forced:
-        forced = tuple(grader.forced(r.text, plan.forced_prompt(i)) for r in got.get(f"{trace_id}/forced/{i}{tag}", []) if r.ok)
-    return PrefixRollouts(tuple(grader.resampled(r.text, plan.resample_prompt(i)) for r in ok), forced,
+def _graded_prefix(plan: PromptPlan, i: int, resampled: list[tuple[int, Rollout]],
+                   forced: list[tuple[int, Rollout]] | None, grader: Grader) -> PrefixRollouts:
+    ok = [r for _, r in resampled if r.ok]
+    graded_forced = None if forced is None else tuple(grader.forced(r.text, plan.forced_prompt(i)) for _, r in forced if r.ok)
+    return PrefixRollouts(tuple(grader.resampled(r.text, plan.resample_prompt(i)) for r in ok), graded_forced,
                           failed=len(resampled) - len(ok))
 
 
 def close_unfinished(
-    trace_id: str, plan: PromptPlan, prefixes: list[PrefixRollouts], got: dict[str, list[Rollout]], sampler: Sampler,
-    grader: Grader, config: BlackBoxConfig, *, store: str | None, progress: bool, tag: str,
+    trace_id: str, plan: PromptPlan, prefixes: list[PrefixRollouts], streams: list[list[tuple[int, Rollout]]],
+    sampler: Sampler, grader: Grader, config: BlackBoxConfig, *, store: str | None, progress: bool,
 ) -> list[PrefixRollouts]:
     """Give every answerless rollout an answer: its text + closing tag + answer stem, then a short sample."""
     requests, where = [], {}
     for i, prefix in enumerate(prefixes):
-        texts = [r.text for r in got.get(f"{trace_id}/resample/{i}{tag}", []) if r.ok]
-        for k, (text, graded) in enumerate(zip(texts, prefix.resampled)):
+        ok = [(position, r) for position, r in streams[i] if r.ok]
+        for k, ((position, rollout), graded) in enumerate(zip(ok, prefix.resampled)):
             if graded.answer is None:
-                key = f"{trace_id}/close/{i}/{k}{tag}"
-                prompt = plan.resample_prompt(i) + closing_text(text, plan.think_close)
-                requests.append(PrefixRequest(key=key, prompt_text=prompt, n=1, seed=request_seed(config.seed, key)))
+                key = f"{trace_id}/close/{i}/{position}"
+                prompt = plan.resample_prompt(i) + closing_text(rollout.text, plan.think_close)
+                requests.append(PrefixRequest(key=key, prompt_text=prompt, n=1, seed=request_seed(config.seed, key),
+                                              meta={"trace_id": trace_id, "kind": "close", "prefix": i}))
                 where[key] = (i, k)
     if not requests:
         return prefixes

@@ -100,7 +100,7 @@ class TraceScores:
     def top(self, k: int = 5, by: str = HEADLINE) -> pd.DataFrame:
         """The k sentences with the highest `by` (NaN last)."""
         frame = self.to_pandas()
-        if by not in frame or frame[by].isna().all():
+        if by not in frame or by in self.not_computed:
             raise ValueError(f"{by!r} was not computed for {self.trace_id}; choose one of {', '.join(self.computed_metrics)}")
         return frame.sort_values(by, ascending=False, na_position="last", kind="stable").head(k)
 
