@@ -26,11 +26,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from anchors.methods.adaptive import AdaptiveConfig, score_trace_adaptive  # noqa: E402
-from anchors.methods.blackbox import BlackBoxConfig  # noqa: E402
-from anchors.methods.scores import TraceScores, score_trace  # noqa: E402
-from anchors.models.templates import paper_template  # noqa: E402
-from anchors.testing import PlantedWorld  # noqa: E402
+from anchors.methods.adaptive import AdaptiveConfig, score_trace_adaptive
+from anchors.methods.blackbox import BlackBoxConfig
+from anchors.methods.scores import TraceScores, score_trace
+from anchors.models.templates import paper_template
+from anchors.testing import PlantedWorld
 
 
 def scripted_worlds(count: int, seed: int) -> list[PlantedWorld]:
@@ -113,7 +113,7 @@ def main() -> None:
     rows = run_model(args) if args.model else run_scripted(args)
     print(f"{'trace':<14} {'same top-3':>10} {'fixed':>7} {'adaptive':>9} {'ratio':>6} {'fixed s':>8} {'adapt s':>8}")
     for name, same, fixed, adaptive, t_fixed, t_adaptive in rows:
-        print(f"{name:<14} {str(same):>10} {fixed:>7} {adaptive:>9} {adaptive / fixed:>6.2f} {t_fixed:>8.2f} {t_adaptive:>8.2f}")
+        print(f"{name:<14} {same!s:>10} {fixed:>7} {adaptive:>9} {adaptive / fixed:>6.2f} {t_fixed:>8.2f} {t_adaptive:>8.2f}")
     agree = sum(r[1] for r in rows) / len(rows)
     ratio = sum(r[3] for r in rows) / sum(r[2] for r in rows)
     print(f"\nsame top-3 in {agree:.0%} of {len(rows)} traces; adaptive used {ratio:.0%} of the fixed run's rollouts "

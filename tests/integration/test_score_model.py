@@ -40,6 +40,7 @@ def test_score_on_a_tiny_model_writes_every_file_and_is_seeded(traces: Path, tmp
     # a random model never boxes an answer: every rollout was closed and answered
     assert run["counts"]["rollouts_closed"] == run["counts"]["rollouts_resampled"]
     second = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "b")])
+    assert second.exit_code == 0, second.output
     assert (tmp_path / "b" / "tiny-1" / "scores.jsonl").read_text() == (folder / "scores.jsonl").read_text()
 
 

@@ -23,7 +23,7 @@ from anchors.traces.records import Trace
 from anchors.traces.segment import split_sentences
 
 WORLD = PlantedWorld(n_sentences=5, planted=2, decoy=1)
-FAST = dict(rollouts=12, bootstrap=200, permutations=200)
+FAST = {"rollouts": 12, "bootstrap": 200, "permutations": 200}
 
 
 @pytest.fixture(autouse=True)
@@ -36,7 +36,7 @@ class FixedSampler:
 
     identity = "fixed"
 
-    def __init__(self, text, fail=lambda prompt: False) -> None:  # noqa: ANN001
+    def __init__(self, text, fail=lambda prompt: False) -> None:
         self.text, self.fail, self.calls = text, fail, 0
 
     def sample(self, requests: Sequence[PrefixRequest], params: SamplingParams) -> Iterator[Rollout]:
@@ -57,7 +57,7 @@ def trace(thinking: str, gold: str | None = "7") -> Trace:
 THREE = "First I add three and four together. That gives seven as the total. So the answer is seven.\n"
 
 
-def run(t: Trace, sampler, **config) -> object:  # noqa: ANN001
+def run(t: Trace, sampler, **config) -> object:
     return score_trace(t, sampler, paper_template(), BlackBoxConfig(**{**FAST, **config}), embedder=HashEmbedder(), progress=False)
 
 
@@ -128,7 +128,7 @@ def test_no_extractable_answer_anywhere() -> None:
         assert frame[metric].isna().all(), metric
     assert frame["nan_reason"].str.contains("no rollout has an extractable answer").all()
     assert frame["different_trajectories_fraction"].notna().all()  # first sentences exist, answers don't
-    assert (frame["anchor"] == False).all()  # noqa: E712 - nothing testable, nothing flagged
+    assert (frame["anchor"] == False).all()
 
 
 def test_one_sentence_trace() -> None:
@@ -156,7 +156,7 @@ def test_all_rollouts_identical() -> None:
     frame = run(trace(THREE), sampler).to_pandas()
     assert (frame["counterfactual_importance_kl"] == 0.0).all() and (frame["resampling_importance_accuracy"] == 0.0).all()
     assert frame["overdeterminedness"].tolist() == pytest.approx([1 - 1 / FAST["rollouts"]] * 3)
-    assert (frame["counterfactual_importance_kl_hi"] == 0.0).all() and (frame["anchor"] == False).all()  # noqa: E712
+    assert (frame["counterfactual_importance_kl_hi"] == 0.0).all() and (frame["anchor"] == False).all()
 
 
 def test_no_gold_answer_leaves_distributions_and_explains_accuracy() -> None:

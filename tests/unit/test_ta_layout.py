@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from anchors.cli import app
 from anchors.methods.blackbox import BlackBoxConfig
 from anchors.methods.compat import compat_check
-from anchors.methods.sampling import collect, plan_prompts, prefix_requests, sampling_params
+from anchors.methods.sampling import collect, plan_prompts, prefix_requests, sampling_params, stream
 from anchors.methods.scores import score_rollouts
 from anchors.methods.ta_rollouts import load_ta_rollouts
 from anchors.models.templates import paper_template
@@ -48,7 +48,7 @@ def write_authors_layout(root: Path, trace_id: int = 1) -> Path:
                                                 "answer": "42", "is_correct": True})
     for i, sentence in enumerate(sentences):
         records = []
-        for rollout in got[f"{trace.id}/resample/{i}"]:
+        for _, rollout in stream(got, trace.id, "resample", i, 0, N):
             answer = extract_answer(rollout.text, "paper") or ""
             records.append({"chunk_removed": sentence.text, "prefix_without_chunk": plan.prefixes[i],
                             "chunk_resampled": split_sentences(rollout.text, mode="paper")[0].text, "rollout": rollout.text,
@@ -56,7 +56,7 @@ def write_authors_layout(root: Path, trace_id: int = 1) -> Path:
         records.append({"chunk_removed": sentence.text, "error": "API timeout"})  # a failed rollout, as they record it
         _write(problem_dir / f"chunk_{i}" / "solutions.json", records)
         forced_records = []
-        for rollout in forced[f"{trace.id}/forced/{i}"]:
+        for _, rollout in stream(forced, trace.id, "forced", i, 0, N):
             answer = extract_answer(plan.forced_prompt(i) + rollout.text, "paper") or ""
             forced_records.append({"rollout": rollout.text, "answer": answer, "is_correct": answer == "42"})
         _write(forced_dir / f"chunk_{i}" / "solutions.json", forced_records)
@@ -136,7 +136,7 @@ def test_viewer_layout_computes_only_what_first_sentences_allow(layout: Path) ->
 
 
 def test_cli_score_from_ta(layout: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import anchors.models.embeddings as embeddings
+    from anchors.models import embeddings
 
     monkeypatch.setattr(embeddings, "SentenceEmbedder", lambda *a, **k: WORLD.embedder())
     out = tmp_path / "out"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -66,6 +67,23 @@ def score(
         scores = _score_one(trace, sampler, template, embed, config, out, adaptive, target_width, max_rollouts, rollouts)
         _write_and_show(scores, out, embed.identity, str(traces), out / "rollouts.sqlite", top, started)
     inputs.exit_if_invalid(skip_invalid)
+
+
+def example_traces_path() -> Path:
+    """The project's example traces (examples/traces.jsonl in the source checkout; the first is the demo's)."""
+    from anchors.errors import InputError
+    from anchors.paths import project_root
+
+    root = project_root()
+    path = root / "examples" / "traces.jsonl" if root else None
+    if path is None or not path.is_file():
+        raise InputError("the example traces live in a source checkout (examples/traces.jsonl); pass a TRACES.jsonl file")
+    return path
+
+
+def score_example(model: str, out: Path) -> None:
+    """`anchors score examples/traces.jsonl --limit 1` with default settings (the demo's last step)."""
+    score(traces=example_traces_path(), model=model, out=out, limit=1)
 
 
 def make_sampler(model: str, **load_options: Any) -> tuple[Any, Any]:
@@ -148,7 +166,8 @@ def _print_top(scores: Any, k: int) -> None:
     rows = []
     for _, row in frame.iterrows():
         lo, hi = row.get(f"{by}_lo"), row.get(f"{by}_hi")
-        interval = f"[{lo:.3f}, {hi:.3f}]" if isinstance(lo, float) and isinstance(hi, float) and lo == lo else ""
+        defined = isinstance(lo, float) and isinstance(hi, float) and math.isfinite(lo) and math.isfinite(hi)
+        interval = f"[{lo:.3f}, {hi:.3f}]" if defined else ""
         rows.append((row["index"], f"{row[by]:.3f}", interval, row.get("anchor"), row.get("tag"), _short(row["text"])))
     console.table(f"{scores.trace_id}: top {len(rows)} sentences by {by}", columns, rows)
     if scores.not_computed:

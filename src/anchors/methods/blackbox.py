@@ -124,11 +124,14 @@ Statistic = Callable[[int, Sequence[Int[np.ndarray, "rep k"]]], dict[str, np.nda
 
 def estimate_all(
     n: int, statistic: Statistic, draws: Draws, level: float, reasons: dict[str, list[str | None]],
-    shifted: Sequence[str] = (),
+    shifted: dict[str, tuple[float, float]] | None = None,
 ) -> dict[str, Estimate]:
     """Run `statistic` for every sentence on the point draws and, if any, on the bootstrap draws.
 
-    Metrics named in `shifted` get bias-corrected intervals clipped to [0, 1] (see `bias_corrected_interval`)."""
+    Percentile intervals, except for the metrics in `shifted` (name -> bounds): statistics that resampling itself
+    biases (a KL divergence grows with sampling noise; drawing with replacement duplicates strings) get the
+    percentile interval shifted back by the bootstrap bias and clipped to the bounds (`bias_corrected_interval`)."""
+    shifted = shifted or {}
     points = [statistic(i, draws.point) for i in range(n)]
     names = list(points[0]) if points else list(reasons)
     values = {name: np.array([float(np.ravel(p[name])[0]) for p in points]) for name in names}
@@ -141,7 +144,7 @@ def estimate_all(
         columns = [np.broadcast_to(np.asarray(b[name], dtype=float), (reps,)) for b in boot]
         replicates = np.stack(columns, axis=1) if n else np.zeros((reps, 0))
         if name in shifted:
-            lo, hi = bias_corrected_interval(values[name], replicates, level, bounds=(0.0, 1.0))
+            lo, hi = bias_corrected_interval(values[name], replicates, level, bounds=shifted[name])
         else:
             lo, hi = percentile_interval(replicates, level)
         undefined = ~np.isfinite(values[name])
@@ -161,6 +164,10 @@ def estimates_frame(estimates: dict[str, Estimate]) -> pd.DataFrame:
     frame = pd.DataFrame(columns)
     frame.index.name = "index"
     return frame
+
+
+KL_BOUNDS = (0.0, float("inf"))
+SHARE_BOUNDS = (0.0, 1.0)
 
 
 def set_problem(size: float, answered: float, graded: float | None = None) -> str | None:

@@ -24,10 +24,19 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from jaxtyping import Bool, Float
+from jaxtyping import Float
 
-from anchors.methods.blackbox import BlackBoxConfig, Draws, Estimate, estimate_all, estimates_frame, set_problem
-from anchors.methods.rollout_sets import RolloutArrays, TraceRollouts, population, resampled_arrays, tally, unique_counts
+from anchors.methods.blackbox import (
+    KL_BOUNDS, SHARE_BOUNDS, BlackBoxConfig, Draws, Estimate, estimate_all, estimates_frame, set_problem,
+)
+from anchors.methods.rollout_sets import (
+    RolloutArrays,
+    TraceRollouts,
+    population,
+    resampled_arrays,
+    tally,
+    unique_counts,
+)
 from anchors.metrics.distributions import kl_from_counts, share
 from anchors.metrics.permutation import permutation_p_value
 from anchors.models.embeddings import Embedder
@@ -69,7 +78,8 @@ def counterfactual_importance(
     draws = Draws([s.size for s in sets], config.replicates, (config.seed, 2))
     statistic = _Statistic(sets, dissimilar, config, rollouts.answers_known)
     reasons = _reasons(sets, dissimilar, rollouts, config)
-    estimates = estimate_all(rollouts.n, statistic, draws, config.level, reasons, shifted=("overdeterminedness",))
+    estimates = estimate_all(rollouts.n, statistic, draws, config.level, reasons,
+                             shifted={"overdeterminedness": SHARE_BOUNDS, "importance_kl": KL_BOUNDS})
     p_values = _p_values(sets, dissimilar, rollouts, config)
     return CounterfactualImportance(
         estimates.get("importance_accuracy"), estimates.get("importance_kl"),
@@ -111,7 +121,7 @@ class _Statistic:
                                         tally(self.sets[i + 1], draws[i + 1]) if has_next else None, nan))
         return out
 
-    def _importance(self, different, similar, after, nan) -> dict[str, np.ndarray]:  # noqa: ANN001 - Tally
+    def _importance(self, different, similar, after, nan) -> dict[str, np.ndarray]:
         config = self.config
         if after is None:  # default mode without rollouts after the last sentence
             return {"importance_accuracy": nan, "importance_kl": nan}

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from anchors.methods.blackbox import BlackBoxConfig, Draws, Estimate, estimate_all, estimates_frame, set_problem
+from anchors.methods.blackbox import (
+    KL_BOUNDS, BlackBoxConfig, Draws, Estimate, estimate_all, estimates_frame, set_problem,
+)
 from anchors.methods.rollout_sets import RolloutArrays, TraceRollouts, forced_arrays, tally
 from anchors.metrics.distributions import kl_from_counts, share
 
@@ -40,11 +42,12 @@ def forced_answer_importance(rollouts: TraceRollouts, config: BlackBoxConfig = B
     if config.paper:
         sets = [s.subset(s.answered) for s in sets]
     draws = Draws([s.size for s in sets], config.replicates, (config.seed, 4))
-    estimates = estimate_all(rollouts.n, _statistic(sets, config), draws, config.level, _reasons(sets, rollouts, config))
+    estimates = estimate_all(rollouts.n, _statistic(sets, config), draws, config.level, _reasons(sets, rollouts, config),
+                             shifted={"importance_kl": KL_BOUNDS})
     return ForcedAnswerImportance(estimates["forced_accuracy"], estimates["importance_accuracy"], estimates["importance_kl"])
 
 
-def _statistic(sets: list[RolloutArrays], config: BlackBoxConfig):  # noqa: ANN202 - a Statistic
+def _statistic(sets: list[RolloutArrays], config: BlackBoxConfig):
     def statistic(i: int, draws: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
         current = tally(sets[i], draws[i])
         accuracy = share(current.correct, current.graded, config.empty)

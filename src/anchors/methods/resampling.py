@@ -12,7 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from anchors.methods.blackbox import BlackBoxConfig, Draws, Estimate, estimate_all, estimates_frame, set_problem
+from anchors.methods.blackbox import (
+    KL_BOUNDS, BlackBoxConfig, Draws, Estimate, estimate_all, estimates_frame, set_problem,
+)
 from anchors.methods.rollout_sets import RolloutArrays, TraceRollouts, resampled_arrays, tally
 from anchors.metrics.distributions import kl_from_counts, share
 
@@ -37,11 +39,12 @@ def resampling_importance(rollouts: TraceRollouts, config: BlackBoxConfig = Blac
     sets = resampled_arrays(rollouts, answered_only=config.paper)
     draws = Draws([s.size for s in sets], config.replicates, (config.seed, 1))
     statistic = _statistic(sets, config)
-    estimates = estimate_all(rollouts.n, statistic, draws, config.level, _reasons(sets, rollouts, config))
+    estimates = estimate_all(rollouts.n, statistic, draws, config.level, _reasons(sets, rollouts, config),
+                             shifted={"importance_kl": KL_BOUNDS})
     return ResamplingImportance(estimates["accuracy"], estimates["importance_accuracy"], estimates["importance_kl"])
 
 
-def _statistic(sets: list[RolloutArrays], config: BlackBoxConfig):  # noqa: ANN202 - a Statistic
+def _statistic(sets: list[RolloutArrays], config: BlackBoxConfig):
     def statistic(i: int, draws: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
         current = tally(sets[i], draws[i])
         accuracy = share(current.correct, current.graded, config.empty)

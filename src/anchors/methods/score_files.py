@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from anchors import __version__
 from anchors.errors import InputError
 from anchors.methods.blackbox import BlackBoxConfig
-from anchors.methods.scores import SCHEMA_VERSION, METRICS, SentenceScore, TraceScores
+from anchors.methods.scores import METRICS, SCHEMA_VERSION, SentenceScore, TraceScores
 from anchors.methods.sentence_matrix import SentenceMatrix
 from anchors.traces.segment import Sentence
 

@@ -44,7 +44,7 @@ def load_ta_rollouts(problem_dir: Path, root: Path, mode: str = "paper") -> tupl
     return rollouts, ta_tags(problem_dir, len(sentences))
 
 
-def iter_ta_rollouts(root: str | Path, mode: str = "paper"):  # noqa: ANN201 - a generator of (rollouts, tags)
+def iter_ta_rollouts(root: str | Path, mode: str = "paper"):
     """Every problem folder under `root`, in sorted order."""
     root = Path(root)
     for problem_dir in find_problem_dirs(root):

@@ -20,8 +20,8 @@ def resample_indices(n: int, replicates: int, rng: np.random.Generator) -> Int[n
 
 
 def percentile_interval(
-    replicates: Float[np.ndarray, "rep *shape"], level: float = 0.95
-) -> tuple[Float[np.ndarray, "*shape"], Float[np.ndarray, "*shape"]]:
+    replicates: Float[np.ndarray, "rep ..."], level: float = 0.95
+) -> tuple[Float[np.ndarray, "..."], Float[np.ndarray, "..."]]:
     """The (1 − level)/2 and (1 + level)/2 quantiles over replicates, ignoring NaN replicates
     (NaN where every replicate is NaN)."""
     tail = (1.0 - level) / 2.0
@@ -34,9 +34,9 @@ def percentile_interval(
 
 
 def bias_corrected_interval(
-    point: Float[np.ndarray, "*shape"], replicates: Float[np.ndarray, "rep *shape"], level: float = 0.95,
+    point: Float[np.ndarray, "..."], replicates: Float[np.ndarray, "rep ..."], level: float = 0.95,
     bounds: tuple[float, float] = (-np.inf, np.inf),
-) -> tuple[Float[np.ndarray, "*shape"], Float[np.ndarray, "*shape"]]:
+) -> tuple[Float[np.ndarray, "..."], Float[np.ndarray, "..."]]:
     """The percentile interval shifted by the bootstrap's bias (mean of replicates − point), clipped to `bounds`.
 
     For statistics that resampling itself biases, e.g. the share of duplicated strings: drawing with

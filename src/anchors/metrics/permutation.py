@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from jaxtyping import Float, Int
+from jaxtyping import Int
 
 # statistic(counts_a [rep cat], counts_b [rep cat]) -> [rep]
 CountStatistic = Callable[[np.ndarray, np.ndarray], np.ndarray]

@@ -108,7 +108,7 @@ class SentenceEmbedder:
 
             try:
                 self._model = SentenceTransformer(str(self.path), device=self.device)
-            except Exception as exc:  # noqa: BLE001 - any loader failure becomes one clear message
+            except Exception as exc:  # any loader failure becomes one clear message
                 raise ModelLoadError(f"cannot load the sentence embedder from {self.path}: {exc}") from exc
         return self._model
 
