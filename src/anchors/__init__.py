@@ -45,6 +45,17 @@ _EXPORTS: dict[str, str] = {
     "make_sampler": "anchors.rollouts.factory",
     "resampling_requests": "anchors.rollouts.schedule",
     "RolloutStore": "anchors.rollouts.store",
+    "BlackBoxConfig": "anchors.methods.blackbox",
+    "TraceScores": "anchors.methods.scores",
+    "SentenceScore": "anchors.methods.scores",
+    "score_trace": "anchors.methods.scores",
+    "score_rollouts": "anchors.methods.scores",
+    "AdaptiveConfig": "anchors.methods.adaptive",
+    "score_trace_adaptive": "anchors.methods.adaptive",
+    "read_scores": "anchors.methods.score_files",
+    "load_ta_rollouts": "anchors.methods.ta_rollouts",
+    "compat_check": "anchors.methods.compat",
+    "SentenceEmbedder": "anchors.models.embeddings",
     "AnchorsError": "anchors.errors",
     "InputError": "anchors.errors",
     "ModelLoadError": "anchors.errors",
@@ -68,13 +79,25 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # static type checkers and IDEs see the real names
     from anchors.errors import AnchorsError, InputError, ModelLoadError
+    from anchors.methods.adaptive import AdaptiveConfig, score_trace_adaptive
+    from anchors.methods.blackbox import BlackBoxConfig
+    from anchors.methods.compat import compat_check
+    from anchors.methods.score_files import read_scores
+    from anchors.methods.scores import (
+        SentenceScore,
+        TraceScores,
+        score_rollouts,
+        score_trace,
+    )
+    from anchors.methods.ta_rollouts import load_ta_rollouts
     from anchors.metrics.categories import category_table
     from anchors.models import ModelHandle, PromptTemplate, available_models, load_model
+    from anchors.models.embeddings import SentenceEmbedder
     from anchors.report.batch import write_all_figures
     from anchors.report.html import write_report
     from anchors.report.results import TraceResults, read_results, read_trace_results
-    from anchors.report.writer import write_trace_results
     from anchors.report.ta import load_ta_results
+    from anchors.report.writer import write_trace_results
     from anchors.rollouts.base import PrefixRequest, Rollout, SamplingParams
     from anchors.rollouts.factory import make_sampler
     from anchors.rollouts.generate import generate_traces

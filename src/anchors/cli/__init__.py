@@ -28,7 +28,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 # Options shared by several commands.
 SkipInvalid = Annotated[bool, typer.Option("--skip-invalid", help="Exit 0 even when some input lines are invalid (they are still reported).")]
-FromTA = Annotated[Optional[Path], typer.Option("--from-ta", help="Read traces from a Thought Anchors folder (problem.json + base_solution.json) instead of JSONL.")]
+FromTA = Annotated[Path | None, typer.Option("--from-ta", help="Read traces from a Thought Anchors folder (problem.json + base_solution.json) instead of JSONL.")]
 ModeOption = Annotated[str, typer.Option("--mode", help="'default', or 'paper' to reproduce the published method's quirks.")]
 
 
@@ -106,7 +106,10 @@ class Inputs:
 
 
 # Command groups register themselves on import (kept last: they import `app` from here).
-from anchors.cli import basic  # noqa: E402,F401
-from anchors.cli import figures  # noqa: E402,F401
-from anchors.cli import causality  # noqa: E402,F401
-from anchors.cli import resample  # noqa: E402,F401
+from anchors.cli import (
+    basic,  # noqa: F401
+    causality,  # noqa: F401
+    figures,  # noqa: F401
+    resample,  # noqa: F401
+    score,  # noqa: F401
+)

@@ -129,10 +129,13 @@ def demo(
     model: Annotated[str, typer.Option("--model", help="Model to run the demo on.")] = "smollm2-135m",
     out: Annotated[Path, typer.Option("--out", help="Folder for the demo's files.")] = Path("results/demo"),
 ) -> None:
-    """The main job on the bundled model: generate a trace for an example problem, split and grade it."""
+    """The main job on the bundled model: generate a trace for an example problem, split and grade it, then
+    score the committed example trace (which sentences cause its answer)."""
+    from anchors.cli.score import score_example
     from anchors.rollouts.generate import example_problems_path
 
     traces = out / "traces.jsonl"
     generate(model=model, problems=example_problems_path(), out=traces, limit=1)
     split(traces=traces)
     grade(traces=traces)
+    score_example(model=model, out=out / "scores")

@@ -1,1 +1,2 @@
-"""Pure functions on numbers, arrays and tables (no models, no files): statistics, KL, curves, aggregation."""
+"""Pure functions on numbers, arrays and tables (no models, no files): answer-distribution statistics, KL with
+smoothing, bootstrap intervals, FDR control, permutation tests, curves and the paper's per-category aggregation."""

@@ -1,0 +1,208 @@
+"""Black-box thought anchors: `anchors score` and `anchors compat check`."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from anchors import console
+from anchors.cli import FromTA, Inputs, ModeOption, SkipInvalid, app, check_mode, handles_errors
+
+compat_app = typer.Typer(help="Check anchors against the published method on data in the authors' layout.",
+                         no_args_is_help=True, rich_markup_mode=None)
+app.add_typer(compat_app, name="compat")
+
+Embedder = Annotated[str, typer.Option("--embedder", help="Sentence embedder: all-MiniLM-L6-v2 (bundled) or a sentence-transformers folder.")]
+
+
+@app.command()
+@handles_errors
+def score(
+    traces: Annotated[Optional[Path], typer.Argument(help="JSONL file of traces.")] = None,
+    from_ta: FromTA = None,
+    model: Annotated[str, typer.Option("--model", help="Model alias, local folder, .gguf file or hub name.")] = "smollm2-135m",
+    rollouts: Annotated[int, typer.Option("--rollouts", min=1, help="Rollouts per prefix (and as many forced answers); with --adaptive, the first round.")] = 8,
+    mode: ModeOption = "default",
+    out: Annotated[Path, typer.Option("--out", help="Results folder: one sub-folder per trace.")] = Path("results/scores"),
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1, help="Token budget of each resampled continuation.")] = 96,
+    forced: Annotated[bool, typer.Option("--forced/--no-forced", help="Also sample forced answers (forced-answer importance).")] = True,
+    matrix: Annotated[bool, typer.Option("--matrix/--no-matrix", help="Also compute the sentence→sentence matrix.")] = True,
+    bootstrap: Annotated[Optional[int], typer.Option("--bootstrap", min=0, help="Bootstrap resamples for the intervals (default: 1000; 0 in paper mode).")] = None,
+    fdr: Annotated[float, typer.Option("--fdr", help="Benjamini–Hochberg level of the anchor flag.")] = 0.05,
+    threshold: Annotated[float, typer.Option("--threshold", help="Cosine below which a resampled sentence counts as different.")] = 0.8,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    adaptive: Annotated[bool, typer.Option("--adaptive", help="Start with --rollouts per prefix, then add half as many per round until each sentence's counterfactual-KL interval is narrower than --target-width or separated from the top 3.")] = False,
+    target_width: Annotated[float, typer.Option("--target-width", help="Adaptive: interval width (nats) at which a sentence is done.")] = 1.5,
+    max_rollouts: Annotated[int, typer.Option("--max-rollouts", min=1, help="Adaptive: most rollouts per prefix.")] = 50,
+    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Only the first N traces.")] = None,
+    top: Annotated[int, typer.Option("--top", min=1, help="Rows of the printed table of top anchors.")] = 5,
+    embedder: Embedder = "all-MiniLM-L6-v2",
+    device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda, cuda:1 (default: CUDA when present).")] = None,
+    dtype: Annotated[Optional[str], typer.Option("--dtype", help="float32 or bfloat16.")] = None,
+    skip_invalid: SkipInvalid = False,
+) -> None:
+    """Which sentences of each trace cause its answer: resample from every sentence, grade, and score."""
+    from anchors.methods.blackbox import BlackBoxConfig
+    from anchors.models.embeddings import SentenceEmbedder
+
+    config = BlackBoxConfig(mode=check_mode(mode), rollouts=rollouts, max_new_tokens=max_new_tokens, forced=forced,  # type: ignore[arg-type]
+                            matrix=matrix, bootstrap=bootstrap, fdr=fdr, similarity_threshold=threshold, seed=seed)
+    embed = SentenceEmbedder(embedder)
+    if from_ta is not None:
+        if traces is not None:
+            raise typer.BadParameter("give either a TRACES.jsonl file or --from-ta DIR, not both")
+        _score_from_ta(from_ta, config, embed, out, top, limit)
+        return
+    inputs = Inputs(traces, None)
+    sampler, template = make_sampler(model, device=device, dtype=dtype)
+    for index, trace in enumerate(inputs):
+        if limit is not None and index >= limit:
+            break
+        started = time.perf_counter()
+        scores = _score_one(trace, sampler, template, embed, config, out, adaptive, target_width, max_rollouts, rollouts)
+        _write_and_show(scores, out, embed.identity, str(traces), out / "rollouts.sqlite", top, started)
+    inputs.exit_if_invalid(skip_invalid)
+
+
+def example_traces_path() -> Path:
+    """The project's example traces (examples/traces.jsonl in the source checkout; the first is the demo's)."""
+    from anchors.errors import InputError
+    from anchors.paths import project_root
+
+    root = project_root()
+    path = root / "examples" / "traces.jsonl" if root else None
+    if path is None or not path.is_file():
+        raise InputError("the example traces live in a source checkout (examples/traces.jsonl); pass a TRACES.jsonl file")
+    return path
+
+
+def score_example(model: str, out: Path) -> None:
+    """`anchors score examples/traces.jsonl --limit 1` with default settings (the demo's last step)."""
+    score(traces=example_traces_path(), model=model, out=out, limit=1)
+
+
+def make_sampler(model: str, **load_options: Any) -> tuple[Any, Any]:
+    """The sampler `anchors score` uses, and the model's prompt template.
+
+    For now the sequential reference sampler, with a progress bar; the rollout engine's
+    `anchors.rollouts.factory.make_sampler(model, **load_options)` takes its place here."""
+    from anchors.models import load_model
+    from anchors.rollouts.simple import SequentialSampler
+
+    handle = load_model(model, **load_options)
+    return _WithProgress(SequentialSampler(handle)), handle.template
+
+
+class _WithProgress:
+    """A Sampler that shows a progress bar (on stderr) over the rollouts of each call."""
+
+    def __init__(self, sampler: Any) -> None:
+        self.inner = sampler
+
+    @property
+    def identity(self) -> str:
+        return self.inner.identity
+
+    def sample(self, requests: Sequence[Any], params: Any) -> Iterator[Any]:
+        kinds = sorted({str(r.meta.get("kind", "answer")) for r in requests})
+        with console.progress() as bar:
+            task = bar.add_task(f"sampling ({', '.join(kinds)})", total=sum(r.n for r in requests))
+            for rollout in self.inner.sample(requests, params):
+                bar.advance(task)
+                yield rollout
+
+
+def _score_one(trace: Any, sampler: Any, template: Any, embed: Any, config: Any, out: Path, adaptive: bool,
+               target_width: float, max_rollouts: int, rollouts: int) -> Any:
+    from anchors.methods.adaptive import AdaptiveConfig, score_trace_adaptive
+    from anchors.methods.scores import score_trace
+
+    store = str(out / "rollouts.sqlite")
+    out.mkdir(parents=True, exist_ok=True)
+    console.stderr.print(f"scoring {trace.id} ({config.mode} mode)", highlight=False)
+    if adaptive:
+        first = min(rollouts, max_rollouts)
+        plan = AdaptiveConfig(initial=first, step=max(1, first // 2), max_rollouts=max_rollouts, target_width=target_width)
+        return score_trace_adaptive(trace, sampler, template, embed, config, plan, store=store)
+    return score_trace(trace, sampler, template, config, embedder=embed, store=store)
+
+
+def _score_from_ta(root: Path, config: Any, embed: Any, out: Path, top: int, limit: int | None) -> None:
+    from anchors.methods.scores import score_rollouts
+    from anchors.methods.ta_rollouts import iter_ta_rollouts
+
+    for index, (rollouts, tags) in enumerate(iter_ta_rollouts(root, config.mode)):
+        if limit is not None and index >= limit:
+            break
+        started = time.perf_counter()
+        scores = score_rollouts(rollouts, embed, config, tags)
+        _write_and_show(scores, out, embed.identity, str(root), None, top, started)
+
+
+def _write_and_show(scores: Any, out: Path, embedder: str, source: str, store: Path | None, top: int,
+                    started: float) -> None:
+    from dataclasses import replace
+
+    from anchors.methods.score_files import run_record, write_scores
+
+    scores = replace(scores, run={**scores.run, "total_seconds": round(time.perf_counter() - started, 3)})
+    folder = write_scores(scores, out, run_record(scores, embedder=embedder, source=source,
+                                                   store=str(store) if store else None))
+    _print_top(scores, top)
+    console.stdout.print(f"wrote {folder}/ (scores.jsonl, scores.csv, {'matrix.npz, ' if scores.matrix else ''}run.json)")
+
+
+def _print_top(scores: Any, k: int) -> None:
+    from anchors.methods.scores import HEADLINE
+
+    by = HEADLINE if HEADLINE in scores.computed_metrics else "different_trajectories_fraction"
+    frame = scores.top(k, by=by)
+    columns = ["#", by, "interval", "anchor", "tag", "sentence"]
+    rows = []
+    for _, row in frame.iterrows():
+        lo, hi = row.get(f"{by}_lo"), row.get(f"{by}_hi")
+        defined = isinstance(lo, float) and isinstance(hi, float) and math.isfinite(lo) and math.isfinite(hi)
+        interval = f"[{lo:.3f}, {hi:.3f}]" if defined else ""
+        rows.append((row["index"], f"{row[by]:.3f}", interval, row.get("anchor"), row.get("tag"), _short(row["text"])))
+    console.table(f"{scores.trace_id}: top {len(rows)} sentences by {by}", columns, rows)
+    if scores.not_computed:
+        console.stdout.print(f"not computed: {', '.join(scores.not_computed)}")
+
+
+def _short(text: str, width: int = 90) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+@compat_app.command("check")
+@handles_errors
+def compat_check(
+    folder: Annotated[Path, typer.Argument(help="A folder in the Thought Anchors layout (e.g. ../shared/data/thought-anchors-viewer).")],
+    out: Annotated[Optional[Path], typer.Option("--out", help="Where to write compat_report.json (default: the current folder).")] = None,
+    embedder: Embedder = "all-MiniLM-L6-v2",
+    similarity: Annotated[bool, typer.Option("--similarity/--no-similarity", help="Also recompute the similarity-based metrics (embeds every resampled sentence: minutes on a CPU the first time, cached after).")] = True,
+) -> None:
+    """Recompute the published metrics from the authors' files and report how many agree."""
+    from anchors.methods.compat import compat_check as run_check
+    from anchors.models.embeddings import SentenceEmbedder
+
+    report = run_check(folder, SentenceEmbedder(embedder) if similarity else None, progress=console.track)
+    rows = [(name, compared, within, f"{share:.1%}", f"{deviation:.2g}") for name, compared, within, share, deviation in report.summary()]
+    console.table(f"compat check: {report.traces} traces from {folder}", ["check", "compared", "within tolerance", "share", "max deviation"], rows)
+    _print_categories(report.category_table)
+    path = (out or Path(".")) / "compat_report.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(report.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    console.stdout.print(f"wrote {path}")
+
+
+def _print_categories(table: list[dict[str, Any]]) -> None:
+    rows = [(r["model"], r["tag"], r["metric"], f"{r['mean']:.4f}", f"{r['se']:.4f}", r["n_traces"], r["n_sentences"])
+            for r in table if r["metric"] == "counterfactual_importance_kl"]
+    console.table("category table (counterfactual_importance_kl; all metrics in compat_report.json)",
+                  ["model", "tag", "metric", "mean", "se", "traces", "sentences"], rows)

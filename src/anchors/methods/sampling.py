@@ -1,0 +1,217 @@
+"""From a trace to graded rollouts: the prompts of every prefix, the sampling jobs, and grading.
+
+Prompts (methods.md §1–§2):
+* paper mode: the raw prompt of the paper, the prefix of sentence i is the authors' — chunks 1..i joined by
+  single spaces, then every occurrence of chunk i removed and the result stripped — and forced answers use
+  the published suffix (typo included). n prefixes (the last sentence gets 0, as published).
+* default mode: the trace's own prompt (or the model's template), the prefix of sentence i is the thinking
+  text up to where sentence i starts, byte for byte, plus one more prefix holding the whole thinking (so the
+  last sentence is scored too); forced answers use the template's suffix.
+
+Grading: paper mode takes the first boxed answer of the rollout (of prompt + completion for forced answers, as
+published). Default mode takes the last boxed answer; a rollout that ends without one (its token budget ran out,
+or a model that never closes its reasoning stopped) is *closed* the way `anchors generate` closes a trace —
+its text, the closing tag and "The final answer is \\boxed{" — and its answer is sampled (a short second
+request); `GradedRollout.closed` records it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from anchors.methods.blackbox import BlackBoxConfig
+from anchors.methods.rollout_sets import GradedRollout, PrefixRollouts, TraceRollouts
+from anchors.models.templates import PAPER_FORCED_ANSWER_SUFFIX, PromptTemplate, paper_template
+from anchors.rollouts.base import PrefixRequest, Rollout, Sampler, SamplingParams
+from anchors.rollouts.generate import ANSWER_STEM
+from anchors.rollouts.jobs import collect_rollouts
+from anchors.traces.answers import grade
+from anchors.traces.records import Trace
+from anchors.traces.segment import Sentence, split_sentences
+
+BOX_OPEN = "\\boxed{"
+
+
+@dataclass(frozen=True)
+class PromptPlan:
+    """The prompt text before the thinking, each prefix's thinking text, and the forced-answer suffix."""
+
+    header: str
+    prefixes: tuple[str, ...]
+    forced_suffix: str
+    think_close: str
+
+    def resample_prompt(self, i: int) -> str:
+        return self.header + self.prefixes[i]
+
+    def forced_prompt(self, i: int) -> str:
+        return self.header + self.prefixes[i] + self.forced_suffix
+
+
+def plan_prompts(trace: Trace, sentences: Sequence[Sentence], template: PromptTemplate, mode: str) -> PromptPlan:
+    """Prompts for resampling from every sentence of `trace` (see the module docstring)."""
+    if mode == "paper":
+        chunks = [s.text for s in sentences]
+        prefixes = tuple(" ".join(chunks[: i + 1]).replace(chunks[i], "").strip() for i in range(len(chunks)))
+        paper = paper_template()
+        return PromptPlan(paper.render(trace.problem), prefixes, PAPER_FORCED_ANSWER_SUFFIX, paper.think_close)
+    header = trace.prompt if trace.prompt is not None else template.render(trace.problem)
+    prefixes = tuple(trace.thinking[: s.start] for s in sentences) + (trace.thinking,)
+    return PromptPlan(header, prefixes, template.forced_answer_suffix, template.think_close)
+
+
+def request_seed(base_seed: int, key: str) -> int:
+    """A request's seed from the run's seed and the request's key: stable across runs, machines and batching."""
+    return int.from_bytes(hashlib.sha256(f"{base_seed}:{key}".encode()).digest()[:8], "little") & (2**63 - 1)
+
+
+def sampling_params(config: BlackBoxConfig, forced: bool = False) -> SamplingParams:
+    budget = config.forced_max_new_tokens if forced else config.max_new_tokens
+    return SamplingParams(temperature=config.temperature, top_p=config.top_p, max_new_tokens=budget)
+
+
+# Each prefix's rollouts form one stream (rollout k drawn from rollout_seed(request seed, k)), requested in
+# blocks of this many: runs of different sizes (a fixed run, adaptive rounds, a re-run) ask for the same blocks,
+# so they share rollouts, and through the rollout store a re-run samples nothing new.
+ROLLOUT_BLOCK = 10
+
+
+def prefix_requests(trace_id: str, plan: PromptPlan, stops: Sequence[int], config: BlackBoxConfig,
+                    starts: Sequence[int] | None = None) -> list[PrefixRequest]:
+    """Requests for rollouts starts[i] .. stops[i]-1 of prefix i's resampling (and forced-answer) stream."""
+    requests = []
+    for i, stop in enumerate(stops):
+        start = starts[i] if starts is not None else 0
+        kinds = [("resample", plan.resample_prompt(i))] + ([("forced", plan.forced_prompt(i))] if config.forced else [])
+        for kind, prompt in kinds:
+            for block in range(start // ROLLOUT_BLOCK, -(-stop // ROLLOUT_BLOCK)):
+                key = f"{trace_id}/{kind}/{i}/{block}"
+                requests.append(PrefixRequest(key=key, prompt_text=prompt, n=min(stop - block * ROLLOUT_BLOCK, ROLLOUT_BLOCK),
+                                              seed=request_seed(config.seed, key),
+                                              meta={"trace_id": trace_id, "kind": kind, "prefix": i, "block": block}))
+    return requests
+
+
+def stream(got: dict[str, list[Rollout]], trace_id: str, kind: str, i: int, start: int, stop: int) -> list[tuple[int, Rollout]]:
+    """(position in the stream, rollout) for positions start .. stop-1 of prefix i's `kind` stream."""
+    out = []
+    for block in range(start // ROLLOUT_BLOCK, -(-stop // ROLLOUT_BLOCK)):
+        for rollout in got.get(f"{trace_id}/{kind}/{i}/{block}", []):
+            position = block * ROLLOUT_BLOCK + rollout.index
+            if start <= position < stop:
+                out.append((position, rollout))
+    return out
+
+
+def collect(sampler: Sampler, requests: Sequence[PrefixRequest], params: SamplingParams, *,
+            store: str | None = None, progress: bool = True) -> dict[str, list[Rollout]]:
+    """`collect_rollouts`, through the rollout store when one is given and the installed engine has one."""
+    if store is not None:
+        try:
+            return collect_rollouts(sampler, requests, params, store=store, progress=progress)
+        except NotImplementedError:
+            pass  # this build's jobs.py keeps rollouts in memory only: sample without the store
+    return collect_rollouts(sampler, requests, params, progress=progress)
+
+
+@dataclass(frozen=True)
+class Grader:
+    """How rollouts of one trace are graded (see the module docstring)."""
+
+    gold: str | None
+    mode: str
+    method: str | None
+    think_close: str
+    keep_sentences: bool = True  # every sentence of the continuation (the matrix needs them), not just the first
+
+    def resampled(self, text: str, prompt: str) -> GradedRollout:
+        result = grade(text, self.gold, mode=self.mode, method=self.method)  # type: ignore[arg-type]
+        sentences = self._sentences(text)
+        return GradedRollout(first_sentence=sentences[0] if sentences else "", answer=result.key,
+                             correct=result.correct, sentences=sentences if self.keep_sentences else ())
+
+    def forced(self, completion: str, prompt: str) -> GradedRollout:
+        if self.mode == "paper":  # the first boxed answer of prompt + completion, as published
+            result = grade(prompt + completion, self.gold, mode="paper")
+        else:
+            result = grade(BOX_OPEN + completion, self.gold, mode="default", method="boxed_first")
+        return GradedRollout(first_sentence="", answer=result.key, correct=result.correct)
+
+    def _sentences(self, text: str) -> tuple[str, ...]:
+        if self.mode == "paper":  # the authors' chunker keeps the part before the closing tag itself
+            return tuple(s.text for s in split_sentences(text, mode="paper"))
+        return tuple(s.text for s in split_sentences(text.split(self.think_close)[0], mode="default"))
+
+
+def sample_trace_rollouts(
+    trace: Trace, sampler: Sampler, template: PromptTemplate, config: BlackBoxConfig = BlackBoxConfig(), *,
+    store: str | None = None, progress: bool = True, stops: Sequence[int] | None = None,
+    starts: Sequence[int] | None = None,
+) -> TraceRollouts:
+    """Split the trace, sample R_i (and F_i) for every prefix, close unfinished rollouts (default mode), grade.
+
+    By default the first `config.rollouts` of every prefix's stream; `starts`/`stops` pick other stretches
+    (adaptive rounds)."""
+    sentences = split_sentences(trace.thinking, mode=config.mode)
+    plan = plan_prompts(trace, sentences, template, config.mode)
+    stops = list(stops) if stops is not None else [config.rollouts] * len(plan.prefixes)
+    starts = list(starts) if starts is not None else [0] * len(plan.prefixes)
+    requests = prefix_requests(trace.id, plan, stops, config, starts)
+    resample = [r for r in requests if r.meta["kind"] == "resample"]
+    forced = [r for r in requests if r.meta["kind"] == "forced"]
+    got = collect(sampler, resample, sampling_params(config), store=store, progress=progress)
+    if forced:
+        got |= collect(sampler, forced, sampling_params(config, forced=True), store=store, progress=progress)
+    grader = Grader(trace.gold_answer, config.mode, config.answer_method, plan.think_close, keep_sentences=config.matrix)
+    streams = [stream(got, trace.id, "resample", i, starts[i], stops[i]) for i in range(len(stops))]
+    prefixes = []
+    for i, rollouts in enumerate(streams):
+        forced_rollouts = stream(got, trace.id, "forced", i, starts[i], stops[i]) if config.forced else None
+        prefixes.append(_graded_prefix(plan, i, rollouts, forced_rollouts, grader))
+    if config.mode == "default":
+        prefixes = close_unfinished(trace.id, plan, prefixes, streams, sampler, grader, config, store=store, progress=progress)
+    return TraceRollouts(trace.id, tuple(sentences), tuple(prefixes), has_gold=trace.gold_answer is not None)
+
+
+def _graded_prefix(plan: PromptPlan, i: int, resampled: list[tuple[int, Rollout]],
+                   forced: list[tuple[int, Rollout]] | None, grader: Grader) -> PrefixRollouts:
+    ok = [r for _, r in resampled if r.ok]
+    graded_forced = None if forced is None else tuple(grader.forced(r.text, plan.forced_prompt(i)) for _, r in forced if r.ok)
+    return PrefixRollouts(tuple(grader.resampled(r.text, plan.resample_prompt(i)) for r in ok), graded_forced,
+                          failed=len(resampled) - len(ok))
+
+
+def close_unfinished(
+    trace_id: str, plan: PromptPlan, prefixes: list[PrefixRollouts], streams: list[list[tuple[int, Rollout]]],
+    sampler: Sampler, grader: Grader, config: BlackBoxConfig, *, store: str | None, progress: bool,
+) -> list[PrefixRollouts]:
+    """Give every answerless rollout an answer: its text + closing tag + answer stem, then a short sample."""
+    requests, where = [], {}
+    for i, prefix in enumerate(prefixes):
+        ok = [(position, r) for position, r in streams[i] if r.ok]
+        for k, ((position, rollout), graded) in enumerate(zip(ok, prefix.resampled)):
+            if graded.answer is None:
+                key = f"{trace_id}/close/{i}/{position}"
+                prompt = plan.resample_prompt(i) + closing_text(rollout.text, plan.think_close)
+                requests.append(PrefixRequest(key=key, prompt_text=prompt, n=1, seed=request_seed(config.seed, key),
+                                              meta={"trace_id": trace_id, "kind": "close", "prefix": i}))
+                where[key] = (i, k)
+    if not requests:
+        return prefixes
+    answers = collect(sampler, requests, sampling_params(config, forced=True), store=store, progress=progress)
+    updated = [list(p.resampled) for p in prefixes]
+    for key, (i, k) in where.items():
+        done = [r for r in answers.get(key, []) if r.ok]
+        if done:
+            answer = grader.forced(done[0].text, "")
+            updated[i][k] = replace(updated[i][k], answer=answer.answer, correct=answer.correct, closed=True)
+    return [replace(p, resampled=tuple(u)) for p, u in zip(prefixes, updated)]
+
+
+def closing_text(rollout_text: str, think_close: str) -> str:
+    """What anchors appends to an unfinished rollout to make it answer (as `anchors generate` does for traces)."""
+    if think_close in rollout_text:
+        return ANSWER_STEM
+    return ("" if rollout_text.endswith("\n") else "\n") + think_close + ANSWER_STEM

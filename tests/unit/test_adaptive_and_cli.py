@@ -1,0 +1,104 @@
+"""Adaptive sampling, request streams shared between runs (what makes the rollout store serve a re-run), and
+`anchors score` on a JSONL file with a scripted sampler."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from anchors.cli import app
+from anchors.methods import sampling
+from anchors.methods.adaptive import AdaptiveConfig, score_trace_adaptive, separated
+from anchors.methods.blackbox import BlackBoxConfig
+from anchors.methods.scores import score_trace
+from anchors.models.templates import paper_template
+from anchors.testing import PlantedWorld
+
+WORLD = PlantedWorld(n_sentences=6, planted=3, decoy=1)
+
+
+@pytest.fixture(autouse=True)
+def _no_grade_file_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANCHORS_NO_CACHE", "1")
+
+
+def test_separated() -> None:
+    value = np.array([2.0, 0.1, 1.5, 0.2, 1.0])
+    lo = np.array([1.5, 0.0, 1.2, 0.1, 0.3])
+    hi = np.array([2.5, 0.4, 1.8, 1.3, 1.4])
+    # top 2 = {0, 2}. 0 is clearly in (lower bound 1.5 above the rest's highest upper bound 1.4), 2 is not (1.2);
+    # 1 is clearly out (upper bound 0.4 below the top's lowest lower bound 1.2), 3 and 4 are not
+    assert separated(value, lo, hi, k=2).tolist() == [True, True, False, False, False]
+    assert not separated(value, lo, hi, k=5).any()
+
+
+def test_adaptive_uses_fewer_rollouts_and_shares_the_fixed_runs_streams() -> None:
+    config = BlackBoxConfig(rollouts=40, forced=False, matrix=False, bootstrap=200)
+    fixed = score_trace(WORLD.trace(), WORLD.sampler(), paper_template(), config, embedder=WORLD.embedder(), progress=False)
+    plan = AdaptiveConfig(initial=10, step=10, max_rollouts=40, target_width=1.0)
+    adaptive = score_trace_adaptive(WORLD.trace(), WORLD.sampler(), paper_template(), WORLD.embedder(), config, plan, progress=False)
+    per_prefix = adaptive.run["per_prefix"]
+    assert adaptive.run["rollouts_resampled"] == sum(per_prefix) < fixed.run["rollouts_resampled"]
+    assert adaptive.top(1)["index"].iloc[0] == fixed.top(1)["index"].iloc[0] == WORLD.planted
+    assert adaptive.run["history"][0] == [10] * (WORLD.n_sentences + 1) and max(per_prefix) <= 40
+    # a sentence whose two prefixes reached the cap rests on exactly the fixed run's rollouts
+    capped = [i for i in range(WORLD.n_sentences) if per_prefix[i] == per_prefix[i + 1] == 40]
+    for i in capped:
+        assert adaptive.rows[i].counterfactual_importance_kl == pytest.approx(fixed.rows[i].counterfactual_importance_kl)
+
+
+def test_a_rerun_asks_for_exactly_the_same_requests(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """With a store that keeps rollouts by request, the second run samples nothing (the store itself is the
+    rollout engine's; here a dictionary stands in for it)."""
+    kept: dict[tuple, list] = {}
+
+    def collect_with_store(sampler, requests, params, *, store=None, progress=True):  # noqa: ANN001, ANN202
+        missing = [r for r in requests if (store, r.key, r.prompt_text, r.n, r.seed, params) not in kept]
+        fresh: dict[str, list] = {}
+        for rollout in sampler.sample(missing, params):
+            fresh.setdefault(rollout.key, []).append(rollout)
+        for r in missing:
+            kept[(store, r.key, r.prompt_text, r.n, r.seed, params)] = fresh.get(r.key, [])
+        return {r.key: kept[(store, r.key, r.prompt_text, r.n, r.seed, params)] for r in requests}
+
+    monkeypatch.setattr(sampling, "collect_rollouts", collect_with_store)
+    world = PlantedWorld(n_sentences=5, planted=2, decoy=1, p_unfinished=0.3)  # closing requests too
+    sampler = world.sampler()
+    config = BlackBoxConfig(rollouts=12, bootstrap=50, permutations=50)
+    store = str(tmp_path / "rollouts.sqlite")
+    first = score_trace(world.trace(), sampler, paper_template(), config, embedder=world.embedder(), store=store, progress=False)
+    calls = sampler.calls
+    second = score_trace(world.trace(), sampler, paper_template(), config, embedder=world.embedder(), store=store, progress=False)
+    assert calls > 0 and sampler.calls == calls
+    assert first.to_pandas().equals(second.to_pandas())
+    # and a bigger run re-uses the first 12 rollouts of every stream, sampling only the rest
+    score_trace(world.trace(), sampler, paper_template(), BlackBoxConfig(rollouts=20, bootstrap=50, permutations=50),
+                embedder=world.embedder(), store=store, progress=False)
+    assert sampler.calls - calls < 2 * 20 * (world.n_sentences + 1) + 20 * (world.n_sentences + 1)
+
+
+def test_cli_score_on_a_jsonl_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import anchors.cli.score as score_cli
+    from anchors.models import embeddings
+
+    monkeypatch.setattr(score_cli, "make_sampler", lambda model, **options: (WORLD.sampler(), paper_template()))
+    monkeypatch.setattr(embeddings, "SentenceEmbedder", lambda *a, **k: WORLD.embedder())
+    traces = tmp_path / "traces.jsonl"
+    traces.write_text(WORLD.trace("w-1").to_json_line() + "\n" + "{broken\n" + WORLD.trace("w-2").to_json_line() + "\n")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["score", str(traces), "--rollouts", "20", "--bootstrap", "100", "--out", str(out)])
+    assert result.exit_code == 1  # the broken line is reported and the good traces are still scored
+    assert f"{traces}:2: invalid JSON" in result.stderr
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["w-1", "w-2"]
+    assert "w-1: top 5 sentences by counterfactual_importance_kl" in result.stdout
+    rows = [json.loads(line) for line in (out / "w-1" / "scores.jsonl").read_text().splitlines()]
+    assert max(rows, key=lambda r: r["counterfactual_importance_kl"])["index"] == WORLD.planted
+    adaptive = CliRunner().invoke(app, ["score", str(traces), "--adaptive", "--rollouts", "10", "--max-rollouts", "20",
+                                        "--bootstrap", "100", "--out", str(tmp_path / "adaptive"), "--skip-invalid", "--limit", "1"])
+    assert adaptive.exit_code == 0, adaptive.output
+    run = json.loads((tmp_path / "adaptive" / "w-1" / "run.json").read_text())
+    assert run["extra"]["adaptive_rounds"] >= 1 and run["extra"]["per_prefix"][0] >= 10
