@@ -11,7 +11,6 @@ import pytest
 from typer.testing import CliRunner
 
 from anchors.cli import app
-from anchors.methods import sampling
 from anchors.methods.adaptive import AdaptiveConfig, score_trace_adaptive, separated
 from anchors.methods.blackbox import BlackBoxConfig
 from anchors.methods.scores import score_trace
@@ -51,21 +50,8 @@ def test_adaptive_uses_fewer_rollouts_and_shares_the_fixed_runs_streams() -> Non
         assert adaptive.rows[i].counterfactual_importance_kl == pytest.approx(fixed.rows[i].counterfactual_importance_kl)
 
 
-def test_a_rerun_asks_for_exactly_the_same_requests(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """With a store that keeps rollouts by request, the second run samples nothing (the store itself is the
-    rollout engine's; here a dictionary stands in for it)."""
-    kept: dict[tuple, list] = {}
-
-    def collect_with_store(sampler, requests, params, *, store=None, progress=True):  # noqa: ANN001, ANN202
-        missing = [r for r in requests if (store, r.key, r.prompt_text, r.n, r.seed, params) not in kept]
-        fresh: dict[str, list] = {}
-        for rollout in sampler.sample(missing, params):
-            fresh.setdefault(rollout.key, []).append(rollout)
-        for r in missing:
-            kept[(store, r.key, r.prompt_text, r.n, r.seed, params)] = fresh.get(r.key, [])
-        return {r.key: kept[(store, r.key, r.prompt_text, r.n, r.seed, params)] for r in requests}
-
-    monkeypatch.setattr(sampling, "collect_rollouts", collect_with_store)
+def test_a_rerun_asks_for_exactly_the_same_requests(tmp_path: Path) -> None:
+    """With the rollout store, the second run samples nothing and a bigger one only what is new."""
     world = PlantedWorld(n_sentences=5, planted=2, decoy=1, p_unfinished=0.3)  # closing requests too
     sampler = world.sampler()
     config = BlackBoxConfig(rollouts=12, bootstrap=50, permutations=50)

@@ -20,10 +20,15 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from anchors.methods.blackbox import BlackBoxConfig
 from anchors.methods.rollout_sets import GradedRollout, PrefixRollouts, TraceRollouts
-from anchors.models.templates import PAPER_FORCED_ANSWER_SUFFIX, PromptTemplate, paper_template
+from anchors.models.templates import (
+    PAPER_FORCED_ANSWER_SUFFIX,
+    PromptTemplate,
+    paper_template,
+)
 from anchors.rollouts.base import PrefixRequest, Rollout, Sampler, SamplingParams
 from anchors.rollouts.generate import ANSWER_STEM
 from anchors.rollouts.jobs import collect_rollouts
@@ -106,14 +111,10 @@ def stream(got: dict[str, list[Rollout]], trace_id: str, kind: str, i: int, star
 
 
 def collect(sampler: Sampler, requests: Sequence[PrefixRequest], params: SamplingParams, *,
-            store: str | None = None, progress: bool = True) -> dict[str, list[Rollout]]:
-    """`collect_rollouts`, through the rollout store when one is given and the installed engine has one."""
-    if store is not None:
-        try:
-            return collect_rollouts(sampler, requests, params, store=store, progress=progress)
-        except NotImplementedError:
-            pass  # this build's jobs.py keeps rollouts in memory only: sample without the store
-    return collect_rollouts(sampler, requests, params, progress=progress)
+            store: str | Path | None = None, progress: bool = True) -> dict[str, list[Rollout]]:
+    """`collect_rollouts` keeping failed rollouts in their lists (`r.ok` is False): a few failures from a
+    server must not cost a long job; the metrics count them and a sentence left with none reports why."""
+    return collect_rollouts(sampler, requests, params, store=store, progress=progress, errors="keep")
 
 
 @dataclass(frozen=True)
@@ -147,7 +148,7 @@ class Grader:
 
 def sample_trace_rollouts(
     trace: Trace, sampler: Sampler, template: PromptTemplate, config: BlackBoxConfig = BlackBoxConfig(), *,
-    store: str | None = None, progress: bool = True, stops: Sequence[int] | None = None,
+    store: str | Path | None = None, progress: bool = True, stops: Sequence[int] | None = None,
     starts: Sequence[int] | None = None,
 ) -> TraceRollouts:
     """Split the trace, sample R_i (and F_i) for every prefix, close unfinished rollouts (default mode), grade.
@@ -185,7 +186,7 @@ def _graded_prefix(plan: PromptPlan, i: int, resampled: list[tuple[int, Rollout]
 
 def close_unfinished(
     trace_id: str, plan: PromptPlan, prefixes: list[PrefixRollouts], streams: list[list[tuple[int, Rollout]]],
-    sampler: Sampler, grader: Grader, config: BlackBoxConfig, *, store: str | None, progress: bool,
+    sampler: Sampler, grader: Grader, config: BlackBoxConfig, *, store: str | Path | None, progress: bool,
 ) -> list[PrefixRollouts]:
     """Give every answerless rollout an answer: its text + closing tag + answer stem, then a short sample."""
     requests, where = [], {}
