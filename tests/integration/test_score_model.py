@@ -31,16 +31,16 @@ def test_score_on_a_tiny_model_writes_every_file(traces: Path, tmp_path: Path) -
     first = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "a")])
     assert first.exit_code == 0, first.output
     folder = tmp_path / "a" / "tiny-1"
-    assert sorted(p.name for p in folder.iterdir()) == ["matrix.npz", "run.json", "scores.csv", "scores.jsonl"]
+    assert sorted(p.name for p in folder.iterdir()) == ["alternatives.json", "matrix.npz", "report.html", "run.json", "scores.csv", "scores.jsonl"]
     rows = [json.loads(line) for line in (folder / "scores.jsonl").read_text().splitlines()]
     assert [r["index"] for r in rows] == [0, 1, 2] and all(r["n_resampled"] == 2 and r["n_forced"] == 2 for r in rows)
     run = json.loads((folder / "run.json").read_text())
-    assert run["model"] == "hf:tiny-qwen2" and run["embedder"].startswith("all-MiniLM-L6-v2")
+    assert run["model"].startswith("hf:tiny-qwen2@") and run["embedder"].startswith("all-MiniLM-L6-v2")
     assert run["counts"]["rollouts_resampled"] == 2 * 4  # 3 sentences + the prefix after the whole thinking
     assert run["versions"]["anchors"] and run["settings"]["seed"] == 0
     # a random model never boxes an answer: every rollout was closed and answered
     assert run["counts"]["rollouts_closed"] == run["counts"]["rollouts_resampled"]
-    assert "tiny-1: top 5 sentences by counterfactual_importance_kl" in first.stdout
+    assert "tiny-1: top 3 sentences by counterfactual_importance_kl" in first.stdout
 
 
 def test_minilm_similarity_and_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

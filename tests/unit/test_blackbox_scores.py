@@ -180,7 +180,7 @@ def test_written_files_round_trip(tmp_path: Path) -> None:
     scores = run(WORLD.trace(), WORLD.sampler(), forced=False)
     record = run_record(scores, embedder="scripted", source="test", store=None)
     folder = write_scores(scores, tmp_path, record)
-    assert sorted(p.name for p in folder.iterdir()) == ["matrix.npz", "run.json", "scores.csv", "scores.jsonl"]
+    assert sorted(p.name for p in folder.iterdir()) == ["alternatives.json", "matrix.npz", "run.json", "scores.csv", "scores.jsonl"]
     lines = (folder / "scores.jsonl").read_text().splitlines()
     first = json.loads(lines[0])
     assert first["schema_version"] == 1 and first["forced_importance_kl"] is None and first["tag"] is None
@@ -189,6 +189,8 @@ def test_written_files_round_trip(tmp_path: Path) -> None:
     back = read_scores(folder)
     assert back.to_pandas()["counterfactual_importance_kl"].tolist() == pytest.approx(scores.to_pandas()["counterfactual_importance_kl"].tolist())
     assert np.allclose(back.matrix.matrix, scores.matrix.matrix, equal_nan=True)
+    assert back.alternatives == scores.alternatives and all(len(set(t)) == len(t) <= 5 for t in back.alternatives.values())
+    assert any(back.alternatives.values())
     run_json = json.loads((folder / "run.json").read_text())
     assert run_json["settings"]["bootstrap"] == FAST["bootstrap"] and "forced_importance_kl" in run_json["not_computed"]
 

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
 from anchors import console
-from anchors.cli import FromTA, Inputs, ModeOption, SkipInvalid, app, check_mode, handles_errors
+from anchors.cli import (
+    FromTA,
+    Inputs,
+    ModeOption,
+    SkipInvalid,
+    app,
+    check_mode,
+    handles_errors,
+)
 
 
 @app.command()
@@ -30,10 +38,10 @@ def _size(size_bytes: int | None) -> str:
 @app.command()
 @handles_errors
 def split(
-    traces: Annotated[Optional[Path], typer.Argument(help="JSONL file of traces.")] = None,
+    traces: Annotated[Path | None, typer.Argument(help="JSONL file of traces.")] = None,
     mode: ModeOption = "default",
     from_ta: FromTA = None,
-    out: Annotated[Optional[Path], typer.Option("--out", help="Write the sentences as JSONL here instead of printing them.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Write the sentences as JSONL here instead of printing them.")] = None,
     skip_invalid: SkipInvalid = False,
 ) -> None:
     """Split each trace's thinking into sentences with character spans."""
@@ -61,12 +69,12 @@ def _print_sentences(trace_id: str, sentences: list[Any]) -> None:
 @app.command()
 @handles_errors
 def grade(
-    traces: Annotated[Optional[Path], typer.Argument(help="JSONL file of traces.")] = None,
+    traces: Annotated[Path | None, typer.Argument(help="JSONL file of traces.")] = None,
     mode: ModeOption = "default",
-    method: Annotated[Optional[str], typer.Option("--method", help="Answer extractor: boxed_last, boxed_first, answer_is, last_number, choice, auto (default: the mode's).")] = None,
+    method: Annotated[str | None, typer.Option("--method", help="Answer extractor: boxed_last, boxed_first, answer_is, last_number, choice, auto (default: the mode's).")] = None,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds per answer comparison before giving up with status 'timeout'.")] = 5.0,
     from_ta: FromTA = None,
-    out: Annotated[Optional[Path], typer.Option("--out", help="Also write one JSON line per trace here.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Also write one JSON line per trace here.")] = None,
     skip_invalid: SkipInvalid = False,
 ) -> None:
     """Extract each trace's final answer and grade it against the gold answer."""
@@ -90,21 +98,25 @@ def grade(
 @handles_errors
 def generate(
     model: Annotated[str, typer.Option("--model", help="Model alias, local folder, .gguf file or hub name.")] = "smollm2-135m",
-    problem: Annotated[Optional[str], typer.Option("--problem", help="One problem text.")] = None,
-    problems: Annotated[Optional[Path], typer.Option("--problems", help="JSONL of problems: {\"id\", \"problem\", \"gold_answer\"}.")] = None,
+    problem: Annotated[str | None, typer.Option("--problem", help="One problem text.")] = None,
+    problems: Annotated[Path | None, typer.Option("--problems", help="JSONL of problems: {\"id\", \"problem\", \"gold_answer\"}.")] = None,
     out: Annotated[Path, typer.Option("--out", help="JSONL file the traces are appended to (problems already in it are skipped).")] = Path("results/traces.jsonl"),
-    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Only the first N problems.")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N problems.")] = None,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1, help="Token budget of the thinking.")] = 320,
     temperature: Annotated[float, typer.Option("--temperature", min=0.0)] = 0.6,
     top_p: Annotated[float, typer.Option("--top-p", min=0.0, max=1.0)] = 0.95,
     seed: Annotated[int, typer.Option("--seed")] = 0,
-    template: Annotated[Optional[str], typer.Option("--template", help="paper, r1-distill, qwen3 or chat (default: chosen from the model).")] = None,
-    device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda, cuda:1 (default: CUDA when present).")] = None,
-    dtype: Annotated[Optional[str], typer.Option("--dtype", help="float32 or bfloat16.")] = None,
+    template: Annotated[str | None, typer.Option("--template", help="paper, r1-distill, qwen3 or chat (default: chosen from the model).")] = None,
+    device: Annotated[str | None, typer.Option("--device", help="cpu, cuda, cuda:1 (default: CUDA when present).")] = None,
+    dtype: Annotated[str | None, typer.Option("--dtype", help="float32 or bfloat16.")] = None,
     skip_invalid: SkipInvalid = False,
 ) -> None:
     """Generate on-policy reasoning traces with a local model and append them to a JSONL file."""
-    from anchors.rollouts.generate import GenerationConfig, generate_traces, problems_to_run
+    from anchors.rollouts.generate import (
+        GenerationConfig,
+        generate_traces,
+        problems_to_run,
+    )
 
     todo, reader = problems_to_run(problem=problem, problems_path=problems, out=out, limit=limit)
     if reader is not None:

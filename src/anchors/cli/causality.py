@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -18,12 +18,12 @@ TestsOption = Annotated[str, typer.Option("--tests", help="Comma-separated: vali
 @app.command()
 @handles_errors
 def causality(
-    traces: Annotated[Optional[Path], typer.Argument(help="JSONL file of traces.")] = None,
+    traces: Annotated[Path | None, typer.Argument(help="JSONL file of traces.")] = None,
     from_ta: FromTA = None,
     model: Annotated[str, typer.Option("--model", help="Model to sample from (alias, folder, .gguf, hub name).")] = "smollm2-135m",
     out: Annotated[Path, typer.Option("--out", help="Folder for the tables, curves and summary.")] = Path("results/causality"),
     tests: TestsOption = "validity,early,filler,mistakes,paraphrase,resilience",
-    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Only the first N traces.")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N traces.")] = None,
     samples: Annotated[int, typer.Option("--samples", min=1, help="Forced answers per truncation point / condition.")] = 3,
     points: Annotated[int, typer.Option("--points", min=0, help="Early-answering truncation points per trace (0: every sentence boundary).")] = 5,
     continuations: Annotated[int, typer.Option("--continuations", min=1, help="On-policy continuations per condition (mistakes, paraphrase, resilience baseline).")] = 2,
@@ -34,11 +34,11 @@ def causality(
     top_k: Annotated[int, typer.Option("--top-k", min=1, help="Sentences per trace for resilience / CI++.")] = 1,
     chains: Annotated[int, typer.Option("--chains", min=1, help="Resampling chains per resilience sentence.")] = 2,
     max_rounds: Annotated[int, typer.Option("--max-rounds", min=1, help="Rounds before a resilience chain is censored.")] = 3,
-    importance: Annotated[Optional[str], typer.Option("--importance", help="Resilience sentences: a JSONL of {trace_id, sentence_index, score}, or 'ta' for the authors' counterfactual_importance_kl (with --from-ta); default evenly spaced.")] = None,
+    importance: Annotated[str | None, typer.Option("--importance", help="Resilience sentences: a JSONL of {trace_id, sentence_index, score}, or 'ta' for the authors' counterfactual_importance_kl (with --from-ta); default evenly spaced.")] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
-    template: Annotated[Optional[str], typer.Option("--template", help="paper, r1-distill, qwen3 or chat (default: chosen from the model).")] = None,
-    device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda, cuda:1 (default: CUDA when present).")] = None,
-    dtype: Annotated[Optional[str], typer.Option("--dtype", help="float32 or bfloat16.")] = None,
+    template: Annotated[str | None, typer.Option("--template", help="paper, r1-distill, qwen3 or chat (default: chosen from the model).")] = None,
+    device: Annotated[str | None, typer.Option("--device", help="cpu, cuda, cuda:1 (default: CUDA when present).")] = None,
+    dtype: Annotated[str | None, typer.Option("--dtype", help="float32 or bfloat16.")] = None,
     skip_invalid: SkipInvalid = False,
 ) -> None:
     """Trace-level causality tests: step validity, early answering (AOC), filler/swapped traces, inserted

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -11,9 +11,9 @@ from anchors import console
 from anchors.cli import app, handles_errors
 from anchors.errors import AnchorsError
 
-ResultsArg = Annotated[Optional[Path], typer.Argument(help="Results folder: RESULTS_DIR/<trace id>/ (scores.csv, matrix.npz, …).")]
-FromTAOption = Annotated[Optional[Path], typer.Option("--from-ta", help="Use the authors' released data (Thought Anchors layout) instead of a results folder.")]
-MetricOption = Annotated[Optional[str], typer.Option("--metric", help="Metric to rank, size and plot sentences by (default: counterfactual_importance_kl when present).")]
+ResultsArg = Annotated[Path | None, typer.Argument(help="Results folder: RESULTS_DIR/<trace id>/ (scores.csv, matrix.npz, …).")]
+FromTAOption = Annotated[Path | None, typer.Option("--from-ta", help="Use the authors' released data (Thought Anchors layout) instead of a results folder.")]
+MetricOption = Annotated[str | None, typer.Option("--metric", help="Metric to rank, size and plot sentences by (default: counterfactual_importance_kl when present).")]
 
 
 def _load(results_dir: Path | None, from_ta: Path | None, *, alternatives: int) -> list:
@@ -35,7 +35,7 @@ def figures(
     from_ta: FromTAOption = None,
     out: Annotated[Path, typer.Option("--out", help="Output folder (stable file names; existing files are replaced).")] = Path("figures"),
     formats: Annotated[str, typer.Option("--format", help="Comma-separated: html, png, svg (pdf, jpg, webp also work).")] = "html,png,svg",
-    per_trace: Annotated[Optional[str], typer.Option("--per-trace", help="Comma-separated per-trace figures, 'all' or 'none' (default: all; 'graph' with --from-ta).")] = None,
+    per_trace: Annotated[str | None, typer.Option("--per-trace", help="Comma-separated per-trace figures, 'all' or 'none' (default: all; 'graph' with --from-ta).")] = None,
     metric: MetricOption = None,
 ) -> None:
     """Regenerate every figure from stored results alone (or the paper's black-box figures from the authors' data)
@@ -84,7 +84,7 @@ def _print_category_table(group: str, table: object, n_traces: int) -> None:
 def report(
     results_dir: ResultsArg = None,
     from_ta: FromTAOption = None,
-    out: Annotated[Optional[Path], typer.Option("--out", help="Write OUT/<trace id>.html (default: report.html inside each trace's result folder; 'reports/' with --from-ta).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Write OUT/<trace id>.html (default: report.html inside each trace's result folder; 'reports/' with --from-ta).")] = None,
     alternatives: Annotated[int, typer.Option("--alternatives", min=0, help="Resampled alternatives shown per sentence.")] = 5,
     metric: MetricOption = None,
 ) -> None:

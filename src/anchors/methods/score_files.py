@@ -27,6 +27,7 @@ from anchors.methods.sentence_matrix import SentenceMatrix
 from anchors.traces.segment import Sentence
 
 SCORES_JSONL, SCORES_CSV, MATRIX_NPZ, RUN_JSON = "scores.jsonl", "scores.csv", "matrix.npz", "run.json"
+ALTERNATIVES_JSON = "alternatives.json"
 _VERSIONED = ("torch", "transformers", "sentence-transformers", "numpy", "scipy", "math-verify")
 
 
@@ -86,6 +87,8 @@ def write_scores(scores: TraceScores, out_dir: str | Path, record: RunRecord) ->
                     sentences=np.array(scores.matrix.sentences, dtype=str), schema_version=np.array(SCHEMA_VERSION))
     else:
         (folder / MATRIX_NPZ).unlink(missing_ok=True)  # a stale matrix from an earlier run must not remain
+    _atomic_text(folder / ALTERNATIVES_JSON, json.dumps({str(i): list(t) for i, t in scores.alternatives.items()},
+                                                       ensure_ascii=False) + "\n")
     _atomic_text(folder / RUN_JSON, record.model_dump_json(indent=2) + "\n")
     return folder
 
@@ -103,7 +106,14 @@ def read_scores(folder: str | Path) -> TraceScores:
     sentences = tuple(Sentence(r.index, r.text, r.start, r.end, "") for r in rows)
     settings = {k: v for k, v in record.settings.items() if k in BlackBoxConfig.__dataclass_fields__}
     return TraceScores(record.trace_id, sentences, tuple(rows), _read_matrix(folder / MATRIX_NPZ),
-                       BlackBoxConfig(**settings), tuple(record.not_computed), {"sampler": record.model, **record.timing})
+                       BlackBoxConfig(**settings), tuple(record.not_computed), {"sampler": record.model, **record.timing},
+                       _read_alternatives(folder / ALTERNATIVES_JSON))
+
+
+def _read_alternatives(path: Path) -> dict[int, tuple[str, ...]]:
+    if not path.is_file():  # written by versions before alternatives were kept
+        return {}
+    return {int(i): tuple(texts) for i, texts in json.loads(path.read_text(encoding="utf-8")).items()}
 
 
 def _read_record(path: Path) -> RunRecord:

@@ -91,6 +91,8 @@ class TraceScores:
     config: BlackBoxConfig
     not_computed: tuple[str, ...] = ()
     run: dict[str, Any] = field(default_factory=dict)
+    # per sentence index, a few distinct sentences the model wrote in its place when resampled (for the report)
+    alternatives: dict[int, tuple[str, ...]] = field(default_factory=dict)
 
     def to_pandas(self) -> pd.DataFrame:
         """One row per sentence, every column of `SentenceScore` (NaN where undefined or not computed)."""
@@ -129,7 +131,17 @@ def score_rollouts(
     rows = tuple(_row(rollouts, i, estimates, counterfactual, q_values, anchors, tags, config) for i in range(rollouts.n))
     not_computed = tuple(m for m in METRICS if m not in estimates)
     info = {**(run or {}), "scoring_seconds": round(time.perf_counter() - started, 3)}
-    return TraceScores(rollouts.trace_id, rollouts.sentences, rows, matrix, config, not_computed, info)
+    return TraceScores(rollouts.trace_id, rollouts.sentences, rows, matrix, config, not_computed, info,
+                       resampled_alternatives(rollouts))
+
+
+def resampled_alternatives(rollouts: TraceRollouts, keep: int = 5) -> dict[int, tuple[str, ...]]:
+    """Per sentence i, up to `keep` distinct first sentences of the rollouts resampled in its place (R_i)."""
+    out = {}
+    for i, prefix in enumerate(rollouts.prefixes[: rollouts.n]):
+        distinct = dict.fromkeys(r.first_sentence for r in prefix.resampled if r.first_sentence)
+        out[i] = tuple(distinct)[:keep]
+    return out
 
 
 def _all_estimates(resampling: ResamplingImportance | None, counterfactual: CounterfactualImportance,

@@ -11,10 +11,12 @@ from collections.abc import Sequence
 import numpy as np
 from jaxtyping import Float
 
+from anchors.metrics.distributions import JEFFREYS_ALPHA, kl_from_counts
+
 
 def curve_on_grid(
-    x: Sequence[float], y: Sequence[float], grid: Float[np.ndarray, "point"]
-) -> Float[np.ndarray, "point"]:
+    x: Sequence[float], y: Sequence[float], grid: Float[np.ndarray, " point"]
+) -> Float[np.ndarray, " point"]:
     """`y(x)` linearly interpolated onto `grid`, flat beyond the first/last defined point; NaN points are
     skipped; all NaN if fewer than one point is defined."""
     xs, ys = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
@@ -83,16 +85,9 @@ def rate(hits: Sequence[bool | None]) -> tuple[float, int]:
     return (sum(known) / len(known) if known else float("nan")), len(known)
 
 
-def answer_kl(p_answers: Sequence[str], q_answers: Sequence[str], alpha: float = 0.5) -> float:
-    """KL(P‖Q) between two answer samples, smoothed over the answers seen on either side.
-
-    p_a = (c_a + α) / (N + α|V|) on both sides (methods.md §4; α = 0.5 is Jeffreys', the default mode).
-    NaN if either side is empty. (Same formula as the black-box metrics; one shared helper at merge.)
-    """
-    if not p_answers or not q_answers:
-        return float("nan")
+def answer_kl(p_answers: Sequence[str], q_answers: Sequence[str], alpha: float = JEFFREYS_ALPHA) -> float:
+    """KL(P‖Q) between two answer samples (`kl_from_counts` over the answers seen on either side); NaN if
+    either side is empty."""
+    support = sorted(set(p_answers) | set(q_answers))
     p_counts, q_counts = Counter(p_answers), Counter(q_answers)
-    support = sorted(set(p_counts) | set(q_counts))
-    p = np.array([(p_counts[a] + alpha) / (len(p_answers) + alpha * len(support)) for a in support])
-    q = np.array([(q_counts[a] + alpha) / (len(q_answers) + alpha * len(support)) for a in support])
-    return float(max(np.sum(p * np.log(p / q)), 0.0))
+    return float(kl_from_counts(np.array([p_counts[a] for a in support]), np.array([q_counts[a] for a in support]), alpha))
