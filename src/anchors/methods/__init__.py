@@ -1,0 +1,1 @@
+"""One module per method, one entry point each, one frozen result dataclass each."""
