@@ -30,6 +30,13 @@ _EXPORTS: dict[str, str] = {
     "PromptTemplate": "anchors.models",
     "available_models": "anchors.models",
     "generate_traces": "anchors.rollouts.generate",
+    "sentence_attention": "anchors.methods.receivers",
+    "receiver_heads": "anchors.methods.receivers",
+    "ReceiverConfig": "anchors.methods.receivers",
+    "suppression_matrix": "anchors.methods.suppression",
+    "SuppressionConfig": "anchors.methods.suppression",
+    "activation_patching": "anchors.methods.patching",
+    "PatchingConfig": "anchors.methods.patching",
     "AnchorsError": "anchors.errors",
     "InputError": "anchors.errors",
     "ModelLoadError": "anchors.errors",
@@ -53,6 +60,9 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # static type checkers and IDEs see the real names
     from anchors.errors import AnchorsError, InputError, ModelLoadError
+    from anchors.methods.patching import PatchingConfig, activation_patching
+    from anchors.methods.receivers import ReceiverConfig, receiver_heads, sentence_attention
+    from anchors.methods.suppression import SuppressionConfig, suppression_matrix
     from anchors.models import ModelHandle, PromptTemplate, available_models, load_model
     from anchors.rollouts.generate import generate_traces
     from anchors.traces.answers import Grade, GradeStatus, extract_answer, grade

@@ -4,6 +4,8 @@ Sources (until the rollout store lands, see the patching docs):
 
 * a JSONL file, one replacement per line: `{"trace_id": "t1", "sentence": 3, "text": "Let me try 7 instead."}`
   (a `.json` file may hold the same records as a list);
+* rollouts resampled from S_i on (the black-box methods' R_i, any `Sampler`, or the rollout store through
+  `collect_rollouts`): `replacements_from_rollouts` takes T_i = each rollout's first sentence;
 * the Thought Anchors layout: `chunks_resampled.json` next to a trace's `base_solution.json`
   (`{chunk_idx: [first sentences of ~100 resampled rollouts]}`); the trace must come from that folder
   (`trace.metadata["source_dir"]`), and sentence indices are the authors' chunks (paper segmentation).
@@ -21,9 +23,17 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from anchors.errors import InputError
+from anchors.rollouts.base import Rollout
 from anchors.traces.records import TRACE_ID_PATTERN, Trace
+from anchors.traces.segment import Mode, split_sentences
 
-__all__ = ["Replacement", "pick_replacement", "read_replacements", "thought_anchors_replacements"]
+__all__ = [
+    "Replacement",
+    "pick_replacement",
+    "read_replacements",
+    "replacements_from_rollouts",
+    "thought_anchors_replacements",
+]
 
 Replacements = Mapping[int, str]  # sentence index -> replacement text, for one trace
 
@@ -102,3 +112,17 @@ def thought_anchors_replacements(trace: Trace, sentences: Sequence[str]) -> dict
         raise InputError(f"{path}: expected an object {{chunk index: [resampled first sentences]}}")
     picked = {k: pick_replacement(text, resampled.get(str(k)) or []) for k, text in enumerate(sentences)}
     return {k: text for k, text in picked.items() if text is not None}
+
+
+def replacements_from_rollouts(
+    sentences: Sequence[str], rollouts: Mapping[int, Sequence[Rollout]], mode: Mode = "default"
+) -> dict[int, str]:
+    """T_i for each sentence i with rollouts resampled from prefix S_1..S_{i-1}: the first sentence of the
+    first successful rollout whose first sentence differs from S_i."""
+    out = {}
+    for k, batch in rollouts.items():
+        firsts = [split_sentences(r.text, mode=mode)[:1] for r in batch if r.ok]
+        picked = pick_replacement(sentences[k], [first[0].text for first in firsts if first])
+        if picked is not None:
+            out[k] = picked
+    return out

@@ -89,16 +89,15 @@ class HookedModel:
         return self.handle.device
 
     def new_cache(self, prefix: Any | None = None, length: int | None = None, batch: int = 1) -> Any:
-        """An empty DynamicCache, or one holding the first `length` positions of `prefix` (which is not
+        """An empty cache, or one holding a copy of the first `length` positions of `prefix` (which is not
         modified), repeated to `batch` rows when `prefix` has one."""
-        from transformers import DynamicCache
-
-        config = self.handle.hf_model.config
+        cache = _empty_cache(self.handle.hf_model.config)
         if prefix is None or not length:
-            return DynamicCache(config=config)
-        layers = [(_rows(layer.keys[..., :length, :], batch), _rows(layer.values[..., :length, :], batch))
-                  for layer in prefix.layers]
-        return DynamicCache(ddp_cache_data=layers, config=config)
+            return cache
+        for index, layer in enumerate(prefix.layers):
+            _reserve(cache.layers[index], length)
+            cache.layers[index].update(_rows(layer.keys[..., :length, :], batch), _rows(layer.values[..., :length, :], batch))
+        return cache
 
     def run(
         self,
@@ -114,6 +113,8 @@ class HookedModel:
 
         cache = self.new_cache() if cache is None else cache
         start = cache.get_seq_length()
+        for layer in cache.layers:  # one buffer for the whole run: no copy of the cache per chunk
+            _reserve(layer, start + ids.shape[1])
         offset = [start]  # read by the hook wrappers: absolute position of the current chunk's first query
         hidden: list[torch.Tensor] = []
         with self._hooks(hooks, offset), torch.no_grad():
@@ -183,6 +184,71 @@ def _chunks(start: int, end: int, step: int | None) -> Iterator[tuple[int, int]]
         hi = min(end, (lo // step + 1) * step)
         yield lo, hi
         lo = hi
+
+
+def _empty_cache(config: Any) -> Any:
+    """A DynamicCache whose layers keep keys/values in reserved buffers (when every layer is full attention;
+    sliding-window layers keep transformers' own behaviour)."""
+    from transformers import DynamicCache
+    from transformers.cache_utils import DynamicLayer
+
+    cache = DynamicCache(config=config)
+    if cache.layers and all(type(layer) is DynamicLayer for layer in cache.layers):
+        cache.layers = [_reserved_layer_class()() for _ in cache.layers]
+    return cache
+
+
+@functools.cache
+def _reserved_layer_class() -> type:
+    from transformers.cache_utils import DynamicLayer
+
+    class ReservedLayer(DynamicLayer):
+        """A DynamicLayer appending into one buffer reserved up front, instead of concatenating a new tensor
+        per chunk: no per-chunk copy of the whole cache, and no heap fragmentation from the freed copies
+        (which, on CPU, grew the resident set of an 8k-token run by hundreds of MiB)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self._buffers: tuple[Any, Any] | None = None
+            self._length = 0
+            self._capacity = 0
+
+        def reserve(self, capacity: int) -> None:
+            self._capacity = max(self._capacity, capacity)
+
+        def lazy_initialization(self, key_states: Any, value_states: Any) -> None:
+            self.dtype, self.device = key_states.dtype, key_states.device
+            self.is_initialized = True
+
+        def update(self, key_states: Any, value_states: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
+            if not self.is_initialized:
+                self.lazy_initialization(key_states, value_states)
+            end = self._length + key_states.shape[-2]
+            keys, values = self._room_for(end, key_states, value_states)
+            keys[..., self._length : end, :].copy_(key_states)
+            values[..., self._length : end, :].copy_(value_states)
+            self._length = end
+            self.keys, self.values = keys[..., :end, :], values[..., :end, :]
+            return self.keys, self.values
+
+        def _room_for(self, end: int, key_states: Any, value_states: Any) -> tuple[Any, Any]:
+            if self._buffers is not None and self._buffers[0].shape[-2] >= end:
+                return self._buffers
+            old = self._buffers[0].shape[-2] if self._buffers is not None else 0
+            size = max(end, self._capacity, 2 * old)
+            fresh = tuple(t.new_empty(*t.shape[:-2], size, t.shape[-1]) for t in (key_states, value_states))
+            if self._buffers is not None:
+                for new, kept in zip(fresh, self._buffers):
+                    new[..., : self._length, :].copy_(kept[..., : self._length, :])
+            self._buffers = fresh  # type: ignore[assignment]
+            return fresh  # type: ignore[return-value]
+
+    return ReservedLayer
+
+
+def _reserve(layer: Any, capacity: int) -> None:
+    if hasattr(layer, "reserve"):
+        layer.reserve(capacity)
 
 
 def _rows(tensor: torch.Tensor, batch: int) -> torch.Tensor:
