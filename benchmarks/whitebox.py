@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -26,18 +27,33 @@ import time
 from pathlib import Path
 from typing import Any
 
-TRACE = Path(__file__).resolve().parents[1] / "examples" / "whitebox_trace_written.jsonl"
+ROOT = Path(__file__).resolve().parents[1]
+TRACE = ROOT / "examples" / "whitebox_trace_written.jsonl"
+TA_DATA = Path(os.environ.get("ANCHORS_TA_DATA", ROOT.parent / "shared" / "data" / "thought-anchors-viewer"))
 GIB = 2**30
 
 
-def synthetic_trace(handle: Any, tokens: int, trace_id: str) -> Any:
-    """The example trace's sentences cycled until prompt + thinking is just under `tokens` tokens."""
+def source_sentences() -> tuple[list[str], str]:
+    """Sentences to build benchmark traces from: the authors' released R1-distill traces when present (real
+    reasoning, ~29 tokens per sentence), else the hand-written example trace (~13 tokens per sentence)."""
     from anchors.traces.jsonl import read_traces
     from anchors.traces.segment import split_sentences
+    from anchors.traces.thought_anchors import load_thought_anchors
 
+    if TA_DATA.is_dir():
+        thinking = [t.thinking for t in load_thought_anchors(TA_DATA)]
+        return [s.text for text in thinking for s in split_sentences(text)], f"sentences of the {len(thinking)} released Thought Anchors traces"
     base = next(iter(read_traces(TRACE)))
-    sentences = [s.text for s in split_sentences(base.thinking)]
-    prompt = handle.template.render(base.problem)
+    return [s.text for s in split_sentences(base.thinking)], "sentences of examples/whitebox_trace_written.jsonl"
+
+
+def synthetic_trace(handle: Any, tokens: int, trace_id: str) -> Any:
+    """Source sentences, in order and cycled, until prompt + thinking is just under `tokens` tokens."""
+    from anchors.traces.records import Trace
+
+    sentences, _ = source_sentences()
+    problem = "A benchmark trace."
+    prompt = handle.template.render(problem)
 
     def thinking(count: int) -> str:
         return " ".join(sentences[k % len(sentences)] for k in range(count)) + "\n"
@@ -50,7 +66,7 @@ def synthetic_trace(handle: Any, tokens: int, trace_id: str) -> Any:
         step //= 2
         if len(handle.encode(prompt + thinking(count + step))) <= tokens:
             count += step
-    return base.model_copy(update={"id": trace_id, "thinking": thinking(count)})
+    return Trace(id=trace_id, problem=problem, thinking=thinking(count), answer_text="\n\nThe answer is \\boxed{4}.")
 
 
 def peak_memory(device: str) -> float:
@@ -102,7 +118,7 @@ def _current_rss() -> float:
 
 def run_child(method: str, tokens: int, args: argparse.Namespace) -> dict[str, Any]:
     command = [sys.executable, __file__, "--child", method, str(tokens), "--model", args.model, "--device", args.device]
-    done = subprocess.run(command, capture_output=True, text=True)
+    done = subprocess.run(command, check=False, capture_output=True, text=True)
     if done.returncode != 0:
         return {"error": (done.stderr.strip().splitlines() or ["failed"])[-1]}
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -162,7 +178,7 @@ def suppression_table(args: argparse.Namespace) -> list[list[str]]:
 
 
 def trace_of(handle: Any, sentences: int) -> Any:
-    """A trace of exactly `sentences` sentences (the example trace's, cycled)."""
+    """A trace of exactly `sentences` sentences (the source sentences, cycled)."""
     from anchors.traces.segment import split_sentences
 
     trace = synthetic_trace(handle, 10_000, f"bench-{sentences}-sentences")
@@ -191,7 +207,8 @@ def main() -> None:
         return
     import torch
 
-    print(f"model {args.model} on {args.device}, torch threads {torch.get_num_threads()}, repeats {args.repeats} (medians)\n")
+    print(f"model {args.model} on {args.device}, torch threads {torch.get_num_threads()}, repeats {args.repeats} (medians)")
+    print(f"traces built from the {source_sentences()[1]}, load average {os.getloadavg()[0]:.1f}\n")
     if args.skip != "receivers":
         header = ["tokens", "sentences", "streaming s", "streaming peak GiB", "model-only GiB", "naive s",
                   "naive peak GiB", "time naive/streaming", "memory naive/streaming"]

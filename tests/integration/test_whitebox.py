@@ -14,7 +14,12 @@ import torch
 import anchors.methods.sequence as sequence_module
 from anchors.errors import InputError
 from anchors.methods.patching import PatchingConfig, activation_patching
-from anchors.methods.receivers import ReceiverConfig, naive_sentence_attention, receiver_heads, sentence_attention
+from anchors.methods.receivers import (
+    ReceiverConfig,
+    naive_sentence_attention,
+    receiver_heads,
+    sentence_attention,
+)
 from anchors.methods.sequence import encode_trace
 from anchors.methods.suppression import SuppressionConfig, suppression_matrix
 from anchors.models import build_tiny_model, load_model

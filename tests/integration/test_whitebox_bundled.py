@@ -13,11 +13,10 @@ from anchors.methods.receivers import naive_sentence_attention, sentence_attenti
 from anchors.methods.sequence import encode_trace
 from anchors.methods.suppression import SuppressionConfig, suppression_matrix
 from anchors.models import load_model
+from anchors.models.bundled import BUNDLED_MODELS, bundled_gguf_path
 from anchors.models.hooks import hooked
 from anchors.traces.jsonl import read_traces
 from anchors.traces.segment import split_sentences
-
-from anchors.models.bundled import BUNDLED_MODELS, bundled_gguf_path
 
 SMOLLM2 = BUNDLED_MODELS["smollm2-135m"]
 pytestmark = [

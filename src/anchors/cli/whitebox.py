@@ -3,29 +3,38 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
 from anchors import console
-from anchors.cli import FromTA, Inputs, ModeOption, SkipInvalid, app, check_mode, handles_errors
+from anchors.cli import (
+    FromTA,
+    Inputs,
+    ModeOption,
+    SkipInvalid,
+    app,
+    check_mode,
+    handles_errors,
+)
 from anchors.errors import AnchorsError, InputError
 
 ModelOption = Annotated[str, typer.Option("--model", help="Model alias, local folder, .gguf file or hub name.")]
 OutOption = Annotated[Path, typer.Option("--out", help="Output folder; each trace's files go to OUT/<trace id>/.")]
-DeviceOption = Annotated[Optional[str], typer.Option("--device", help="cpu, cuda, cuda:1 (default: CUDA when present).")]
-DtypeOption = Annotated[Optional[str], typer.Option("--dtype", help="float32 or bfloat16 (default: float32 on CPU).")]
-LayersOption = Annotated[Optional[str], typer.Option("--layers", help="Layers, e.g. '0,2,5-9' (default: all).")]
-SentencesOption = Annotated[Optional[str], typer.Option("--sentences", help="Sentence indices, e.g. '0-4,7' (default: all).")]
-ChunkOption = Annotated[Optional[int], typer.Option("--query-chunk", min=1, help="Queries per forward chunk (default: automatic, ~64 MiB of attention scores).")]
+DeviceOption = Annotated[str | None, typer.Option("--device", help="cpu, cuda, cuda:1 (default: CUDA when present).")]
+DtypeOption = Annotated[str | None, typer.Option("--dtype", help="float32 or bfloat16 (default: float32 on CPU).")]
+LayersOption = Annotated[str | None, typer.Option("--layers", help="Layers, e.g. '0,2,5-9' (default: all).")]
+SentencesOption = Annotated[str | None, typer.Option("--sentences", help="Sentence indices, e.g. '0-4,7' (default: all).")]
+ChunkOption = Annotated[int | None, typer.Option("--query-chunk", min=1, help="Queries per forward chunk (default: automatic, ~64 MiB of attention scores).")]
 
 
 @app.command()
 @handles_errors
 def receivers(
-    traces: Annotated[Optional[Path], typer.Argument(help="JSONL file of traces.")] = None,
+    traces: Annotated[Path | None, typer.Argument(help="JSONL file of traces.")] = None,
     model: ModelOption = "smollm2-135m",
     out: OutOption = Path("results"),
     top_k: Annotated[int, typer.Option("--top-k", min=1, help="Receiver heads to keep.")] = 20,
@@ -62,11 +71,11 @@ def receivers(
 @app.command()
 @handles_errors
 def suppress(
-    traces: Annotated[Optional[Path], typer.Argument(help="JSONL file of traces.")] = None,
+    traces: Annotated[Path | None, typer.Argument(help="JSONL file of traces.")] = None,
     model: ModelOption = "smollm2-135m",
     out: OutOption = Path("results"),
     layers: LayersOption = None,
-    heads: Annotated[Optional[str], typer.Option("--heads", help="Heads masked in those layers, e.g. '0-3' (default: all).")] = None,
+    heads: Annotated[str | None, typer.Option("--heads", help="Heads masked in those layers, e.g. '0-3' (default: all).")] = None,
     sentences: SentencesOption = None,
     temperature: Annotated[float, typer.Option("--temperature", min=0.01)] = 0.6,
     top_p: Annotated[float, typer.Option("--top-p", min=0.0, max=1.0)] = 0.9999,
@@ -99,15 +108,15 @@ def suppress(
 @app.command()
 @handles_errors
 def patch(
-    traces: Annotated[Optional[Path], typer.Argument(help="JSONL file of traces.")] = None,
+    traces: Annotated[Path | None, typer.Argument(help="JSONL file of traces.")] = None,
     model: ModelOption = "smollm2-135m",
     out: OutOption = Path("results"),
-    replacements: Annotated[Optional[Path], typer.Option("--replacements", help="JSONL of {\"trace_id\", \"sentence\", \"text\"}: the counterfactual sentence for each S_i (default with --from-ta: chunks_resampled.json).")] = None,
+    replacements: Annotated[Path | None, typer.Option("--replacements", help="JSONL of {\"trace_id\", \"sentence\", \"text\"}: the counterfactual sentence for each S_i (default with --from-ta: chunks_resampled.json).")] = None,
     sites: Annotated[str, typer.Option("--sites", help="Comma-separated: resid (block input), attn (attention output), mlp (MLP output).")] = "resid",
     layers: LayersOption = None,
     sentences: SentencesOption = None,
     align: Annotated[str, typer.Option("--align", help="Pair the last ('end') or first ('start') min(m, m') tokens of S_i and T_i.")] = "end",
-    answer: Annotated[Optional[str], typer.Option("--answer", help="Answer to force (default: extracted from each trace's answer text).")] = None,
+    answer: Annotated[str | None, typer.Option("--answer", help="Answer to force (default: extracted from each trace's answer text).")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Layers patched per batched forward pass.")] = 8,
     query_chunk: ChunkOption = None,
     mode: ModeOption = "default",
@@ -129,7 +138,7 @@ def patch(
     inputs = Inputs(traces, from_ta)
     handle = _load(model, device, dtype)
     config = PatchingConfig(sites=chosen, layers=_indices(layers, "--layers"), sentences=_indices(sentences, "--sentences"),  # type: ignore[arg-type]
-                            align=align, answer=answer, mode=mode, batch_size=batch_size, query_chunk=query_chunk)  # type: ignore[arg-type]
+                            align=align, answer=answer, mode=check_mode(mode), batch_size=batch_size, query_chunk=query_chunk)  # type: ignore[arg-type]
     failed: list[str] = []
     for trace in inputs:
         with _per_trace(trace, failed):
@@ -164,7 +173,10 @@ def _indices(text: str | None, option: str) -> tuple[int, ...] | None:
 
 
 def _replacement_source(path: Path | None, from_ta: Path | None, mode: str) -> Callable[[Any], dict[int, str]]:
-    from anchors.methods.replacements import read_replacements, thought_anchors_replacements
+    from anchors.methods.replacements import (
+        read_replacements,
+        thought_anchors_replacements,
+    )
     from anchors.traces.segment import split_sentences
 
     if path is not None:
@@ -183,26 +195,18 @@ def _reporter(failed: list[str]) -> Callable[[Any, AnchorsError], None]:
     return report
 
 
-class _per_trace:
-    """Report an AnchorsError of one trace and go on with the next (nothing else is lost)."""
-
-    def __init__(self, trace: Any, failed: list[str]) -> None:
-        self.trace, self.failed = trace, failed
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: Any, error: Any, _tb: Any) -> bool:
-        if isinstance(error, AnchorsError) and not _is_model_error(error):
-            _reporter(self.failed)(self.trace, error)
-            return True
-        return False
-
-
-def _is_model_error(error: AnchorsError) -> bool:
+@contextmanager
+def _per_trace(trace: Any, failed: list[str]) -> Iterator[None]:
+    """Report an AnchorsError of one trace and go on with the next (nothing else is lost). A model the
+    white-box hooks cannot run would fail every trace: that one stops the command."""
     from anchors.models.hooks import UnsupportedModelError
 
-    return isinstance(error, UnsupportedModelError)  # every trace would fail: stop at once
+    try:
+        yield
+    except UnsupportedModelError:
+        raise
+    except AnchorsError as error:
+        _reporter(failed)(trace, error)
 
 
 def _finish(inputs: Inputs, skip_invalid: bool, failed: list[str]) -> None:

@@ -42,7 +42,6 @@ from anchors.traces.token_spans import check_token_spans, encode_with_spans
 
 if TYPE_CHECKING:
     import pandas as pd
-    import torch
 
     from anchors.models.handle import ModelHandle
 

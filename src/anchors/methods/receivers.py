@@ -21,6 +21,7 @@ import numpy as np
 from jaxtyping import Float
 
 from anchors.errors import AnchorsError, InputError
+from anchors.methods.sequence import TraceSequence, check_length, encode_trace
 from anchors.metrics.attention import (
     head_kurtosis,
     receiver_scores,
@@ -29,7 +30,6 @@ from anchors.metrics.attention import (
     top_heads,
     vertical_scores,
 )
-from anchors.methods.sequence import TraceSequence, check_length, encode_trace
 from anchors.models.hooks import Hook, HookedModel, hooked
 from anchors.traces.records import Trace
 from anchors.traces.segment import Mode
@@ -213,18 +213,21 @@ def sentence_attention(
     length = _attention_length(runner, sequence)
     n, first = sequence.n_sentences, sequence.spans[0][0]
     owners = torch.tensor(sequence.owners(length), device=runner.device)
-    sums = torch.zeros(runner.n_layers, runner.n_heads, n, n, dtype=torch.float64, device=runner.device)
+    # float32 block sums, divided in place at the end: this array (layers x heads x sentences^2) is the
+    # only thing that grows with the trace besides the KV cache, so it gets no second copy.
+    sums = torch.zeros(runner.n_layers, runner.n_heads, n, n, dtype=torch.float32, device=runner.device)
 
     def fold(layer: int, offset: int, pattern: torch.Tensor) -> None:
         rows = owners[offset : offset + pattern.shape[-2]]
         if bool((rows < n).any()):  # chunks of prompt only carry nothing to fold
             keys = owners[first : pattern.shape[-1]]
-            sums[layer] += sentence_sums(pattern[0, :, :, first:].float(), rows, keys, n).double()
+            sums[layer] += sentence_sums(pattern[0, :, :, first:].float(), rows, keys, n)
 
     ids = torch.tensor([sequence.input_ids[:length]], device=runner.device)
     chunk = query_chunk or runner.auto_chunk(length)
     runner.run(ids, hooks=[Hook("pattern", range(runner.n_layers), fold)], query_chunk=chunk)
-    return _finish(sequence, sums.cpu().numpy() / _block_sizes(sequence.spans))
+    sums /= torch.from_numpy(_block_sizes(sequence.spans)).to(sums)
+    return _finish(sequence, sums.cpu().numpy())
 
 
 def naive_sentence_attention(
@@ -240,12 +243,12 @@ def naive_sentence_attention(
     ids = torch.tensor([sequence.input_ids[:length]], device=runner.device)
     with torch.no_grad():
         _, cache = runner.bridge.run_with_cache(ids, names_filter=lambda name: name.endswith("attn.hook_pattern"))
-    out = np.zeros((runner.n_layers, runner.n_heads, sequence.n_sentences, sequence.n_sentences))
+    out = np.zeros((runner.n_layers, runner.n_heads, sequence.n_sentences, sequence.n_sentences), dtype=np.float32)
     for layer in range(runner.n_layers):
         pattern = cache[f"blocks.{layer}.attn.hook_pattern"][0]
         for i, (a, b) in enumerate(sequence.spans):
             for j, (c, d) in enumerate(sequence.spans):
-                out[layer, :, i, j] = pattern[:, a:b, c:d].mean(dim=(-1, -2)).double().cpu().numpy()
+                out[layer, :, i, j] = pattern[:, a:b, c:d].mean(dim=(-1, -2)).cpu().numpy()
     return _finish(sequence, out)
 
 

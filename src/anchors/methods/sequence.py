@@ -9,13 +9,18 @@ model sees exactly one BOS. Errors name the trace and, where one is at fault, th
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from anchors.errors import InputError
 from anchors.traces.records import Trace
 from anchors.traces.segment import Mode, Sentence, split_sentences
-from anchors.traces.token_spans import Span, check_token_spans, encode_with_spans
+from anchors.traces.token_spans import (
+    SentenceTokens,
+    Span,
+    check_token_spans,
+    encode_with_spans,
+)
 
 if TYPE_CHECKING:
     from anchors.models.handle import ModelHandle
@@ -95,9 +100,7 @@ def adds_bos(tokenizer: Any, prompt: str) -> bool:
     return not (bos and prompt.startswith(bos))
 
 
-def _without_answer(encoded: Any, n_sentences: int) -> Any:
-    from dataclasses import replace
-
+def _without_answer(encoded: SentenceTokens, n_sentences: int) -> SentenceTokens:
     return replace(encoded, spans=encoded.spans[:n_sentences])
 
 
