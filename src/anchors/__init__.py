@@ -56,6 +56,13 @@ _EXPORTS: dict[str, str] = {
     "load_ta_rollouts": "anchors.methods.ta_rollouts",
     "compat_check": "anchors.methods.compat",
     "SentenceEmbedder": "anchors.models.embeddings",
+    "sentence_attention": "anchors.methods.receivers",
+    "receiver_heads": "anchors.methods.receivers",
+    "ReceiverConfig": "anchors.methods.receivers",
+    "suppression_matrix": "anchors.methods.suppression",
+    "SuppressionConfig": "anchors.methods.suppression",
+    "activation_patching": "anchors.methods.patching",
+    "PatchingConfig": "anchors.methods.patching",
     "AnchorsError": "anchors.errors",
     "InputError": "anchors.errors",
     "ModelLoadError": "anchors.errors",
@@ -82,6 +89,12 @@ if TYPE_CHECKING:  # static type checkers and IDEs see the real names
     from anchors.methods.adaptive import AdaptiveConfig, score_trace_adaptive
     from anchors.methods.blackbox import BlackBoxConfig
     from anchors.methods.compat import compat_check
+    from anchors.methods.patching import PatchingConfig, activation_patching
+    from anchors.methods.receivers import (
+        ReceiverConfig,
+        receiver_heads,
+        sentence_attention,
+    )
     from anchors.methods.score_files import read_scores
     from anchors.methods.scores import (
         SentenceScore,
@@ -89,6 +102,7 @@ if TYPE_CHECKING:  # static type checkers and IDEs see the real names
         score_rollouts,
         score_trace,
     )
+    from anchors.methods.suppression import SuppressionConfig, suppression_matrix
     from anchors.methods.ta_rollouts import load_ta_rollouts
     from anchors.metrics.categories import category_table
     from anchors.models import ModelHandle, PromptTemplate, available_models, load_model

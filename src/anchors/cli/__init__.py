@@ -113,3 +113,4 @@ from anchors.cli import (
     resample,  # noqa: F401
     score,  # noqa: F401
 )
+from anchors.cli import whitebox  # noqa: E402,F401
