@@ -107,3 +107,4 @@ class Inputs:
 
 # Command groups register themselves on import (kept last: they import `app` from here).
 from anchors.cli import basic  # noqa: E402,F401
+from anchors.cli import label  # noqa: E402,F401
