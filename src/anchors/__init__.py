@@ -30,6 +30,11 @@ _EXPORTS: dict[str, str] = {
     "PromptTemplate": "anchors.models",
     "available_models": "anchors.models",
     "generate_traces": "anchors.rollouts.generate",
+    "label_sentences": "anchors.labels",
+    "SentenceLabels": "anchors.labels",
+    "Taxonomy": "anchors.traces.taxonomy",
+    "load_taxonomy": "anchors.traces.taxonomy",
+    "TAG_COLOURS": "anchors.traces.taxonomy",
     "AnchorsError": "anchors.errors",
     "InputError": "anchors.errors",
     "ModelLoadError": "anchors.errors",
@@ -53,11 +58,13 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # static type checkers and IDEs see the real names
     from anchors.errors import AnchorsError, InputError, ModelLoadError
+    from anchors.labels import SentenceLabels, label_sentences
     from anchors.models import ModelHandle, PromptTemplate, available_models, load_model
     from anchors.rollouts.generate import generate_traces
     from anchors.traces.answers import Grade, GradeStatus, extract_answer, grade
     from anchors.traces.jsonl import read_traces, write_traces
     from anchors.traces.records import SamplingSettings, Trace
     from anchors.traces.segment import Sentence, split_sentences
+    from anchors.traces.taxonomy import TAG_COLOURS, Taxonomy, load_taxonomy
     from anchors.traces.thought_anchors import load_thought_anchors
     from anchors.traces.token_spans import token_spans

@@ -11,7 +11,7 @@ import pytest
 
 from anchors.errors import InputError
 from anchors.labels import (LabelledSentence, LabelledTrace, OfflineTagger, bundled_labelled, fit_offline,
-                            label_sentences, read_labelled)
+                            label_sentences, label_traces, read_labelled)
 from anchors.labels.dataset import labelled_fingerprint
 from anchors.labels.features import dense_features, feature_names
 from anchors.traces.records import Trace
@@ -159,3 +159,16 @@ def test_unknown_tagged_sentences_are_not_trained_on() -> None:
     traces = bundled_labelled()[:3]
     marked = [LabelledTrace(id=t.id, sentences=[*t.sentences, LabelledSentence(text="Blah.", tags=[UNKNOWN])]) for t in traces]
     assert UNKNOWN not in fit_offline(marked).classes
+
+
+def test_label_traces_labels_each_trace_with_one_labeller() -> None:
+    traces = [Trace(id=f"t{i}", problem="Tom's apples?", thinking=THINKING, answer_text="15") for i in range(3)]
+    seen: list[int] = []
+
+    def progress(items, description):  # type: ignore[no-untyped-def]
+        seen.append(len(items))
+        return items
+
+    results = list(label_traces(traces, labeller="offline", progress=progress))
+    assert [r.trace_id for r in results] == ["t0", "t1", "t2"] and seen == [3]
+    assert results[0].tags == label_sentences(traces[0], labeller="offline").tags

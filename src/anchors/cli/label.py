@@ -37,14 +37,14 @@ def label(
     if fit is not None:
         _fit(fit, taxonomy, out or Path("results/tagger.npz"))
         return
-    from anchors.labels.api import label_with, resolve_labeller
+    from anchors.labels.api import resolve_labeller
 
     chosen = resolve_labeller(labeller, taxonomy=taxonomy, llm=_llm_config(base_url, model, api_key_env, batch_size, max_retries, no_cache),  # type: ignore[arg-type]
                               tagger=tagger)
     console.stderr.print(f"labeller: {chosen.name}", highlight=False)
     inputs = Inputs(traces, from_ta)
     rows, counts = [], collections.Counter()
-    for trace in inputs:
+    for trace in console.track(list(inputs), "labelling"):
         result = _label_one(chosen, trace, check_mode(mode))
         rows.extend(result.to_records())
         counts.update(result.tags)
@@ -91,15 +91,15 @@ def _fit(source: Path, taxonomy: str | None, out: Path) -> None:
     from anchors.labels.dataset import read_labelled
     from anchors.labels.offline import fit_offline
 
-    traces = read_labelled(source)
     if out.suffix != ".npz":
         raise AnchorsError(f"--out {out}: the tagger model is written as a .npz file (plain arrays); give a path ending in .npz")
+    traces = read_labelled(source)
     model = fit_offline(traces, taxonomy, trained_on=source.name)
     model.save(out)
     counts = collections.Counter(tag for t in traces for tag in t.primary_tags)
-    console.table(f"fitted on {len(traces)} traces, {sum(counts.values())} sentences from {source}", ["tag", "sentences"],
-                  [(tag, counts.get(tag, 0)) for tag in model.taxonomy.labels])
+    console.stdout.print(f"fitted on {len(traces)} traces, {sum(counts.values())} sentences from {source}", highlight=False)
+    console.table("training sentences per tag", ["tag", "sentences"], [(tag, counts.get(tag, 0)) for tag in model.taxonomy.labels])
     missing = [tag for tag in model.taxonomy.names if tag not in model.classes]
     if missing:
         console.warn(f"no training sentences for {', '.join(missing)}: the model never predicts them")
-    console.stdout.print(f"wrote {out}; use it with: anchors label TRACES.jsonl --tagger {out}")
+    console.stdout.print(f"wrote {out}; use it with: anchors label TRACES.jsonl --tagger {out}", highlight=False, soft_wrap=True)

@@ -12,6 +12,7 @@ message.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import time
@@ -110,7 +111,7 @@ class ChatClient:
                 raw = response.read()
         except urllib.error.HTTPError as exc:
             raise _classify(exc) from None
-        except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:  # refused, reset, timed out, cut short
             raise _Retryable(f"connection failed: {getattr(exc, 'reason', exc)}") from None
         try:
             return json.loads(raw)
