@@ -321,3 +321,19 @@ def test_label_sentences_uses_the_endpoint_from_the_environment(serve: Callable[
     assert result.labeller.startswith("llm:from-env") and list(result.tags) == GOOD_TAGS
     assert server.requests[0]["model"] == "from-env"
     assert label_sentences(SENTENCES, labeller="offline").labeller.startswith("offline:")
+
+
+def test_a_damaged_cache_entry_is_recomputed(serve: Callable[[Script], FakeServer], tmp_path: Path) -> None:
+    server = serve(lambda body, n: (200, chat(good_reply(body))))
+    labeller_for(server).label(SENTENCES)
+    (entry,) = (tmp_path / "cache" / "labels").glob("*.json")
+    entry.write_text('{"schema_version": 1, "tags": [')
+    assert list(labeller_for(server).label(SENTENCES).tags) == GOOD_TAGS and len(server.requests) == 2
+
+
+def test_repairs_are_reported_with_the_trace_id(serve: Callable[[Script], FakeServer]) -> None:
+    reply = {"sentences": [{"index": i, "function_tags": ["vibes" if i == 0 else t]} for i, t in enumerate(GOOD_TAGS)]}
+    server = serve(lambda body, n: (200, chat(json.dumps(reply))))
+    with expect_warning(r"^trace 'abc': sentence 0: unknown tag\(s\) 'vibes' dropped"):
+        result = labeller_for(server, repair_attempts=0).label(SENTENCES, trace_id="abc")
+    assert result.tags[0] == UNKNOWN and result.warnings[0].startswith("trace 'abc': ")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Literal, Union
 
 from anchors.errors import InputError
+from anchors.labels.dataset import labelled_from_thought_anchors
 from anchors.labels.llm import BASE_URL_ENV, LLMConfig, LLMLabeller
 from anchors.labels.offline import OfflineTagger
 from anchors.labels.result import SentenceLabels
@@ -63,6 +64,21 @@ def label_traces(
     for trace in progress(items, "labelling") if progress else items:
         texts = [s.text for s in split_sentences(trace.thinking, mode=mode)]
         yield label_with(chosen, texts, problem=trace.problem, trace_id=trace.id)
+
+
+def authors_labels(problem_dir: str | Path) -> SentenceLabels | None:
+    """The Thought Anchors authors' own tags for one problem folder (chunks_labeled.json), None if it has none.
+
+    Their sentences are the paper-mode split of the trace, so these line up with `split_sentences(..., mode="paper")`.
+    """
+    folder = Path(problem_dir)
+    if not (folder / "chunks_labeled.json").is_file():
+        return None
+    (trace,) = labelled_from_thought_anchors(folder)
+    return SentenceLabels(trace_id=trace.id, sentences=tuple(trace.texts),
+                          all_tags=tuple(tuple(s.tags) for s in trace.sentences), taxonomy=load_taxonomy(None),
+                          labeller="thought-anchors-authors",
+                          depends_on=tuple(tuple(d for d in s.depends_on if 0 <= d < i) for i, s in enumerate(trace.sentences)))
 
 
 def label_with(labeller: Labeller, texts: Sequence[str], *, problem: str | None = None,

@@ -107,31 +107,29 @@ class LLMLabeller:
     def label(self, sentences: Sequence[str], problem: str | None = None, trace_id: str | None = None) -> SentenceLabels:
         texts = [str(s) for s in sentences]
         key = self._cache_key(texts, problem)
-        cached = self._load_cache(key)
-        if cached is None:
-            cached, complete = self._label_uncached(texts, problem, trace_id)
+        record = self._load_cache(key, len(texts))
+        if record is None:
+            record, complete = self._label_uncached(texts, problem)
             if complete:
-                self._store_cache(key, cached)
-        else:
-            for message in cached.warnings:
-                warn(message)
-        return SentenceLabels(trace_id=trace_id, sentences=tuple(texts), all_tags=tuple(tuple(t) for t in cached.tags),
+                self._store_cache(key, record)
+        where = f"trace {trace_id!r}" if trace_id else "trace"
+        messages = tuple(f"{where}: {message}" for message in record.warnings)
+        for message in messages:  # repairs are reported again on a cache hit: the labels still carry them
+            warn(message)
+        return SentenceLabels(trace_id=trace_id, sentences=tuple(texts), all_tags=tuple(tuple(t) for t in record.tags),
                               taxonomy=self.taxonomy, labeller=self.name,
-                              depends_on=tuple(tuple(d) for d in cached.depends_on), warnings=tuple(cached.warnings))
+                              depends_on=tuple(tuple(d) for d in record.depends_on), warnings=messages)
 
-    def _label_uncached(self, texts: list[str], problem: str | None, trace_id: str | None) -> tuple[CachedLabels, bool]:
+    def _label_uncached(self, texts: list[str], problem: str | None) -> tuple[CachedLabels, bool]:
         found: dict[int, tuple[tuple[str, ...], tuple[int, ...]]] = {}
         messages: list[str] = []
-        where = f"trace {trace_id!r}" if trace_id else "trace"
         for start in range(0, len(texts), self.config.batch_size):
             batch = self._run_batch(texts, problem, list(range(start, min(start + self.config.batch_size, len(texts)))))
             found.update(batch.found)
-            messages += [f"{where}: {p}" for p in batch.problems]
+            messages += batch.problems
         missing = [i for i in range(len(texts)) if i not in found]
         if missing:
-            messages.append(f"{where}: no usable label for {len(missing)} sentence(s) {_ranges(missing)}: tagged '{UNKNOWN}'")
-        for message in messages:
-            warn(message)
+            messages.append(f"no usable label for {len(missing)} sentence(s) {_ranges(missing)}: tagged '{UNKNOWN}'")
         tags = [list(found[i][0]) if i in found else [UNKNOWN] for i in range(len(texts))]
         deps = [list(found[i][1]) if i in found else [] for i in range(len(texts))]
         record = CachedLabels(prompt_version=PROMPT_VERSION, model=self.config.endpoint.model, taxonomy=self.taxonomy.name,
@@ -160,14 +158,15 @@ class LLMLabeller:
                  texts, self.config.batch_size, self.config.context_sentences]
         return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
 
-    def _load_cache(self, key: str) -> CachedLabels | None:
+    def _load_cache(self, key: str, count: int) -> CachedLabels | None:
         path = cache_dir("labels") / f"{key}.json"
         if not self.config.use_cache or not path.is_file():
             return None
         try:
-            return CachedLabels.model_validate_json(path.read_text(encoding="utf-8"))
+            record = CachedLabels.model_validate_json(path.read_text(encoding="utf-8"))
         except (OSError, ValidationError):
             return None  # a damaged cache entry is recomputed (caches are safe to delete)
+        return record if len(record.tags) == len(record.depends_on) == count else None
 
     def _store_cache(self, key: str, record: CachedLabels) -> None:
         if not self.config.use_cache:
