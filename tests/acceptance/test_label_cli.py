@@ -47,6 +47,7 @@ def test_label_writes_one_line_per_sentence_and_reports_bad_lines(traces: Path, 
     assert all(r["tag"] in THOUGHT_ANCHORS.names and r["tags"][0] == r["tag"] for r in rows)
     assert rows[0]["tag"] == "problem_setup" and rows[-1]["tag"] == "final_answer_emission"
     assert rows[0]["labeller"].startswith("offline:") and rows[0]["depends_on"] is None
+    assert rows[0]["schema_version"] == 1 and THINKING[rows[2]["start"]:rows[2]["end"]] == rows[2]["text"]
 
 
 def test_label_prints_a_table_without_out(traces: Path) -> None:

@@ -38,6 +38,7 @@ def label(
         _fit(fit, taxonomy, out or Path("results/tagger.npz"))
         return
     from anchors.labels.api import resolve_labeller
+    from anchors.traces.segment import split_sentences
 
     chosen = resolve_labeller(labeller, taxonomy=taxonomy, llm=_llm_config(base_url, model, api_key_env, batch_size, max_retries, no_cache),  # type: ignore[arg-type]
                               tagger=tagger)
@@ -45,8 +46,9 @@ def label(
     inputs = Inputs(traces, from_ta)
     rows, counts = [], collections.Counter()
     for trace in console.track(list(inputs), "labelling"):
-        result = _label_one(chosen, trace, check_mode(mode))
-        rows.extend(result.to_records())
+        sentences = split_sentences(trace.thinking, mode=check_mode(mode))  # type: ignore[arg-type]
+        result = _label_one(chosen, trace, [s.text for s in sentences])
+        rows.extend({**row, "start": s.start, "end": s.end} for row, s in zip(result.to_records(), sentences))
         counts.update(result.tags)
         if out is None:
             console.table(f"{trace.id}: {len(result)} sentences", ["#", "tag", "text"],
@@ -59,12 +61,10 @@ def label(
     inputs.exit_if_invalid(skip_invalid)
 
 
-def _label_one(labeller: Any, trace: Any, mode: str) -> Any:
+def _label_one(labeller: Any, trace: Any, texts: list[str]) -> Any:
     from anchors.labels.api import label_with
     from anchors.labels.result import LabelWarning
-    from anchors.traces.segment import split_sentences
 
-    texts = [s.text for s in split_sentences(trace.thinking, mode=mode)]  # type: ignore[arg-type]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", LabelWarning)
         result = label_with(labeller, texts, problem=trace.problem, trace_id=trace.id)

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from anchors.traces.taxonomy import UNKNOWN, Taxonomy
 
+RECORD_SCHEMA_VERSION = 1  # of the per-sentence records written by `anchors label --out`
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -63,7 +65,7 @@ class SentenceLabels:
     def to_records(self) -> list[dict[str, Any]]:
         """One JSON-ready dict per sentence (what `anchors label --out` writes)."""
         return [
-            {"trace_id": self.trace_id, "index": i, "text": text, "tag": tags[0], "tags": list(tags),
+            {"schema_version": RECORD_SCHEMA_VERSION, "trace_id": self.trace_id, "index": i, "text": text, "tag": tags[0], "tags": list(tags),
              "depends_on": None if self.depends_on is None else list(self.depends_on[i]),
              "confidence": None if self.confidence is None else round(self.confidence[i], 4),
              "labeller": self.labeller, "taxonomy": self.taxonomy.name}
@@ -74,6 +76,6 @@ class SentenceLabels:
         """One row per sentence: index, text, tag, tags, depends_on, confidence, colour."""
         import pandas as pd
 
-        frame = pd.DataFrame(self.to_records()).drop(columns=["labeller", "taxonomy"])
+        frame = pd.DataFrame(self.to_records()).drop(columns=["schema_version", "labeller", "taxonomy"])
         frame["colour"] = list(self.colours)
         return frame
