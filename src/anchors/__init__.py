@@ -63,6 +63,11 @@ _EXPORTS: dict[str, str] = {
     "SuppressionConfig": "anchors.methods.suppression",
     "activation_patching": "anchors.methods.patching",
     "PatchingConfig": "anchors.methods.patching",
+    "label_sentences": "anchors.labels",
+    "SentenceLabels": "anchors.labels",
+    "Taxonomy": "anchors.traces.taxonomy",
+    "load_taxonomy": "anchors.traces.taxonomy",
+    "TAG_COLOURS": "anchors.traces.taxonomy",
     "AnchorsError": "anchors.errors",
     "InputError": "anchors.errors",
     "ModelLoadError": "anchors.errors",
@@ -105,6 +110,7 @@ if TYPE_CHECKING:  # static type checkers and IDEs see the real names
     from anchors.methods.suppression import SuppressionConfig, suppression_matrix
     from anchors.methods.ta_rollouts import load_ta_rollouts
     from anchors.metrics.categories import category_table
+    from anchors.labels import SentenceLabels, label_sentences
     from anchors.models import ModelHandle, PromptTemplate, available_models, load_model
     from anchors.models.embeddings import SentenceEmbedder
     from anchors.report.batch import write_all_figures
@@ -122,5 +128,6 @@ if TYPE_CHECKING:  # static type checkers and IDEs see the real names
     from anchors.traces.jsonl import read_traces, write_traces
     from anchors.traces.records import SamplingSettings, Trace
     from anchors.traces.segment import Sentence, split_sentences
+    from anchors.traces.taxonomy import TAG_COLOURS, Taxonomy, load_taxonomy
     from anchors.traces.thought_anchors import load_thought_anchors
     from anchors.traces.token_spans import token_spans

@@ -114,3 +114,4 @@ from anchors.cli import (
     score,  # noqa: F401
 )
 from anchors.cli import whitebox  # noqa: E402,F401
+from anchors.cli import label  # noqa: E402,F401

@@ -1,0 +1,125 @@
+"""How well does the offline tagger agree with the Thought Anchors authors' labels? One run, one table.
+
+Reference: the first function tag of every sentence in the authors' released chunks_labeled.json files
+(../shared/data/thought-anchors-viewer, 20 traces of 5 problems, labelled by the authors' LLM call).
+Rows of the table:
+
+  (a) project   the bundled model: fitted on the labelled set written for this project only (no shared data);
+                evaluated on every shared sentence.
+  (b) refit     refitted on the shared data of 4 problems, evaluated on the 5th (leave one problem out, so no
+                problem is seen in training and test; predictions of the 5 folds pooled).
+  (c) both      the project set plus the 4 training problems, same folds as (b).
+  project CV    5-fold cross-validation on the project set itself, folds by trace (in-domain reference).
+  majority      always the most frequent tag of the shared data (floor).
+
+Also checked: refitting the project set reproduces the bundled model's coefficients (training is deterministic),
+and how fast the offline tagger labels (sentences per second).
+
+Run: PYTHONPATH=src python benchmarks/taxonomy.py [--data DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import accuracy_score, f1_score
+
+from anchors.labels.dataset import LabelledTrace, bundled_labelled, labelled_from_thought_anchors
+from anchors.labels.offline import OfflineTagger, fit_offline
+from anchors.traces.taxonomy import THOUGHT_ANCHORS
+
+DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "thought-anchors-viewer"
+Predictor = Callable[[LabelledTrace], list[str]]
+
+
+def problem_of(trace: LabelledTrace) -> str:
+    """'deepseek-r1-distill-qwen-14b--correct_base_solution--problem_330' -> 'problem_330'."""
+    return trace.id.split("--")[-1]
+
+
+def pooled(pairs: Sequence[tuple[list[str], list[str]]]) -> tuple[list[str], list[str]]:
+    truth = [tag for t, _ in pairs for tag in t]
+    predicted = [tag for _, p in pairs for tag in p]
+    return truth, predicted
+
+
+def evaluate(model: OfflineTagger, traces: Sequence[LabelledTrace]) -> list[tuple[list[str], list[str]]]:
+    return [(t.primary_tags, model.predict(t.texts)) for t in traces]
+
+
+def leave_one_problem_out(shared: list[LabelledTrace], extra: list[LabelledTrace]) -> list[tuple[list[str], list[str]]]:
+    pairs = []
+    for held in sorted({problem_of(t) for t in shared}):
+        train = [t for t in shared if problem_of(t) != held] + extra
+        model = fit_offline(train, trained_on=f"shared-without-{held}")
+        pairs += evaluate(model, [t for t in shared if problem_of(t) == held])
+    return pairs
+
+
+def project_cv(project: list[LabelledTrace], folds: int = 5) -> list[tuple[list[str], list[str]]]:
+    pairs = []
+    for fold in range(folds):
+        train = [t for i, t in enumerate(project) if i % folds != fold]
+        model = fit_offline(train, trained_on=f"project-fold-{fold}")
+        pairs += evaluate(model, [t for i, t in enumerate(project) if i % folds == fold])
+    return pairs
+
+
+def scores(truth: list[str], predicted: list[str]) -> dict[str, float]:
+    tags = list(THOUGHT_ANCHORS.names)
+    per_tag = f1_score(truth, predicted, labels=tags, average=None, zero_division=0)
+    return {"macro": f1_score(truth, predicted, labels=tags, average="macro", zero_division=0),
+            "accuracy": accuracy_score(truth, predicted), **dict(zip(tags, per_tag))}
+
+
+def print_table(rows: dict[str, dict[str, float]], support: Counter[str]) -> None:
+    names = list(rows)
+    print(f"{'':24}" + "".join(f"{n:>12}" for n in names) + f"{'support':>10}")
+    for key in ["macro", "accuracy", *THOUGHT_ANCHORS.names]:
+        label = {"macro": "macro-F1", "accuracy": "accuracy"}.get(key, f"F1 {key}")
+        cells = "".join(f"{rows[n][key]:>12.3f}" for n in names)
+        print(f"{label:24}{cells}{support.get(key, ''):>10}")
+
+
+def check_reproducible(project: list[LabelledTrace]) -> float:
+    refit, bundled = fit_offline(project, trained_on="tag_sentences.jsonl"), OfflineTagger.bundled()
+    if refit.classes != bundled.classes or refit.coef.shape != bundled.coef.shape:
+        return float("inf")
+    return float(np.abs(refit.coef - bundled.coef).max())
+
+
+def labelling_rate(model: OfflineTagger, traces: list[LabelledTrace]) -> float:
+    start = time.perf_counter()
+    count = sum(len(model.predict(t.texts)) for t in traces)
+    return count / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=Path(os.environ.get("ANCHORS_TA_DATA", DEFAULT_DATA)))
+    args = parser.parse_args()
+    shared, project = labelled_from_thought_anchors(args.data), bundled_labelled()
+    truth_all = [tag for t in shared for tag in t.primary_tags]
+    majority = Counter(truth_all).most_common(1)[0][0]
+    rows = {
+        "(a) project": scores(*pooled(evaluate(OfflineTagger.bundled(), shared))),
+        "(b) refit": scores(*pooled(leave_one_problem_out(shared, []))),
+        "(c) both": scores(*pooled(leave_one_problem_out(shared, project))),
+        "project CV": scores(*pooled(project_cv(project))),
+        "majority": scores(truth_all, [majority] * len(truth_all)),
+    }
+    print(f"shared data: {len(shared)} traces, {len(truth_all)} sentences, {len({problem_of(t) for t in shared})} problems; "
+          f"project set: {len(project)} traces, {sum(len(t.sentences) for t in project)} sentences")
+    print_table(rows, Counter(truth_all))
+    print(f"\nrefitting the project set reproduces the bundled model: max |coef difference| = {check_reproducible(project):.2e}")
+    print(f"offline labelling rate: {labelling_rate(OfflineTagger.bundled(), shared):.0f} sentences/s")
+
+
+if __name__ == "__main__":
+    main()

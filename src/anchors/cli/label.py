@@ -1,0 +1,105 @@
+"""`anchors label`: sentence function tags, and `anchors label --fit` to refit the offline classifier."""
+
+from __future__ import annotations
+
+import collections
+import warnings
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from anchors import console
+from anchors.cli import FromTA, Inputs, ModeOption, SkipInvalid, app, check_mode, handles_errors
+from anchors.errors import AnchorsError
+
+
+@app.command()
+@handles_errors
+def label(
+    traces: Annotated[Optional[Path], typer.Argument(help="JSONL file of traces to label.")] = None,
+    from_ta: FromTA = None,
+    mode: ModeOption = "default",
+    labeller: Annotated[str, typer.Option("--labeller", help="auto (LLM if an endpoint is configured, else offline), offline or llm.")] = "auto",
+    base_url: Annotated[Optional[str], typer.Option("--base-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1 (default: $ANCHORS_LABEL_BASE_URL).")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", help="Model name sent to the endpoint (default: $ANCHORS_LABEL_MODEL or 'default').")] = None,
+    api_key_env: Annotated[str, typer.Option("--api-key-env", help="Environment variable holding the endpoint's API key (never stored).")] = "ANCHORS_LABEL_API_KEY",
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Sentences per LLM request.")] = 60,
+    max_retries: Annotated[int, typer.Option("--max-retries", min=0, help="Retries per request on connection errors, 429 and 5xx.")] = 3,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Ask the endpoint again even when labels are cached.")] = False,
+    taxonomy: Annotated[Optional[str], typer.Option("--taxonomy", help="Taxonomy JSON file (default: the built-in thought-anchors tags).")] = None,
+    tagger: Annotated[Optional[Path], typer.Option("--tagger", help="Offline model (.npz from --fit) instead of the bundled one.")] = None,
+    fit: Annotated[Optional[Path], typer.Option("--fit", help="Refit the offline classifier on this labelled set: a JSONL file, or a Thought Anchors folder (chunks_labeled.json).")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Labels: JSONL, one line per sentence (default: print). With --fit: the model file (default results/tagger.npz).")] = None,
+    skip_invalid: SkipInvalid = False,
+) -> None:
+    """Tag each sentence with its function (plan generation, active computation, …), or refit the offline tagger."""
+    if fit is not None:
+        _fit(fit, taxonomy, out or Path("results/tagger.npz"))
+        return
+    from anchors.labels.api import resolve_labeller
+    from anchors.traces.segment import split_sentences
+
+    chosen = resolve_labeller(labeller, taxonomy=taxonomy, llm=_llm_config(base_url, model, api_key_env, batch_size, max_retries, no_cache),  # type: ignore[arg-type]
+                              tagger=tagger)
+    console.stderr.print(f"labeller: {chosen.name}", highlight=False)
+    inputs = Inputs(traces, from_ta)
+    rows, counts = [], collections.Counter()
+    for trace in console.track(list(inputs), "labelling"):
+        sentences = split_sentences(trace.thinking, mode=check_mode(mode))  # type: ignore[arg-type]
+        result = _label_one(chosen, trace, [s.text for s in sentences])
+        rows.extend({**row, "start": s.start, "end": s.end} for row, s in zip(result.to_records(), sentences))
+        counts.update(result.tags)
+        if out is None:
+            console.table(f"{trace.id}: {len(result)} sentences", ["#", "tag", "text"],
+                          [(i, tag, text) for i, (tag, text) in enumerate(zip(result.tags, result.sentences))])
+    if out is not None:
+        from anchors.traces.jsonl import write_jsonl
+
+        write_jsonl(out, rows)
+        console.table(f"wrote {len(rows)} labelled sentences to {out}", ["tag", "sentences"], counts.most_common())
+    inputs.exit_if_invalid(skip_invalid)
+
+
+def _label_one(labeller: Any, trace: Any, texts: list[str]) -> Any:
+    from anchors.labels.api import label_with
+    from anchors.labels.result import LabelWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", LabelWarning)
+        result = label_with(labeller, texts, problem=trace.problem, trace_id=trace.id)
+    for warning in caught:
+        console.warn(str(warning.message))
+    return result
+
+
+def _llm_config(base_url: str | None, model: str | None, api_key_env: str, batch_size: int, max_retries: int,
+                no_cache: bool) -> Any:
+    from anchors.labels.endpoint import EndpointConfig
+    from anchors.labels.llm import LLMConfig
+
+    default = LLMConfig.from_env()
+    url = base_url or (default.endpoint.base_url if default else None)
+    if url is None:
+        return None
+    name = model or (default.endpoint.model if default else "default")
+    endpoint = EndpointConfig(base_url=url, model=name, api_key_env=api_key_env, max_retries=max_retries)
+    return LLMConfig(endpoint=endpoint, batch_size=batch_size, use_cache=not no_cache)
+
+
+def _fit(source: Path, taxonomy: str | None, out: Path) -> None:
+    from anchors.labels.dataset import read_labelled
+    from anchors.labels.offline import fit_offline
+
+    if out.suffix != ".npz":
+        raise AnchorsError(f"--out {out}: the tagger model is written as a .npz file (plain arrays); give a path ending in .npz")
+    traces = read_labelled(source)
+    model = fit_offline(traces, taxonomy, trained_on=source.name)
+    model.save(out)
+    counts = collections.Counter(tag for t in traces for tag in t.primary_tags)
+    console.stdout.print(f"fitted on {len(traces)} traces, {sum(counts.values())} sentences from {source}", highlight=False)
+    console.table("training sentences per tag", ["tag", "sentences"], [(tag, counts.get(tag, 0)) for tag in model.taxonomy.labels])
+    missing = [tag for tag in model.taxonomy.names if tag not in model.classes]
+    if missing:
+        console.warn(f"no training sentences for {', '.join(missing)}: the model never predicts them")
+    console.stdout.print(f"wrote {out}; use it with: anchors label TRACES.jsonl --tagger {out}", highlight=False, soft_wrap=True)

@@ -1,0 +1,128 @@
+"""Labelled sentence sets: the project's own set (package data), JSONL files, and Thought Anchors folders.
+
+A labelled set is a list of `LabelledTrace` records, one per trace, its sentences in order (the offline
+classifier uses each sentence's position in its trace). On disk (JSONL, one trace per line)::
+
+    {"id": "t1", "problem": "...", "sentences": [{"text": "Okay, so ...", "tags": ["problem_setup"]}, ...]}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.resources
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from anchors.errors import InputError
+from anchors.traces.jsonl import RecordReader
+from anchors.traces.records import TRACE_ID_PATTERN
+from anchors.traces.taxonomy import UNKNOWN, Taxonomy
+from anchors.traces.thought_anchors import read_json, trace_id_for
+
+SCHEMA_VERSION = 1
+BUNDLED_SET = "tag_sentences.jsonl"
+
+
+class LabelledSentence(BaseModel):
+    """One sentence and its tags (first = primary); `depends_on` lists earlier sentence indices."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    text: str = Field(min_length=1)
+    tags: list[str] = Field(min_length=1)
+    depends_on: list[int] = Field(default_factory=list)
+
+
+class LabelledTrace(BaseModel):
+    """The sentences of one trace with their function tags."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: int = SCHEMA_VERSION
+    id: str = Field(pattern=TRACE_ID_PATTERN)
+    problem: str | None = None
+    sentences: list[LabelledSentence] = Field(min_length=1)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def texts(self) -> list[str]:
+        return [s.text for s in self.sentences]
+
+    @property
+    def primary_tags(self) -> list[str]:
+        return [s.tags[0] for s in self.sentences]
+
+    def to_json_line(self) -> str:
+        return self.model_dump_json(exclude_none=True)
+
+
+def read_labelled(source: str | Path) -> list[LabelledTrace]:
+    """A labelled set from a JSONL file, or from a folder in the Thought Anchors layout (chunks_labeled.json)."""
+    path = Path(source)
+    if path.is_dir():
+        return labelled_from_thought_anchors(path)
+    reader = RecordReader(path, LabelledTrace)  # type: ignore[type-var]
+    traces = list(reader)
+    if reader.errors:
+        listing = "\n".join(str(p) for p in reader.errors)
+        raise InputError(f"{len(reader.errors)} invalid line(s) in {path}:\n{listing}")
+    if not traces:
+        raise InputError(f"{path}: no labelled traces in the file")
+    return traces
+
+
+def bundled_labelled() -> list[LabelledTrace]:
+    """The labelled sentence set written for this project (shipped as package data)."""
+    resource = importlib.resources.files("anchors") / "data" / BUNDLED_SET
+    with importlib.resources.as_file(resource) as path:
+        return read_labelled(path)
+
+
+def labelled_from_thought_anchors(root: str | Path) -> list[LabelledTrace]:
+    """Every `chunks_labeled.json` under `root`, as labelled traces (ids from their folder paths)."""
+    root = Path(root)
+    files = sorted(root.rglob("chunks_labeled.json"))
+    if not files:
+        raise InputError(f"{root}: no chunks_labeled.json found (expected a Thought Anchors folder, or a labelled JSONL file)")
+    return [_trace_from_chunks(path, root) for path in files]
+
+
+def _trace_from_chunks(path: Path, root: Path) -> LabelledTrace:
+    chunks = read_json(path)
+    if not isinstance(chunks, list) or not chunks:
+        raise InputError(f"{path}: expected a non-empty JSON list of chunk records")
+    ordered = sorted(chunks, key=lambda c: c.get("chunk_idx", 0) if isinstance(c, dict) else 0)
+    sentences = [_sentence_from_chunk(chunk, path, i) for i, chunk in enumerate(ordered)]
+    problem_file = path.parent / "problem.json"
+    problem = read_json(problem_file).get("problem") if problem_file.is_file() else None
+    return LabelledTrace(id=trace_id_for(path.parent, root), problem=problem, sentences=sentences,
+                         metadata={"source": "thought-anchors", "source_dir": str(path.parent)})
+
+
+def _sentence_from_chunk(chunk: Any, path: Path, position: int) -> LabelledSentence:
+    if not isinstance(chunk, dict) or not isinstance(chunk.get("chunk"), str):
+        raise InputError(f"{path}: chunk {position}: field 'chunk': missing or not a string")
+    tags = [t for t in chunk.get("function_tags") or [] if isinstance(t, str)] or [UNKNOWN]
+    depends = [int(d) for d in chunk.get("depends_on") or [] if str(d).lstrip("-").isdigit()]
+    return LabelledSentence(text=chunk["chunk"] or " ", tags=tags, depends_on=depends)
+
+
+def check_tags(traces: list[LabelledTrace], taxonomy: Taxonomy, source: str) -> None:
+    """InputError listing every tag that the taxonomy does not define (up to 20 of them)."""
+    allowed = set(taxonomy.labels)
+    bad = [f"trace {t.id!r} sentence {i}: tag {tag!r}" for t in traces for i, s in enumerate(t.sentences)
+           for tag in s.tags if tag not in allowed]
+    if bad:
+        shown = "\n".join(bad[:20]) + (f"\n… and {len(bad) - 20} more" if len(bad) > 20 else "")
+        raise InputError(f"{source}: {len(bad)} tag(s) not in taxonomy {taxonomy.name!r} ({', '.join(taxonomy.names)}):\n{shown}")
+
+
+def labelled_fingerprint(traces: list[LabelledTrace]) -> str:
+    """A short content hash of a labelled set (recorded in fitted models)."""
+    digest = hashlib.sha256()
+    for trace in traces:
+        digest.update(json.dumps([trace.texts, [s.tags for s in trace.sentences]]).encode())
+    return digest.hexdigest()[:16]
