@@ -34,6 +34,9 @@ def test_score_on_a_tiny_model_writes_every_file(traces: Path, tmp_path: Path) -
     assert sorted(p.name for p in folder.iterdir()) == ["alternatives.json", "matrix.npz", "report.html", "run.json", "scores.csv", "scores.jsonl"]
     rows = [json.loads(line) for line in (folder / "scores.jsonl").read_text().splitlines()]
     assert [r["index"] for r in rows] == [0, 1, 2] and all(r["n_resampled"] == 2 and r["n_forced"] == 2 for r in rows)
+    from anchors.traces.taxonomy import TAG_COLOURS
+
+    assert all(r["tag"] in TAG_COLOURS for r in rows)  # the offline tagger's first tag, on every sentence
     run = json.loads((folder / "run.json").read_text())
     assert run["model"].startswith("hf:tiny-qwen2@") and run["embedder"].startswith("all-MiniLM-L6-v2")
     assert run["counts"]["rollouts_resampled"] == 2 * 4  # 3 sentences + the prefix after the whole thinking

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from anchors.errors import InputError
-from anchors.traces.taxonomy import TAG_COLOURS, THOUGHT_ANCHORS, UNKNOWN, Taxonomy, load_taxonomy
+from anchors.traces.taxonomy import TAG_COLOURS, THOUGHT_ANCHORS, UNKNOWN, UNKNOWN_COLOUR, Taxonomy, load_taxonomy
 
 PAPER_TAGS = ["problem_setup", "plan_generation", "fact_retrieval", "active_computation", "uncertainty_management",
               "result_consolidation", "self_checking", "final_answer_emission"]
@@ -38,7 +38,7 @@ def test_taxonomy_round_trips_through_a_json_file(tmp_path: Path) -> None:
     taxonomy = load_taxonomy(path)
     assert taxonomy.names == ("tool_call", "reflection")
     assert taxonomy.spec("tool_call").cues == ("calling",)
-    assert taxonomy.colours == {"tool_call": "#4C78A8", "reflection": "#123456", UNKNOWN: "#BAB0AC"}
+    assert taxonomy.colours == {"tool_call": "#4C78A8", "reflection": "#123456", UNKNOWN: UNKNOWN_COLOUR}
     assert Taxonomy.from_dict(taxonomy.to_dict()) == taxonomy
 
 

@@ -61,6 +61,7 @@ def score(
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N traces.")] = None,
     top: Annotated[int, typer.Option("--top", min=1, help="Rows of the printed table of top anchors.")] = 5,
     embedder: Embedder = "all-MiniLM-L6-v2",
+    tags: Annotated[str, typer.Option("--tags", help="Function tags for each sentence: auto (an LLM endpoint when $ANCHORS_LABEL_BASE_URL is set, else the offline tagger), offline, llm, or none.")] = "auto",
     backend: BackendOption = "hf",
     base_url: BaseUrlOption = None,
     server_kind: ServerKindOption = "vllm",
@@ -94,7 +95,9 @@ def score(
         if limit is not None and index >= limit:
             break
         started = time.perf_counter()
-        scores = _score_one(trace, sampler, prompt_template, embed, config, out, adaptive, target_width, max_rollouts, rollouts)
+        sentence_tags = _tags(trace, tags, config.mode)
+        scores = _score_one(trace, sampler, prompt_template, embed, config, out, adaptive, target_width, max_rollouts,
+                            rollouts, sentence_tags)
         _write_and_show(scores, out, embed.identity, str(traces), out / "rollouts.sqlite", top, started)
     inputs.exit_if_invalid(skip_invalid)
 
@@ -116,8 +119,19 @@ def score_example(model: str, out: Path) -> None:
     score(traces=example_traces_path(), model=model, out=out, limit=1)
 
 
+def _tags(trace: Any, labeller: str, mode: str) -> list[str | None] | None:
+    """Each sentence's first function tag (the sentences `score` splits the trace into), or None with --tags none."""
+    if labeller == "none":
+        return None
+    if labeller not in ("auto", "offline", "llm"):
+        raise typer.BadParameter(f"--tags must be auto, offline, llm or none, not {labeller!r}")
+    from anchors.labels import label_sentences
+
+    return list(label_sentences(trace, labeller=labeller, mode=mode).tags)  # type: ignore[arg-type]
+
+
 def _score_one(trace: Any, sampler: Any, template: Any, embed: Any, config: Any, out: Path, adaptive: bool,
-               target_width: float, max_rollouts: int, rollouts: int) -> Any:
+               target_width: float, max_rollouts: int, rollouts: int, tags: list[str | None] | None) -> Any:
     from anchors.methods.adaptive import AdaptiveConfig, score_trace_adaptive
     from anchors.methods.scores import score_trace
 
@@ -127,8 +141,8 @@ def _score_one(trace: Any, sampler: Any, template: Any, embed: Any, config: Any,
     if adaptive:
         first = min(rollouts, max_rollouts)
         plan = AdaptiveConfig(initial=first, step=max(1, first // 2), max_rollouts=max_rollouts, target_width=target_width)
-        return score_trace_adaptive(trace, sampler, template, embed, config, plan, store=store)
-    return score_trace(trace, sampler, template, config, embedder=embed, store=store)
+        return score_trace_adaptive(trace, sampler, template, embed, config, plan, store=store, tags=tags)
+    return score_trace(trace, sampler, template, config, embedder=embed, store=store, tags=tags)
 
 
 def _score_from_ta(root: Path, config: Any, embed: Any, out: Path, top: int, limit: int | None) -> None:

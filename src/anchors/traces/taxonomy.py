@@ -25,10 +25,10 @@ from typing import Any
 from anchors.errors import InputError
 
 UNKNOWN = "unknown"
-UNKNOWN_COLOUR = "#BAB0AC"
+UNKNOWN_COLOUR = "#9E9E9E"
 TAG_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _HEX_COLOUR = re.compile(r"^#[0-9A-Fa-f]{6}$")
-# Fills colours a custom taxonomy leaves out (Tableau 10 without its grey, which `unknown` uses).
+# Fills colours a custom taxonomy leaves out (Tableau 10 without its grey; `unknown` is always grey).
 _COLOUR_CYCLE = ("#4C78A8", "#F58518", "#E45756", "#72B7B2", "#54A24B", "#EECA3B", "#B279A2", "#FF9DA6", "#9D755D")
 
 
@@ -145,34 +145,34 @@ def load_taxonomy(source: str | Path | Taxonomy | None = None) -> Taxonomy:
 
 
 # The eight functions of Thought Anchors (methods.md §5). Definitions are this project's own wording; the
-# order is the order figures and tables use. Cues are short phrases typical of each function in R1-style traces.
+# order is the order figures and tables use; colours from a colour-blind-safe palette (Okabe-Ito plus two). Cues are short phrases typical of each function in R1-style traces.
 _THOUGHT_ANCHORS_DATA: dict[str, Any] = {
     "name": "thought-anchors",
     "version": 1,
     "description": "What a sentence of a mathematical chain of thought does, after Bogdan, Macar, Nanda & Conmy (2025).",
     "tags": [
-        {"name": "problem_setup", "colour": "#9D755D",
+        {"name": "problem_setup", "colour": "#0072B2",
          "definition": "Reads, restates or rewrites the problem: what is given, what is asked, notation for the problem's own quantities. No new reasoning yet.",
          "cues": ["the problem", "i need to find", "we need to find", "we are given", "asking for", "i have this problem", "let me write", "let me denote"]},
-        {"name": "plan_generation", "colour": "#4C78A8",
+        {"name": "plan_generation", "colour": "#D55E00",
          "definition": "Decides what to do next or how to attack the problem: announces a method, a sub-goal or the next step, without carrying it out.",
          "cues": ["let me", "let's", "i should", "i need to", "maybe i can", "first,", "next,", "now,", "approach", "step by step", "i'll", "we can"]},
-        {"name": "fact_retrieval", "colour": "#72B7B2",
+        {"name": "fact_retrieval", "colour": "#E69F00",
          "definition": "Recalls knowledge from outside the current derivation: a definition, formula, theorem, constant or property, or a problem detail quoted for use, without computing with it.",
          "cues": ["i know that", "i remember", "recall", "the formula", "by definition", "is defined as", "theorem", "approximately", "property", "means that"]},
-        {"name": "active_computation", "colour": "#F58518",
+        {"name": "active_computation", "colour": "#009E73",
          "definition": "Carries out a step of the solution: arithmetic, algebra, substitution, counting, solving an equation or expanding an expression.",
          "cues": ["=", "times", "divided by", "multiply", "subtract", "plus", "minus", "gives", "calculating", "compute", "simplif", "substitut"]},
-        {"name": "uncertainty_management", "colour": "#E45756",
+        {"name": "uncertainty_management", "colour": "#CC79A7",
          "definition": "Expresses doubt or confusion, notices a possible error, questions an assumption, backtracks or proposes a different approach.",
          "cues": ["wait", "hmm", "but wait", "maybe i made a mistake", "that doesn't", "doesn't make sense", "is that right", "actually", "alternatively", "or is it", "i'm confused", "not sure", "?"]},
-        {"name": "result_consolidation", "colour": "#54A24B",
+        {"name": "result_consolidation", "colour": "#56B4E9",
          "definition": "Gathers intermediate results into a statement of what has been established so far: a summary, an intermediate conclusion, or the result about to become the answer.",
          "cues": ["so,", "therefore", "thus", "so the", "putting it together", "in total", "that means", "which gives", "so far", "to summarize", "consistent"]},
-        {"name": "self_checking", "colour": "#B279A2",
+        {"name": "self_checking", "colour": "#8C564B",
          "definition": "Verifies earlier work: re-does a calculation, checks a result against a condition or another method, or confirms that a step was right.",
          "cues": ["double-check", "double check", "let me check", "let me verify", "verify", "confirm", "correct.", "that's correct", "yes,", "makes sense", "checks out", "make sure"]},
-        {"name": "final_answer_emission", "colour": "#EECA3B",
+        {"name": "final_answer_emission", "colour": "#000000",
          "definition": "States the final answer to the problem (typically boxed), including the closing sentence that gives the answer in words.",
          "cues": ["final answer", "\\boxed", "the answer is", "so the answer", "answer:"]},
     ],

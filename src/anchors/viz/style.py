@@ -6,19 +6,12 @@ import html
 
 import plotly.graph_objects as go
 
-# The taxonomy of methods.md §5, in the order legends list it. Colours from a colour-blind-safe palette (Okabe-Ito
-# plus two), fixed so that a tag looks the same in every figure and report.
-TAG_COLORS: dict[str, str] = {
-    "problem_setup": "#0072B2",
-    "plan_generation": "#D55E00",
-    "fact_retrieval": "#E69F00",
-    "active_computation": "#009E73",
-    "uncertainty_management": "#CC79A7",
-    "result_consolidation": "#56B4E9",
-    "self_checking": "#8C564B",
-    "final_answer_emission": "#000000",
-}
-UNTAGGED_COLOR = "#9E9E9E"
+from anchors.traces.taxonomy import TAG_COLOURS, UNKNOWN, UNKNOWN_COLOUR
+
+# One colour per tag of the built-in taxonomy (methods.md §5), in the order legends list it: the taxonomy is the
+# single source, so a tag looks the same in every figure, report and label table.
+TAG_COLORS: dict[str, str] = {tag: colour for tag, colour in TAG_COLOURS.items() if tag != UNKNOWN}
+UNTAGGED_COLOR = UNKNOWN_COLOUR
 POSITIVE_COLOR = "#B2182B"
 NEGATIVE_COLOR = "#2166AC"
 METRIC_LABELS: dict[str, str] = {
