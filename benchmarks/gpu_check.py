@@ -339,9 +339,11 @@ def environment(device: str) -> dict[str, Any]:
     info = {"python": sys.version.split()[0], "platform": platform.platform(), "torch": torch.__version__,
             "transformers": transformers.__version__, "device": device, "threads": torch.get_num_threads()}
     try:
-        import transformer_lens
+        from importlib.metadata import version
 
-        info["transformer_lens"] = getattr(transformer_lens, "__version__", "?")
+        import transformer_lens  # noqa: F401  (that it imports is part of the answer)
+
+        info["transformer_lens"] = version("transformer-lens")
     except Exception as error:
         info["transformer_lens"] = f"import failed: {error}"
     if device.startswith("cuda") and torch.cuda.is_available():
@@ -368,6 +370,9 @@ def main() -> None:
     parser.add_argument("--time-budget", type=float, default=150.0,
                         help="seconds; parts that would start after it are skipped, (g) stops repeating")
     args = parser.parse_args()
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()  # the table is the output; no weight-loading bars
     if args.small:
         args.rollouts, args.new_tokens, args.prefixes, args.reps = 4, 8, 2, 1
 
