@@ -22,3 +22,8 @@ def ta_data() -> Path:
     if not path.is_dir():
         pytest.skip(f"the Thought Anchors data folder {path} is absent (set ANCHORS_TA_DATA to its location)")
     return path
+
+
+def pytest_report_header(config) -> str:
+    device = os.environ.get("ANCHORS_TEST_DEVICE", "cpu")
+    return f"tiny-model tests on ANCHORS_TEST_DEVICE={device}, ANCHORS_TEST_DTYPE={os.environ.get('ANCHORS_TEST_DTYPE', 'float32')}"

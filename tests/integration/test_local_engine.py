@@ -13,11 +13,12 @@ from anchors.rollouts.factory import make_sampler
 from anchors.rollouts.jobs import collect_rollouts
 from anchors.rollouts.local import LocalEngine
 from conformance import check_boxed_stop, check_contract, check_stop_string, strip
+from devices import TEST_DEVICE, cpu_only, load_on_test_device, tolerance
 
 
 @pytest.fixture(scope="module")
 def tiny():
-    return load_model("tiny-qwen2", device="cpu")
+    return load_on_test_device("tiny-qwen2")
 
 
 def nested_requests(handle, n: int = 5, seed: int = 1) -> list[PrefixRequest]:
@@ -73,10 +74,10 @@ def test_sliced_prefix_cache_equals_a_fresh_encoding(tiny) -> None:
     with torch.inference_mode():
         sliced = repeated_cache(tiny, encode_prefix(tiny, long_ids, chunk=7), len(short), 2, len(long_ids))
         fresh = repeated_cache(tiny, encode_prefix(tiny, short), len(short), 2, len(long_ids))
-        last = torch.tensor([[long_ids[len(short)]]] * 2)
+        last = torch.tensor([[long_ids[len(short)]]] * 2, device=tiny.device)
         a = tiny.hf_model(input_ids=last, past_key_values=sliced, use_cache=True).logits
         b = tiny.hf_model(input_ids=last, past_key_values=fresh, use_cache=True).logits
-    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(a, b, rtol=tolerance(1e-5), atol=tolerance(1e-5))
 
 
 def test_finish_reasons_eos_stop_and_length(tiny) -> None:
@@ -101,11 +102,12 @@ def test_logprobs_are_of_the_chosen_tokens(tiny) -> None:
 
     request = nested_requests(tiny, n=1)[0]
     got = run(LocalEngine(tiny), [request], SamplingParams(max_new_tokens=4, logprobs=True))["t/0"][0]
-    ids = torch.tensor([list(request.prompt_ids) + got.token_ids[:1]])
+    ids = torch.tensor([list(request.prompt_ids) + got.token_ids[:1]], device=tiny.device)
     with torch.inference_mode():
         logits = tiny.hf_model(input_ids=ids).logits[0, -2]
     assert got.logprobs is not None and len(got.logprobs) == len(got.token_ids)
-    assert got.logprobs[0] == pytest.approx(float(torch.log_softmax(logits, -1)[got.token_ids[0]]), abs=1e-4)
+    expected = float(torch.log_softmax(logits.float(), -1)[got.token_ids[0]])
+    assert got.logprobs[0] == pytest.approx(expected, abs=tolerance(1e-4))
 
 
 def test_prompt_longer_than_the_context_is_a_clear_error(tiny) -> None:
@@ -115,8 +117,8 @@ def test_prompt_longer_than_the_context_is_a_clear_error(tiny) -> None:
 
 
 def test_bf16_runs_and_is_deterministic() -> None:
-    engine = make_sampler("tiny-qwen2", device="cpu", dtype="bfloat16", batch_size=3)
-    assert engine.identity.endswith(":bfloat16:cpu")
+    engine = make_sampler("tiny-qwen2", device=TEST_DEVICE, dtype="bfloat16", batch_size=3)
+    assert engine.identity.endswith(f":bfloat16:{engine.handle.device.type}")
     params = SamplingParams(max_new_tokens=8)
     first = run(engine, nested_requests(engine.handle, n=4), params)
     second = run(engine, nested_requests(engine.handle, n=4), params)
@@ -124,6 +126,7 @@ def test_bf16_runs_and_is_deterministic() -> None:
 
 
 @pytest.mark.slow
+@cpu_only  # the bundled SmolLM2 is not carried to GPU machines
 def test_conformance_and_boxed_stop_on_the_bundled_model() -> None:
     handle = load_model("smollm2-135m", device="cpu")
     engine = LocalEngine(handle, batch_size=4)

@@ -248,7 +248,7 @@ def naive_sentence_attention(
         pattern = cache[f"blocks.{layer}.attn.hook_pattern"][0]
         for i, (a, b) in enumerate(sequence.spans):
             for j, (c, d) in enumerate(sequence.spans):
-                out[layer, :, i, j] = pattern[:, a:b, c:d].mean(dim=(-1, -2)).cpu().numpy()
+                out[layer, :, i, j] = pattern[:, a:b, c:d].float().mean(dim=(-1, -2)).cpu().numpy()
     return _finish(sequence, out)
 
 
