@@ -13,7 +13,7 @@ from anchors.rollouts.factory import make_sampler
 from anchors.rollouts.jobs import collect_rollouts
 from anchors.rollouts.local import LocalEngine
 from conformance import check_boxed_stop, check_contract, check_stop_string, strip
-from devices import TEST_DEVICE, cpu_only, load_on_test_device, tolerance
+from devices import TEST_DEVICE, TEST_DTYPE, cpu_only, load_on_test_device, tolerance
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +41,8 @@ def test_conformance(tiny) -> None:
 
 
 @pytest.mark.parametrize("attention", [None, "sdpa"])
+@pytest.mark.skipif(TEST_DTYPE not in ("float32", "fp32"), reason="exact greedy agreement is an fp32 property: in "
+                    "bf16 the engine's and generate's attention paths round differently (H100: near-ties flip)")
 def test_greedy_matches_hugging_face_generate(tiny, attention) -> None:
     requests = nested_requests(tiny, n=3)
     engine = LocalEngine(tiny, batch_size=2, attention=attention)

@@ -28,7 +28,7 @@ from anchors.models import build_tiny_model, load_model
 from anchors.models.hooks import Hook, UnsupportedModelError, hooked
 from anchors.traces.records import Trace
 from anchors.traces.segment import Sentence, split_sentences
-from devices import load_on_test_device, tolerance
+from devices import ON_CPU, load_on_test_device, tolerance
 
 TINY = ["tiny-qwen2", "tiny-llama"]
 
@@ -159,14 +159,16 @@ def test_patching_identities(handle, trace):
     replacements = {2: same_length, 4: sentences[4].text, 6: "Hmm, wait, let me redo this sum from the start."}
     result = activation_patching(handle, trace, replacements, PatchingConfig(sites=("resid", "attn", "mlp")))
     resid, attn, mlp = 0, 1, 2
-    # Patching every position of the sentence at the embeddings is the counterfactual run itself.
-    assert result.kl[resid, 0, 2] == pytest.approx(result.total_kl[2], rel=1e-6, abs=1e-12)
+    # Patching every position of the sentence at the embeddings is the counterfactual run itself (bit for bit on
+    # CPU; on CUDA the two runs may pick different kernels: H100 fp32 gave a relative difference of 2e-6).
+    assert result.kl[resid, 0, 2] == pytest.approx(result.total_kl[2], rel=1e-6 if ON_CPU else 1e-4, abs=1e-12)
     assert result.logprob_delta[resid, 0, 2] == pytest.approx(result.total_logprob_delta[2], abs=1e-6)
     assert result.total_kl[2] > 0
     # The same text changes nothing anywhere.
     assert np.all(result.kl[:, :, 4] == 0) and np.all(result.logprob_delta[:, :, 4] == 0)
     # The last layer's attention/MLP outputs at the sentence reach later tokens through nothing.
-    assert np.all(result.kl[[attn, mlp], 1][:, [2, 6]] == 0)
+    unreachable = result.kl[[attn, mlp], 1][:, [2, 6]]
+    assert np.all(unreachable == 0) if ON_CPU else np.allclose(unreachable, 0, atol=1e-12)  # H100: 2.9e-16
     assert result.patched_tokens[6] == min(len(handle.encode(replacements[6])), len(handle.encode(sentences[6].text)))
     assert np.isnan(result.kl[:, :, 0]).all() and result.replacements[0] is None
     assert result.answer == "42"
