@@ -1,5 +1,6 @@
-"""Batches holding rows of several nested prefixes: each row must see exactly its own prompt (masked cache
-positions beyond it, its own position ids), on the tiny Qwen2 and the tiny Llama."""
+"""Batches holding rows of several prefixes of one trace: each row must see exactly its own prompt (masked
+cache positions beyond the part it shares, its own position ids, differing last tokens fed first), on the
+tiny Qwen2 and the tiny Llama."""
 
 from __future__ import annotations
 
@@ -20,11 +21,14 @@ def handle(request):
 
 
 def nested_requests(handle, n: int, seed: int = 1) -> list[PrefixRequest]:
-    """Four prefixes of one trace, shortest first (as scoring asks for them), each inside the next."""
+    """Four prefixes of one trace, shortest first (as scoring asks for them), each inside the next; and one
+    whose last three tokens differ from the longest one's (as a text prefix ending in a space tokenizes)."""
     ids = handle.encode_prompt("What is 12 * 7?", "Ten sevens are seventy, two more make fourteen, so the sum is")
-    cuts = [len(ids) - 17, len(ids) - 9, len(ids) - 4, len(ids)]
-    return [PrefixRequest(key=f"t/{i}", prompt_text=handle.decode(ids[:cut]), prompt_ids=tuple(ids[:cut]), n=n,
-                          seed=seed + i) for i, cut in enumerate(cuts)]
+    prompts = [tuple(ids[:cut]) for cut in (len(ids) - 17, len(ids) - 9, len(ids) - 4, len(ids))]
+    prompts.insert(3, tuple(ids[:-5]) + tuple(handle.encode(" eighty-four"))[:3])
+    assert all(prompts[-1][:len(p)] != p for p in prompts[3:4])
+    return [PrefixRequest(key=f"t/{i}", prompt_text=handle.decode(list(p)), prompt_ids=p, n=n, seed=seed + i)
+            for i, p in enumerate(prompts)]
 
 
 def run(engine, requests, params):
@@ -39,10 +43,10 @@ def test_ragged_batch_logits_equal_each_prompt_alone(handle, attention) -> None:
 
     from anchors.models.kvcache import encode_prefix, fast_attention, repeated_cache
 
-    prompts = [r.prompt_ids for r in nested_requests(handle, n=1)][::-1]  # longest first, then shorter ones
+    prompts = [r.prompt_ids for r in nested_requests(handle, n=1) if r.key != "t/3"][::-1]  # longest first
     continuation = handle.encode(" twelve times seven")[:5]
     lengths = [len(p) for p in prompts]
-    ragged = _RaggedRows.of(lengths, len(continuation) + 1, handle.device)
+    ragged = _RaggedRows.of([length - 1 for length in lengths], len(continuation) + 1, handle.device)
     with torch.inference_mode(), fast_attention(handle, attention):
         cache = repeated_cache(handle, encode_prefix(handle, prompts[0][:-1]), lengths[0] - 1, len(prompts),
                                lengths[0] + len(continuation) + 1)
@@ -63,7 +67,7 @@ def test_ragged_batch_logits_equal_each_prompt_alone(handle, attention) -> None:
 def test_cross_prefix_greedy_rollouts_equal_each_prefix_alone(handle) -> None:
     requests = nested_requests(handle, n=3)
     params = SamplingParams(max_new_tokens=12, temperature=0.0, logprobs=True)
-    mixed = run(LocalEngine(handle, batch_size=5), requests, params)  # units: 5 rows over 2-3 prefixes each
+    mixed = run(LocalEngine(handle, batch_size=5), requests, params)  # units: 5 rows over 2-3 prompts each
     for request in requests:
         alone = run(LocalEngine(handle, batch_size=3), [request], params)[request.key]
         assert [r.token_ids for r in mixed[request.key]] == [r.token_ids for r in alone]

@@ -4,11 +4,13 @@ How it is fast:
 * Each prompt's KV cache is computed once and repeated for the rollouts sampled from it (a preallocated
   cache, `batch_select_indices` to drop rows); where prompts nest (sentence i's prefix inside sentence i+1's,
   the usual case when resampling a trace), the longest one is encoded once and the others slice its cache.
-* A batch holds rows of several requests of one nesting group (black-box scoring asks for few rollouts of
-  many nested prefixes; decoding a small model is bound by reading its weights once per step, so more rows
-  per step cost little). The batch's cache is the group's cache up to its longest member's prompt; each row
-  masks the positions beyond its own prompt (a 2D attention mask) and gets its own position ids, so it sees
-  exactly its prompt. Rows that finish (EOS, stop string, boxed answer, budget) are dropped at once.
+  Prompts whose last few tokens differ from the longest one's (`max_tail`; text prefixes ending in a space
+  tokenize so) join its group too: the differing tokens are fed one per step before sampling starts.
+* A batch holds rows of several requests of one group (black-box scoring asks for few rollouts of many
+  nested prefixes; decoding a small model is bound by reading its weights once per step, so more rows per
+  step cost little). The batch's cache is the group's cache up to the longest part any of its rows shares;
+  each row masks the positions beyond its own shared part (a 2D attention mask) and gets its own position
+  ids, so it sees exactly its prompt. Rows that finish (EOS, stop string, boxed answer, budget) are dropped.
 
 How it stays reproducible: within a nesting group, the requests' full index ranges, in request order, are
 cut into fixed *units* of `batch_size` rows (the last rows of one request and the first of the next may share
@@ -32,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from anchors.errors import InputError
 from anchors.rollouts.base import PrefixRequest, Rollout, SamplingParams, rollout_seed
 from anchors.rollouts.fingerprint import weights_fingerprint
-from anchors.rollouts.nesting import nesting_groups
+from anchors.rollouts.nesting import common_prefix_length, nesting_groups
 from anchors.rollouts.stops import StopRule
 
 if TYPE_CHECKING:
@@ -53,6 +55,7 @@ class _Row:
     index: int
     seed: int
     prompt: tuple[int, ...]
+    shared: int  # leading prompt tokens taken from the group's cache; the rest are fed before sampling
     rule: StopRule
     budget: int  # most new tokens
     tokens: list[int] = field(default_factory=list)
@@ -60,14 +63,20 @@ class _Row:
     finish: str | None = None
     text: str | None = None  # set when a stop rule cut it
 
+    @property
+    def feed(self) -> int:
+        """Steps before its first sampled token: prompt tokens beyond the shared part, less the last."""
+        return len(self.prompt) - self.shared - 1
+
 
 class LocalEngine:
     """Implements `Sampler` on a loaded model (any device, fp32 / bf16)."""
 
     def __init__(self, handle: ModelHandle, *, batch_size: int = 32, prefill_chunk: int = 1024,
-                 share_nested: bool = True, attention: str | None = "sdpa") -> None:
+                 share_nested: bool = True, attention: str | None = "sdpa", max_tail: int = 8) -> None:
         """`attention`: the implementation used while sampling ("sdpa", or None for the model's own; the
-        handle's eager attention is restored afterwards for white-box use)."""
+        handle's eager attention is restored afterwards for white-box use). `max_tail`: a prompt joins a
+        longer one's group when at most this many of its last tokens differ (each costs its batch one step)."""
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self.handle = handle
@@ -75,6 +84,7 @@ class LocalEngine:
         self.prefill_chunk = prefill_chunk
         self.share_nested = share_nested
         self.attention = attention
+        self.max_tail = max_tail
 
     @cached_property
     def identity(self) -> str:
@@ -99,7 +109,7 @@ class LocalEngine:
 
         prompts = [self._prompt_ids(r) for r in requests]
         wanted = [_checked_indices(r) for r in requests]
-        groups = nesting_groups(prompts) if self.share_nested else [[i] for i in range(len(prompts))]
+        groups = nesting_groups(prompts, self.max_tail) if self.share_nested else [[i] for i in range(len(prompts))]
         for group in groups:
             if not any(wanted[i] for i in group):
                 continue
@@ -110,7 +120,7 @@ class LocalEngine:
                 kv = encode_prefix(self.handle, prompts[group[0]][:-1], self.prefill_chunk)
             for unit in self._units(requests, sorted(group)):
                 if any(k in wanted[i] for i, k in unit):
-                    rows = [self._row(requests[i], i, k, prompts[i], params) for i, k in unit]
+                    rows = [self._row(requests[i], i, k, prompts[i], prompts[group[0]], params) for i, k in unit]
                     elapsed = self._decode(kv, rows, params)
                     yield from (self._rollout(requests[row.request], row, elapsed / len(rows), params.logprobs)
                                 for row in rows if row.index in wanted[row.request])
@@ -134,11 +144,12 @@ class LocalEngine:
             yield slots[start:start + self.batch_size]
 
     def _row(self, request: PrefixRequest, position: int, index: int, prompt: tuple[int, ...],
-             params: SamplingParams) -> _Row:
+             root: tuple[int, ...], params: SamplingParams) -> _Row:
         rule = StopRule.for_prompt(request.prompt_text, params.stop, params.stop_after_boxed_answer,
                                    self.handle.template.think_open, self.handle.template.think_close)
         budget = min(params.max_new_tokens, self.handle.context_length - len(prompt))
-        return _Row(position, index, rollout_seed(request.seed, index), prompt, rule, budget)
+        shared = min(common_prefix_length(prompt, root), len(prompt) - 1)
+        return _Row(position, index, rollout_seed(request.seed, index), prompt, shared, rule, budget)
 
     # -- model work -----------------------------------------------------------------------------------
 
@@ -149,28 +160,35 @@ class LocalEngine:
         from anchors.models.kvcache import fast_attention, repeated_cache
 
         began = time.perf_counter()
-        longest = max(len(row.prompt) for row in rows)
-        steps = max(row.budget for row in rows)
+        cached = max(row.shared for row in rows)
+        steps = max(row.feed + row.budget for row in rows)
         with torch.inference_mode(), fast_attention(self.handle, self.attention):
-            cache = repeated_cache(self.handle, kv, longest - 1, len(rows), longest + steps)
+            cache = repeated_cache(self.handle, kv, cached, len(rows), cached + steps + 1)
             self._decode_rows(cache, rows, params, steps)
         return time.perf_counter() - began
 
     def _decode_rows(self, cache: Any, rows: list[_Row], params: SamplingParams, steps: int) -> None:
         import torch
 
-        uniforms = torch.zeros(len(rows), max(steps, 1), dtype=torch.float64)
+        # Row j's k-th sampled token is drawn at step row.feed + k, with its own k-th uniform.
+        uniforms = torch.zeros(len(rows), steps + 1, dtype=torch.float64)
         for j, row in enumerate(rows):
-            uniforms[j, :max(row.budget, 1)] = _uniforms(row.seed, row.budget)
-        ragged = _RaggedRows.of([len(row.prompt) for row in rows], steps, self.handle.device)
+            uniforms[j, row.feed:row.feed + max(row.budget, 1)] = _uniforms(row.seed, row.budget)
+        ragged = _RaggedRows.of([row.shared for row in rows], steps, self.handle.device)
         active = list(range(len(rows)))
-        inputs = torch.tensor([[row.prompt[-1]] for row in rows], dtype=torch.long, device=self.handle.device)
+        inputs = [row.prompt[row.shared] for row in rows]
         for step in range(steps):
-            logits = self.handle.hf_model(input_ids=inputs, past_key_values=cache, use_cache=True,
+            fed = torch.tensor(inputs, dtype=torch.long, device=self.handle.device).view(-1, 1)
+            logits = self.handle.hf_model(input_ids=fed, past_key_values=cache, use_cache=True,
                                           **ragged.model_inputs(step)).logits[:, -1, :]
             chosen, logprobs = choose_tokens(logits.float(), params, uniforms[active, step], params.logprobs)
             for j, row_index in enumerate(active):
-                self._advance(rows[row_index], int(chosen[j]), None if logprobs is None else float(logprobs[j]))
+                row = rows[row_index]
+                if step < row.feed:  # still reading its own prompt: the next input is its next prompt token
+                    inputs[j] = row.prompt[row.shared + step + 1]
+                    continue
+                inputs[j] = int(chosen[j])
+                self._advance(row, inputs[j], None if logprobs is None else float(logprobs[j]))
             keep = [j for j, row_index in enumerate(active) if rows[row_index].finish is None]
             if not keep:
                 break
@@ -179,7 +197,7 @@ class LocalEngine:
                 cache.batch_select_indices(kept)
                 ragged.select(kept)
             active = [active[j] for j in keep]
-            inputs = chosen[keep].view(-1, 1).to(self.handle.device)
+            inputs = [inputs[j] for j in keep]
 
     def _advance(self, row: _Row, token: int, logprob: float | None) -> None:
         if token in self.handle.eos_token_ids:
@@ -221,28 +239,28 @@ class LocalEngine:
 
 
 class _RaggedRows:
-    """Attention mask and position ids of a batch whose rows have prompts of different lengths.
+    """Attention mask and position ids of a batch whose rows share different lengths of the cached prompt.
 
-    The batch cache holds the longest prompt (less its last token, fed as the first input); a row with a
-    shorter prompt masks the cache positions from its own last prompt token up to there, and its new tokens
-    take positions counted from its own prompt, so it sees exactly what it would alone. For rows of equal
-    prompts nothing is passed (the model's own causal mask and positions are the same thing)."""
+    The batch cache holds the longest shared part; a row sharing less masks the cache positions beyond its
+    own shared part, and the tokens it is fed take positions counted from there, so it sees exactly what it
+    would alone. When every row shares as much, nothing is passed (the model's own causal mask and positions
+    are the same thing)."""
 
     def __init__(self, mask: torch.Tensor | None, positions: torch.Tensor | None, cached: int) -> None:
         self.mask, self.positions, self.cached = mask, positions, cached
 
     @classmethod
-    def of(cls, lengths: Sequence[int], steps: int, device: Any) -> _RaggedRows:
-        """Rows with prompts of these lengths, decoding up to `steps` tokens."""
+    def of(cls, shared: Sequence[int], steps: int, device: Any) -> _RaggedRows:
+        """Rows whose first `shared[j]` prompt tokens are in the cache, fed up to `steps` tokens each."""
         import torch
 
-        cached = max(lengths) - 1
-        if min(lengths) == max(lengths):
+        cached = max(shared)
+        if min(shared) == cached:
             return cls(None, None, cached)
-        mask = torch.ones(len(lengths), cached + steps, dtype=torch.bool, device=device)
-        for j, length in enumerate(lengths):
-            mask[j, length - 1:cached] = False
-        positions = torch.tensor([[length - 1] for length in lengths], dtype=torch.long, device=device)
+        mask = torch.ones(len(shared), cached + steps, dtype=torch.bool, device=device)
+        for j, length in enumerate(shared):
+            mask[j, length:cached] = False
+        positions = torch.tensor([[length] for length in shared], dtype=torch.long, device=device)
         return cls(mask, positions, cached)
 
     def model_inputs(self, step: int) -> dict[str, Any]:
