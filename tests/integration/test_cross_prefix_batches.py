@@ -5,12 +5,12 @@ tiny Qwen2 and the tiny Llama."""
 from __future__ import annotations
 
 import pytest
+from conformance import strip
+from devices import load_on_test_device, tolerance
 
 from anchors.rollouts.base import PrefixRequest, SamplingParams
 from anchors.rollouts.jobs import collect_rollouts
 from anchors.rollouts.local import LocalEngine, _RaggedRows
-from conformance import strip
-from devices import load_on_test_device, tolerance
 
 MODELS = ["tiny-qwen2", "tiny-llama"]
 

@@ -12,15 +12,15 @@ How it is fast:
   each row masks the positions beyond its own shared part (a 2D attention mask) and gets its own position
   ids, so it sees exactly its prompt. Rows that finish (EOS, stop string, boxed answer, budget) are dropped.
 
-How it stays reproducible: within a nesting group, the requests' full index ranges, in request order, are
-cut into fixed *units* of `batch_size` rows (the last rows of one request and the first of the next may share
-a unit), whose make-up depends only on the request list — never on what a store already holds or which
+How it stays reproducible: within a group, the requests' full index ranges, in request order, are cut into
+fixed *units* of `batch_size` rows (the last rows of one request and the first of the next may share a
+unit), whose make-up depends only on the request list — never on what a store already holds or which
 indices are asked for — and every row draws its randomness from its own generator seeded with
 `rollout_seed(request.seed, k)`. So the same request list, `batch_size` and machine (thread count) give
 bit-identical rollouts, and a resumed job recomputes whole units exactly as an uninterrupted one would. A
-different request list or `batch_size` changes which rows share a unit, which can change a rollout's floats
-in the last bits (and, rarely, a sampled token where two are near-tied); each rollout is still an exact
-sample of its own prompt's distribution.
+different request list, `batch_size` or `max_tail` changes which rows share a unit, which can change a
+rollout's floats in the last bits (and, rarely, a sampled token where two are near-tied); each rollout is
+still a sample of its own prompt's distribution.
 """
 
 from __future__ import annotations
