@@ -13,8 +13,20 @@ median over prefixes of generated tokens per second and of the ratios. (a)'s rat
 Also printed: this machine's fp32 matmul rate, and the share of it the engine achieves (model FLOPs:
 2 × weights per token plus attention over the context).
 
-Run: PYTHONPATH=src python benchmarks/rollout_engine.py [--model smollm2-135m] [--rollouts 32]
-     [--new-tokens 128] [--prefixes 5] [--sequential 2] [--bf16]
+Second case, "many prefixes, few rollouts" (what black-box scoring asks for): `--many` nested prefixes ×
+`--few` rollouts × `--many-new-tokens` tokens, the same requests (keys, seeds) run two ways, back to back,
+`--repeats` times:
+
+  (d) one job per prefix: batches hold one prefix's rows only (the engine's batches before cross-prefix
+      batching; the longest prefix is not shared, which costs one short prefill per prefix)
+  (e) one job of all prefixes: the engine batches rows of different nested prefixes together
+
+The table gives medians over repetitions, the ratio (e)/(d) taken within each repetition, and how many
+rollouts came out with the same tokens both ways.
+
+Run: PYTHONPATH=src python benchmarks/rollout_engine.py [--case one-prefix|many-prefixes|both]
+     [--model smollm2-135m] [--rollouts 32] [--new-tokens 128] [--prefixes 5] [--sequential 2] [--bf16]
+     [--many 10] [--few 8] [--many-new-tokens 96] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -36,6 +48,7 @@ THINKING = (
     "Tom starts with 12 apples. He gives 5 apples to his sister, so he has 12 - 5 = 7 apples left. "
     "Then he buys 8 more apples. Adding them gives 7 + 8 = 15 apples. Let me check this again. "
     "12 minus 5 is 7, and 7 plus 8 is 15. So Tom has 15 apples now. "
+    "That matches the first count. Both ways give the same number. The answer is 15. "
 )
 
 
@@ -78,6 +91,49 @@ def run_engine(engine, ids, params, n, key) -> Timing:
     return Timing(sum(r.completion_tokens for r in out), time.perf_counter() - began)
 
 
+def run_many_prefixes(engine, all_ids, params, few, repeat) -> dict[str, tuple[Timing, dict]]:
+    """(d) one job per prefix and (e) one job of all prefixes, on the same requests."""
+    requests = [PrefixRequest(key=f"many/{repeat}/{p}", prompt_text=engine.handle.decode(list(ids)), prompt_ids=ids,
+                              n=few, seed=p) for p, ids in enumerate(all_ids)]
+    began = time.perf_counter()
+    per_prefix = {}
+    for request in requests:
+        per_prefix |= collect_rollouts(engine, [request], params, progress=False)
+    one_by_one = Timing(sum(r.completion_tokens for v in per_prefix.values() for r in v), time.perf_counter() - began)
+    began = time.perf_counter()
+    together = collect_rollouts(engine, requests, params, progress=False)
+    batched = Timing(sum(r.completion_tokens for v in together.values() for r in v), time.perf_counter() - began)
+    return {"(d) one job per prefix": (one_by_one, per_prefix), "(e) all prefixes in one job": (batched, together)}
+
+
+def many_prefixes(handle, args) -> None:
+    params = SamplingParams(max_new_tokens=args.many_new_tokens, temperature=0.6, top_p=0.95,
+                            stop_after_boxed_answer=False)
+    engine = LocalEngine(handle, batch_size=args.rollouts)
+    all_ids = prefixes(handle, args.many)
+    print(f"\nmany prefixes, few rollouts: {len(all_ids)} nested prefixes of {min(map(len, all_ids))}–"
+          f"{max(map(len, all_ids))} tokens × {args.few} rollouts × {args.many_new_tokens} new tokens, "
+          f"batch size {args.rollouts}, {args.repeats} repetitions, model {handle.name}, torch threads "
+          f"{torch.get_num_threads()}")
+    runs = []
+    for repeat in range(args.repeats):
+        runs.append(run_many_prefixes(engine, all_ids, params, args.few, repeat))
+        print(f"repetition {repeat + 1}/{args.repeats}: " + ", ".join(f"{k.split()[0]} {t.rate:.1f} tok/s"
+                                                                     for k, (t, _) in runs[-1].items()), flush=True)
+    same = [sum(a.token_ids == b.token_ids for key in run["(d) one job per prefix"][1]
+                for a, b in zip(run["(d) one job per prefix"][1][key], run["(e) all prefixes in one job"][1][key]))
+            for run in runs]
+    print("\n| method | median tokens/s | median seconds | median × vs (d) | tokens (median) |")
+    print("|---|---|---|---|---|")
+    for name in runs[0]:
+        timings = [run[name][0] for run in runs]
+        ratio = statistics.median(run[name][0].rate / run["(d) one job per prefix"][0].rate for run in runs)
+        print(f"| {name} | {statistics.median(t.rate for t in timings):.1f} | "
+              f"{statistics.median(t.seconds for t in timings):.1f} | {ratio:.2f} | "
+              f"{statistics.median(t.tokens for t in timings):.0f} |")
+    print(f"\nrollouts with the same tokens in (d) and (e): {same} of {len(all_ids) * args.few} per repetition")
+
+
 def matmul_gflops(size: int = 1024, repeats: int = 10) -> float:
     a, b = torch.randn(size, size), torch.randn(size, size)
     a @ b
@@ -106,9 +162,21 @@ def main() -> None:
     parser.add_argument("--prefixes", type=int, default=5)
     parser.add_argument("--sequential", type=int, default=2, help="rollouts per prefix for (a)")
     parser.add_argument("--bf16", action="store_true", help="also time the engine in bfloat16")
+    parser.add_argument("--case", choices=["one-prefix", "many-prefixes", "both"], default="both")
+    parser.add_argument("--many", type=int, default=10, help="many-prefixes: nested prefixes")
+    parser.add_argument("--few", type=int, default=8, help="many-prefixes: rollouts per prefix")
+    parser.add_argument("--many-new-tokens", type=int, default=96)
+    parser.add_argument("--repeats", type=int, default=3, help="many-prefixes: repetitions")
     args = parser.parse_args()
 
     handle = load_model(args.model, device="cpu")
+    if args.case != "one-prefix":
+        many_prefixes(handle, args)
+    if args.case != "many-prefixes":
+        one_prefix(handle, args)
+
+
+def one_prefix(handle, args) -> None:
     params = SamplingParams(max_new_tokens=args.new_tokens, temperature=0.6, top_p=0.95, stop_after_boxed_answer=False)
     engines = {"(c) engine fp32": LocalEngine(handle, batch_size=args.rollouts)}
     if args.bf16:

@@ -25,3 +25,10 @@ def test_fingerprint_changes_with_the_weights(tmp_path) -> None:
     weights_fingerprint.cache_clear()
     assert weights_fingerprint(tmp_path) != first
     assert weights_fingerprint(tmp_path / "empty") == "nofiles"
+
+
+def test_prompts_differing_in_their_last_tokens_join_with_max_tail() -> None:
+    prompts = [(1, 2, 3, 4), (1, 2, 5), (1, 6, 7, 8)]  # (1, 2, 5): "…apples. " whose last token is not in the root
+    assert nesting_groups(prompts) == [[0], [1], [2]]
+    assert nesting_groups(prompts, max_tail=1) == [[0, 1], [2]]
+    assert nesting_groups(prompts, max_tail=3) == [[0, 1, 2]]

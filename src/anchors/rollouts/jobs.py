@@ -3,7 +3,8 @@
 `collect_rollouts` is the one entry point the methods use. With `store=PATH` every finished rollout is
 written to a crash-safe SQLite store as it arrives, and a re-run asks the sampler only for what the store
 lacks (a killed job resumes where it stopped; rollouts are identical to an uninterrupted run's, because each
-one depends only on its sampler, prompt, params, seed and index). Without a store everything stays in memory.
+one depends only on its sampler, prompt, params, seed and index — and, in its last float bits, on the job's
+request list, which a re-run repeats). Without a store everything stays in memory.
 """
 
 from __future__ import annotations

@@ -1,16 +1,26 @@
 """The local rollout engine: shared-prefix batched sampling with a Hugging Face model.
 
 How it is fast:
-* Each prompt's KV cache is computed once and repeated for the rollouts sampled from it (`DynamicCache` +
-  `batch_repeat_interleave`); where prompts nest (sentence i's prefix inside sentence i+1's, the usual case
-  when resampling a trace), the longest one is encoded once and the others slice its cache.
-* All rows of a batch share one prompt, so they stay aligned: no padding and no attention mask; rows that
-  finish (EOS, stop string, boxed answer, budget) are dropped from the batch at once.
+* Each prompt's KV cache is computed once and repeated for the rollouts sampled from it (a preallocated
+  cache, `batch_select_indices` to drop rows); where prompts nest (sentence i's prefix inside sentence i+1's,
+  the usual case when resampling a trace), the longest one is encoded once and the others slice its cache.
+  Prompts whose last few tokens differ from the longest one's (`max_tail`; text prefixes ending in a space
+  tokenize so) join its group too: the differing tokens are fed one per step before sampling starts.
+* A batch holds rows of several requests of one group (black-box scoring asks for few rollouts of many
+  nested prefixes; decoding a small model is bound by reading its weights once per step, so more rows per
+  step cost little). The batch's cache is the group's cache up to the longest part any of its rows shares;
+  each row masks the positions beyond its own shared part (a 2D attention mask) and gets its own position
+  ids, so it sees exactly its prompt. Rows that finish (EOS, stop string, boxed answer, budget) are dropped.
 
-How it stays reproducible: work is cut into fixed *units* (indices [0, B), [B, 2B), … of one request, B =
-`batch_size`) whose make-up never depends on what a store already holds, and every row draws its randomness
-from its own generator seeded with `rollout_seed(request.seed, k)`. A resumed job recomputes a unit exactly as
-an uninterrupted one would, bit for bit (on the same machine and thread count).
+How it stays reproducible: within a group, the requests' full index ranges, in request order, are cut into
+fixed *units* of `batch_size` rows (the last rows of one request and the first of the next may share a
+unit), whose make-up depends only on the request list — never on what a store already holds or which
+indices are asked for — and every row draws its randomness from its own generator seeded with
+`rollout_seed(request.seed, k)`. So the same request list, `batch_size` and machine (thread count) give
+bit-identical rollouts, and a resumed job recomputes whole units exactly as an uninterrupted one would. A
+different request list, `batch_size` or `max_tail` changes which rows share a unit, which can change a
+rollout's floats in the last bits (and, rarely, a sampled token where two are near-tied); each rollout is
+still a sample of its own prompt's distribution.
 """
 
 from __future__ import annotations
@@ -24,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from anchors.errors import InputError
 from anchors.rollouts.base import PrefixRequest, Rollout, SamplingParams, rollout_seed
 from anchors.rollouts.fingerprint import weights_fingerprint
-from anchors.rollouts.nesting import nesting_groups
+from anchors.rollouts.nesting import common_prefix_length, nesting_groups
 from anchors.rollouts.stops import StopRule
 
 if TYPE_CHECKING:
@@ -39,23 +49,34 @@ NUCLEUS_CANDIDATES = 256
 
 @dataclass
 class _Row:
-    """One rollout being decoded."""
+    """One rollout being decoded: rollout `index` of request `request` (a position in the request list)."""
 
+    request: int
     index: int
     seed: int
+    prompt: tuple[int, ...]
+    shared: int  # leading prompt tokens taken from the group's cache; the rest are fed before sampling
+    rule: StopRule
+    budget: int  # most new tokens
     tokens: list[int] = field(default_factory=list)
     logprobs: list[float] = field(default_factory=list)
     finish: str | None = None
     text: str | None = None  # set when a stop rule cut it
+
+    @property
+    def feed(self) -> int:
+        """Steps before its first sampled token: prompt tokens beyond the shared part, less the last."""
+        return len(self.prompt) - self.shared - 1
 
 
 class LocalEngine:
     """Implements `Sampler` on a loaded model (any device, fp32 / bf16)."""
 
     def __init__(self, handle: ModelHandle, *, batch_size: int = 32, prefill_chunk: int = 1024,
-                 share_nested: bool = True, attention: str | None = "sdpa") -> None:
+                 share_nested: bool = True, attention: str | None = "sdpa", max_tail: int = 8) -> None:
         """`attention`: the implementation used while sampling ("sdpa", or None for the model's own; the
-        handle's eager attention is restored afterwards for white-box use)."""
+        handle's eager attention is restored afterwards for white-box use). `max_tail`: a prompt joins a
+        longer one's group when at most this many of its last tokens differ (each costs its batch one step)."""
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self.handle = handle
@@ -63,6 +84,7 @@ class LocalEngine:
         self.prefill_chunk = prefill_chunk
         self.share_nested = share_nested
         self.attention = attention
+        self.max_tail = max_tail
 
     @cached_property
     def identity(self) -> str:
@@ -86,17 +108,22 @@ class LocalEngine:
         from anchors.models.kvcache import encode_prefix, fast_attention
 
         prompts = [self._prompt_ids(r) for r in requests]
-        groups = nesting_groups(prompts) if self.share_nested else [[i] for i in range(len(prompts))]
+        wanted = [_checked_indices(r) for r in requests]
+        groups = nesting_groups(prompts, self.max_tail) if self.share_nested else [[i] for i in range(len(prompts))]
         for group in groups:
-            if not any(requests[i].wanted_indices() for i in group):
+            if not any(wanted[i] for i in group):
                 continue
             # The group's longest prompt is encoded even when only shorter ones are wanted: the cache a unit
             # starts from must not depend on what a store already holds. (Attention is switched per group,
             # never across a `yield`, so the caller may use the handle's eager attention in between.)
             with torch.inference_mode(), fast_attention(self.handle, self.attention):
                 kv = encode_prefix(self.handle, prompts[group[0]][:-1], self.prefill_chunk)
-            for i in group:
-                yield from self._sample_request(requests[i], prompts[i], kv, params)
+            for unit in self._units(requests, sorted(group)):
+                if any(k in wanted[i] for i, k in unit):
+                    rows = [self._row(requests[i], i, k, prompts[i], prompts[group[0]], params) for i, k in unit]
+                    elapsed = self._decode(kv, rows, params)
+                    yield from (self._rollout(requests[row.request], row, elapsed / len(rows), params.logprobs)
+                                for row in rows if row.index in wanted[row.request])
 
     # -- planning -------------------------------------------------------------------------------------
 
@@ -109,72 +136,83 @@ class LocalEngine:
                              f"takes at most {self.handle.context_length}; shorten the prefix or use a longer-context model")
         return tuple(ids)
 
-    def _sample_request(self, request: PrefixRequest, ids: tuple[int, ...], kv: list[Any],
-                        params: SamplingParams) -> Iterator[Rollout]:
-        wanted = set(request.wanted_indices())
-        if any(k >= request.n or k < 0 for k in wanted):
-            raise ValueError(f"request {request.key!r}: indices must lie in range(n={request.n})")
+    def _units(self, requests: Sequence[PrefixRequest], members: list[int]) -> Iterator[list[tuple[int, int]]]:
+        """(request, rollout index) rows of a group, all indices of each request in request order, cut every
+        `batch_size` rows: the cut depends on the request list alone, not on which indices are wanted."""
+        slots = [(i, k) for i in members for k in range(requests[i].n)]
+        for start in range(0, len(slots), self.batch_size):
+            yield slots[start:start + self.batch_size]
+
+    def _row(self, request: PrefixRequest, position: int, index: int, prompt: tuple[int, ...],
+             root: tuple[int, ...], params: SamplingParams) -> _Row:
         rule = StopRule.for_prompt(request.prompt_text, params.stop, params.stop_after_boxed_answer,
                                    self.handle.template.think_open, self.handle.template.think_close)
-        for start in range(0, request.n, self.batch_size):
-            unit = range(start, min(start + self.batch_size, request.n))
-            if wanted.intersection(unit):
-                rows = [_Row(k, rollout_seed(request.seed, k)) for k in unit]
-                elapsed = self._decode(ids, kv, rows, params, rule)
-                yield from (self._rollout(request, ids, row, elapsed / len(rows), params.logprobs)
-                            for row in rows if row.index in wanted)
+        budget = min(params.max_new_tokens, self.handle.context_length - len(prompt))
+        shared = min(common_prefix_length(prompt, root), len(prompt) - 1)
+        return _Row(position, index, rollout_seed(request.seed, index), prompt, shared, rule, budget)
 
     # -- model work -----------------------------------------------------------------------------------
 
-    def _decode(self, ids: tuple[int, ...], kv: list[Any], rows: list[_Row], params: SamplingParams,
-                rule: StopRule) -> float:
+    def _decode(self, kv: list[Any], rows: list[_Row], params: SamplingParams) -> float:
         """Sample every row to its end; returns the seconds it took."""
         import torch
 
         from anchors.models.kvcache import fast_attention, repeated_cache
 
         began = time.perf_counter()
-        budget = min(params.max_new_tokens, self.handle.context_length - len(ids))
+        cached = max(row.shared for row in rows)
+        steps = max(row.feed + row.budget for row in rows)
         with torch.inference_mode(), fast_attention(self.handle, self.attention):
-            cache = repeated_cache(self.handle, kv, len(ids) - 1, len(rows), len(ids) + budget)
-            self._decode_rows(ids, cache, rows, params, rule, budget)
+            cache = repeated_cache(self.handle, kv, cached, len(rows), cached + steps + 1)
+            self._decode_rows(cache, rows, params, steps)
         return time.perf_counter() - began
 
-    def _decode_rows(self, ids: tuple[int, ...], cache: Any, rows: list[_Row], params: SamplingParams,
-                     rule: StopRule, budget: int) -> None:
+    def _decode_rows(self, cache: Any, rows: list[_Row], params: SamplingParams, steps: int) -> None:
         import torch
 
-        uniforms = torch.stack([_uniforms(row.seed, budget) for row in rows])
+        # Row j's k-th sampled token is drawn at step row.feed + k, with its own k-th uniform.
+        uniforms = torch.zeros(len(rows), steps + 1, dtype=torch.float64)
+        for j, row in enumerate(rows):
+            uniforms[j, row.feed:row.feed + max(row.budget, 1)] = _uniforms(row.seed, row.budget)
+        ragged = _RaggedRows.of([row.shared for row in rows], steps, self.handle.device)
         active = list(range(len(rows)))
-        inputs = torch.full((len(rows), 1), ids[-1], dtype=torch.long, device=self.handle.device)
-        for step in range(budget):
-            logits = self.handle.hf_model(input_ids=inputs, past_key_values=cache, use_cache=True).logits[:, -1, :]
+        inputs = [row.prompt[row.shared] for row in rows]
+        for step in range(steps):
+            fed = torch.tensor(inputs, dtype=torch.long, device=self.handle.device).view(-1, 1)
+            logits = self.handle.hf_model(input_ids=fed, past_key_values=cache, use_cache=True,
+                                          **ragged.model_inputs(step)).logits[:, -1, :]
             chosen, logprobs = choose_tokens(logits.float(), params, uniforms[active, step], params.logprobs)
             for j, row_index in enumerate(active):
-                self._advance(rows[row_index], int(chosen[j]), None if logprobs is None else float(logprobs[j]),
-                              rule, budget)
+                row = rows[row_index]
+                if step < row.feed:  # still reading its own prompt: the next input is its next prompt token
+                    inputs[j] = row.prompt[row.shared + step + 1]
+                    continue
+                inputs[j] = int(chosen[j])
+                self._advance(row, inputs[j], None if logprobs is None else float(logprobs[j]))
             keep = [j for j, row_index in enumerate(active) if rows[row_index].finish is None]
             if not keep:
                 break
             if len(keep) < len(active):
-                cache.batch_select_indices(torch.tensor(keep, device=self.handle.device))
+                kept = torch.tensor(keep, device=self.handle.device)
+                cache.batch_select_indices(kept)
+                ragged.select(kept)
             active = [active[j] for j in keep]
-            inputs = chosen[keep].view(-1, 1).to(self.handle.device)
+            inputs = [inputs[j] for j in keep]
 
-    def _advance(self, row: _Row, token: int, logprob: float | None, rule: StopRule, budget: int) -> None:
+    def _advance(self, row: _Row, token: int, logprob: float | None) -> None:
         if token in self.handle.eos_token_ids:
             row.finish = "eos"
             return
         row.tokens.append(token)
         if logprob is not None:
             row.logprobs.append(logprob)
-        if rule.active and self._may_stop(token, rule):
+        if row.rule.active and self._may_stop(token, row.rule):
             text = self.handle.decode(row.tokens)
-            end = rule.end(text)
+            end = row.rule.end(text)
             if end is not None:
                 row.finish, row.text = "stop", text[:end]
                 return
-        if len(row.tokens) >= budget:
+        if len(row.tokens) >= row.budget:
             row.finish = "length"
 
     def _may_stop(self, token: int, rule: StopRule) -> bool:
@@ -188,8 +226,7 @@ class LocalEngine:
         tokenizer = self.handle.tokenizer
         return tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
 
-    def _rollout(self, request: PrefixRequest, ids: tuple[int, ...], row: _Row, elapsed: float,
-                 with_logprobs: bool) -> Rollout:
+    def _rollout(self, request: PrefixRequest, row: _Row, elapsed: float, with_logprobs: bool) -> Rollout:
         tokens = row.tokens
         if row.text is None:
             text = self.handle.decode(tokens)
@@ -197,8 +234,50 @@ class LocalEngine:
             text = row.text
             tokens = tokens[:_tokens_covering(self.handle, tokens, text)]
         return Rollout(key=request.key, index=row.index, seed=row.seed, text=text, token_ids=tokens,
-                       finish_reason=row.finish or "length", prompt_tokens=len(ids), completion_tokens=len(tokens),
+                       finish_reason=row.finish or "length", prompt_tokens=len(row.prompt), completion_tokens=len(tokens),
                        logprobs=row.logprobs[:len(tokens)] if with_logprobs else None, elapsed_s=elapsed)
+
+
+class _RaggedRows:
+    """Attention mask and position ids of a batch whose rows share different lengths of the cached prompt.
+
+    The batch cache holds the longest shared part; a row sharing less masks the cache positions beyond its
+    own shared part, and the tokens it is fed take positions counted from there, so it sees exactly what it
+    would alone. When every row shares as much, nothing is passed (the model's own causal mask and positions
+    are the same thing)."""
+
+    def __init__(self, mask: torch.Tensor | None, positions: torch.Tensor | None, cached: int) -> None:
+        self.mask, self.positions, self.cached = mask, positions, cached
+
+    @classmethod
+    def of(cls, shared: Sequence[int], steps: int, device: Any) -> _RaggedRows:
+        """Rows whose first `shared[j]` prompt tokens are in the cache, fed up to `steps` tokens each."""
+        import torch
+
+        cached = max(shared)
+        if min(shared) == cached:
+            return cls(None, None, cached)
+        mask = torch.ones(len(shared), cached + steps, dtype=torch.bool, device=device)
+        for j, length in enumerate(shared):
+            mask[j, length:cached] = False
+        positions = torch.tensor([[length] for length in shared], dtype=torch.long, device=device)
+        return cls(mask, positions, cached)
+
+    def model_inputs(self, step: int) -> dict[str, Any]:
+        if self.mask is None:
+            return {}
+        return {"attention_mask": self.mask[:, :self.cached + step + 1], "position_ids": self.positions + step}
+
+    def select(self, kept: torch.Tensor) -> None:
+        if self.mask is not None:
+            self.mask, self.positions = self.mask[kept], self.positions[kept]
+
+
+def _checked_indices(request: PrefixRequest) -> frozenset[int]:
+    wanted = frozenset(request.wanted_indices())
+    if any(k >= request.n or k < 0 for k in wanted):
+        raise ValueError(f"request {request.key!r}: indices must lie in range(n={request.n})")
+    return wanted
 
 
 def _uniforms(seed: int, count: int) -> torch.Tensor:
