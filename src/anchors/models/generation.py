@@ -102,7 +102,7 @@ def _finish(handle: ModelHandle, row: list[int], stop_strings: Sequence[str]) ->
     text = handle.decode(ids)
     stop_end = _first_stop_end(text, stop_strings)
     if stop_end is not None:
-        kept = _tokens_covering(handle, ids, text[:stop_end])
+        kept = tokens_covering(handle, ids, text[:stop_end])
         return Sample(tuple(ids[:kept]), text[:stop_end], "stop")
     return Sample(tuple(ids), text, "length" if eos_at is None else "eos")
 
@@ -116,9 +116,10 @@ def _first_stop_end(text: str, stop_strings: Sequence[str]) -> int | None:
     return start - negative_length
 
 
-def _tokens_covering(handle: ModelHandle, ids: list[int], wanted: str) -> int:
-    """Fewest leading tokens whose decoding starts with `wanted` (binary search: decodings grow)."""
-    low, high = 1, len(ids)
+def tokens_covering(handle: ModelHandle, ids: Sequence[int], wanted: str) -> int:
+    """Fewest leading tokens whose decoding starts with `wanted` (binary search: decodings grow); 0 for ''."""
+    ids = list(ids)
+    low, high = 0, len(ids)
     while low < high:
         middle = (low + high) // 2
         if handle.decode(ids[:middle]).startswith(wanted):

@@ -32,6 +32,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from anchors.errors import InputError
+from anchors.models.generation import tokens_covering
 from anchors.rollouts.base import PrefixRequest, Rollout, SamplingParams, rollout_seed
 from anchors.rollouts.fingerprint import weights_fingerprint
 from anchors.rollouts.nesting import common_prefix_length, nesting_groups
@@ -232,7 +233,7 @@ class LocalEngine:
             text = self.handle.decode(tokens)
         else:
             text = row.text
-            tokens = tokens[:_tokens_covering(self.handle, tokens, text)]
+            tokens = tokens[:tokens_covering(self.handle, tokens, text)]
         return Rollout(key=request.key, index=row.index, seed=row.seed, text=text, token_ids=tokens,
                        finish_reason=row.finish or "length", prompt_tokens=len(row.prompt), completion_tokens=len(tokens),
                        logprobs=row.logprobs[:len(tokens)] if with_logprobs else None, elapsed_s=elapsed)
@@ -341,15 +342,3 @@ def _pick(probs: torch.Tensor, order: torch.Tensor, top_p: float, uniforms: torc
     target = uniforms.to(cdf.device).view(-1, 1) * cdf[:, -1:]
     position = torch.searchsorted(cdf, target, right=True).clamp(max=cdf.shape[-1] - 1)
     return order.gather(-1, position).view(-1)
-
-
-def _tokens_covering(handle: ModelHandle, ids: list[int], wanted: str) -> int:
-    """Fewest leading tokens whose decoding starts with `wanted` (binary search: decodings grow)."""
-    low, high = 0, len(ids)
-    while low < high:
-        middle = (low + high) // 2
-        if handle.decode(ids[:middle]).startswith(wanted):
-            high = middle
-        else:
-            low = middle + 1
-    return high
