@@ -72,13 +72,12 @@ def run_scripted(args: argparse.Namespace) -> list[tuple[str, bool, int, int, fl
 
 
 def run_model(args: argparse.Namespace) -> list[tuple[str, bool, int, int, float, float]]:
-    from anchors.models import load_model
     from anchors.models.embeddings import SentenceEmbedder
-    from anchors.rollouts.simple import SequentialSampler
+    from anchors.rollouts.factory import make_sampler
     from anchors.traces.jsonl import read_traces
 
-    handle = load_model(args.model)
-    sampler, embedder = SequentialSampler(handle), SentenceEmbedder()
+    sampler, embedder = make_sampler(args.model), SentenceEmbedder()
+    handle = sampler.handle
     rows = []
     for trace in list(read_traces(args.traces))[: args.limit]:
         config = BlackBoxConfig(rollouts=args.fixed, forced=False, matrix=False, bootstrap=args.bootstrap,
