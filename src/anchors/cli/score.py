@@ -76,6 +76,8 @@ def score(
     from anchors.methods.blackbox import BlackBoxConfig
     from anchors.models.embeddings import SentenceEmbedder
 
+    if tags not in ("auto", "offline", "llm", "none"):
+        raise typer.BadParameter(f"--tags must be auto, offline, llm or none, not {tags!r}")
     config = BlackBoxConfig(mode=check_mode(mode), rollouts=rollouts, max_new_tokens=max_new_tokens, forced=forced,  # type: ignore[arg-type]
                             matrix=matrix, bootstrap=bootstrap, fdr=fdr, similarity_threshold=threshold, seed=seed)
     embed = SentenceEmbedder(embedder)
@@ -123,8 +125,6 @@ def _tags(trace: Any, labeller: str, mode: str) -> list[str | None] | None:
     """Each sentence's first function tag (the sentences `score` splits the trace into), or None with --tags none."""
     if labeller == "none":
         return None
-    if labeller not in ("auto", "offline", "llm"):
-        raise typer.BadParameter(f"--tags must be auto, offline, llm or none, not {labeller!r}")
     from anchors.labels import label_sentences
 
     return list(label_sentences(trace, labeller=labeller, mode=mode).tags)  # type: ignore[arg-type]
