@@ -9,17 +9,13 @@ forced after the whole thinking) when it was sampled.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
-from anchors.methods.blackbox import (
-    KL_BOUNDS, BlackBoxConfig, Draws, Estimate, estimate_all, estimates_frame, set_problem,
-)
-from anchors.methods.rollout_sets import RolloutArrays, TraceRollouts, forced_arrays, tally
-from anchors.metrics.distributions import kl_from_counts, share
+from anchors.methods.adjacent_sets import adjacent_set_estimates
+from anchors.methods.blackbox import BlackBoxConfig, Estimate, estimates_frame
+from anchors.methods.rollout_sets import TraceRollouts, forced_arrays
 
 
 @dataclass(frozen=True)
@@ -41,44 +37,6 @@ def forced_answer_importance(rollouts: TraceRollouts, config: BlackBoxConfig = B
     sets = forced_arrays(rollouts)
     if config.paper:
         sets = [s.subset(s.answered) for s in sets]
-    draws = Draws([s.size for s in sets], config.replicates, (config.seed, 4))
-    estimates = estimate_all(rollouts.n, _statistic(sets, config), draws, config.level, _reasons(sets, rollouts, config),
-                             shifted={"importance_kl": KL_BOUNDS})
-    return ForcedAnswerImportance(estimates["forced_accuracy"], estimates["importance_accuracy"], estimates["importance_kl"])
-
-
-def _statistic(sets: list[RolloutArrays], config: BlackBoxConfig):
-    def statistic(i: int, draws: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
-        current = tally(sets[i], draws[i])
-        accuracy = share(current.correct, current.graded, config.empty)
-        if i + 1 >= len(sets):
-            last = np.zeros_like(accuracy) if config.paper else np.full_like(accuracy, np.nan)
-            return {"forced_accuracy": accuracy, "importance_accuracy": last, "importance_kl": last}
-        after = tally(sets[i + 1], draws[i + 1])
-        return {"forced_accuracy": accuracy,
-                "importance_accuracy": share(after.correct, after.graded, config.empty) - accuracy,
-                "importance_kl": kl_from_counts(current.answers, after.answers, config.smoothing, config.empty)}
-
-    return statistic
-
-
-def _reasons(sets: list[RolloutArrays], rollouts: TraceRollouts, config: BlackBoxConfig) -> dict[str, list[str | None]]:
-    names = ("forced_accuracy", "importance_accuracy", "importance_kl")
-    if config.paper:
-        return {name: [None] * rollouts.n for name in names}
-    out: dict[str, list[str | None]] = {name: [] for name in names}
-    for i in range(rollouts.n):
-        here = _problem(sets[i], f"F_{i}", rollouts.has_gold, graded=True)
-        after = _problem(sets[i + 1], f"F_{i + 1}", rollouts.has_gold, graded=True) if i + 1 < len(sets) else "last sentence: no forced answers after it"
-        out["forced_accuracy"].append(here)
-        out["importance_accuracy"].append(here or after)
-        kl_after = _problem(sets[i + 1], f"F_{i + 1}", True, graded=False) if i + 1 < len(sets) else after
-        out["importance_kl"].append(_problem(sets[i], f"F_{i}", True, graded=False) or kl_after)
-    return out
-
-
-def _problem(arrays: RolloutArrays, label: str, has_gold: bool, graded: bool) -> str | None:
-    if graded and not has_gold:
-        return "no gold answer to grade against"
-    problem = set_problem(arrays.size, int(arrays.answered.sum()), int(np.isfinite(arrays.correct).sum()) if graded else None)
-    return f"{label}: {problem}" if problem else None
+    estimates = adjacent_set_estimates(sets, rollouts, config, label="F",
+                                       last_reason="last sentence: no forced answers after it", seed_tag=4)
+    return ForcedAnswerImportance(estimates["accuracy"], estimates["importance_accuracy"], estimates["importance_kl"])
