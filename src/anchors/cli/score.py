@@ -93,13 +93,12 @@ def score(
         from anchors.models.templates import r1_distill_template
 
         prompt_template = r1_distill_template()
+    adaptive_plan = _adaptive_plan(rollouts, max_rollouts, target_width) if adaptive else None
     for index, trace in enumerate(inputs):
         if limit is not None and index >= limit:
             break
         started = time.perf_counter()
-        sentence_tags = _tags(trace, tags, config.mode)
-        scores = _score_one(trace, sampler, prompt_template, embed, config, out, adaptive, target_width, max_rollouts,
-                            rollouts, sentence_tags)
+        scores = _score_one(trace, sampler, prompt_template, embed, config, out, adaptive_plan, _tags(trace, tags, config.mode))
         _write_and_show(scores, out, embed.identity, str(traces), out / "rollouts.sqlite", top, started)
     inputs.exit_if_invalid(skip_invalid)
 
@@ -130,18 +129,23 @@ def _tags(trace: Any, labeller: str, mode: str) -> list[str | None] | None:
     return list(label_sentences(trace, labeller=labeller, mode=mode).tags)  # type: ignore[arg-type]
 
 
-def _score_one(trace: Any, sampler: Any, template: Any, embed: Any, config: Any, out: Path, adaptive: bool,
-               target_width: float, max_rollouts: int, rollouts: int, tags: list[str | None] | None) -> Any:
-    from anchors.methods.adaptive import AdaptiveConfig, score_trace_adaptive
+def _adaptive_plan(rollouts: int, max_rollouts: int, target_width: float) -> Any:
+    from anchors.methods.adaptive import AdaptiveConfig
+
+    first = min(rollouts, max_rollouts)
+    return AdaptiveConfig(initial=first, step=max(1, first // 2), max_rollouts=max_rollouts, target_width=target_width)
+
+
+def _score_one(trace: Any, sampler: Any, template: Any, embed: Any, config: Any, out: Path, adaptive_plan: Any,
+               tags: list[str | None] | None) -> Any:
+    from anchors.methods.adaptive import score_trace_adaptive
     from anchors.methods.scores import score_trace
 
     store = str(out / "rollouts.sqlite")
     out.mkdir(parents=True, exist_ok=True)
     console.stderr.print(f"scoring {trace.id} ({config.mode} mode)", highlight=False)
-    if adaptive:
-        first = min(rollouts, max_rollouts)
-        plan = AdaptiveConfig(initial=first, step=max(1, first // 2), max_rollouts=max_rollouts, target_width=target_width)
-        return score_trace_adaptive(trace, sampler, template, embed, config, plan, store=store, tags=tags)
+    if adaptive_plan is not None:
+        return score_trace_adaptive(trace, sampler, template, embed, config, adaptive_plan, store=store, tags=tags)
     return score_trace(trace, sampler, template, config, embedder=embed, store=store, tags=tags)
 
 
