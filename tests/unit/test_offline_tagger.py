@@ -13,7 +13,8 @@ from anchors.errors import InputError
 from anchors.labels import (LabelledSentence, LabelledTrace, OfflineTagger, bundled_labelled, fit_offline,
                             label_sentences, label_traces, read_labelled)
 from anchors.labels.dataset import labelled_fingerprint
-from anchors.labels.features import dense_features, feature_names
+from anchors.labels.features import NOVELTY_FEATURES, dense_features, feature_names, novelty
+from anchors.labels.offline import OfflineConfig
 from anchors.traces.records import Trace
 from anchors.traces.segment import split_sentences
 from anchors.traces.taxonomy import THOUGHT_ANCHORS, UNKNOWN
@@ -99,12 +100,13 @@ def test_probabilities_match_scikit_learn(small_set: list[LabelledTrace], small_
     from threadpoolctl import threadpool_limits
 
     model = small_model
-    design = sparse.vstack([model.features(t.texts) for t in small_set], format="csr")
+    design = sparse.vstack([model.features(t.texts, t.problem) for t in small_set], format="csr")
     labels = [tag for t in small_set for tag in t.primary_tags]
     with threadpool_limits(limits=1):
         reference = LogisticRegression(C=model.config.C, class_weight="balanced", max_iter=5000).fit(design, labels)
-    texts = small_set[0].texts
-    np.testing.assert_allclose(model.predict_proba(texts), reference.predict_proba(model.features(texts)), atol=1e-8)
+    first = small_set[0]
+    np.testing.assert_allclose(model.predict_proba(first.texts, first.problem),
+                               reference.predict_proba(model.features(first.texts, first.problem)), atol=1e-8)
 
 
 def test_fitting_is_deterministic(small_set: list[LabelledTrace], small_model: OfflineTagger) -> None:
@@ -131,6 +133,41 @@ def test_dense_features_shape_and_names() -> None:
     column = names.index("cue_here_self_checking")
     assert features[5, column] == 1 and features[6, names.index("cue_previous_self_checking")] == 1
     assert features[0, names.index("position_first")] == 1 and features[7, names.index("position_last")] == 1
+
+
+def test_novelty_features_say_where_numbers_and_words_come_from() -> None:
+    problem = "A book has 488 pages. How many times is the digit 4 printed?"
+    texts = ["The book has 488 pages.", "So 48 + 1 = 49.", "That gives 49 fours.", "Wait."]
+    rows = novelty(texts, problem)
+    column = {name: i for i, name in enumerate(NOVELTY_FEATURES)}
+    assert rows[0, column["numbers_from_problem"]] == 1 and rows[0, column["words_from_problem"]] == 1  # book, pages
+    assert rows[1, column["numbers_new"]] == 1 and rows[1, column["numbers_from_problem"]] == 0
+    assert rows[2, column["numbers_from_trace"]] == 1 and rows[2, column["numbers_new"]] == 0
+    assert rows[3, column["no_numbers"]] == 1 and rows[3, :3].sum() == 0
+    without_problem = novelty(texts, None)
+    assert without_problem[0, column["numbers_from_problem"]] == 0 and without_problem[0, column["numbers_new"]] == 1
+
+
+def test_embeddings_add_the_sentence_and_its_neighbours(small_set: list[LabelledTrace], small_model: OfflineTagger) -> None:
+    text_only = fit_offline(small_set, config=OfflineConfig(embedder=None), trained_on="small")
+    first = small_set[0]
+    with_embeddings, without = small_model.features(first.texts, first.problem), text_only.features(first.texts, first.problem)
+    assert with_embeddings.shape == (len(first.texts), without.shape[1] + 3 * 384)
+    block = with_embeddings[:, without.shape[1]:].toarray()
+    sentence, previous, following = block[:, :384], block[:, 384:768], block[:, 768:]
+    np.testing.assert_allclose(previous[1:], small_model.config.context_weight * sentence[:-1], atol=1e-7)
+    np.testing.assert_allclose(following[:-1], small_model.config.context_weight * sentence[1:], atol=1e-7)
+    assert not previous[0].any() and not following[-1].any()
+    assert set(text_only.predict(first.texts, first.problem)) <= set(THOUGHT_ANCHORS.names)
+
+
+def test_a_model_fitted_with_another_embedder_warns_on_load(tmp_path: Path, small_model: OfflineTagger) -> None:
+    stranger = OfflineTagger(small_model.taxonomy, small_model.config, *small_model._vocabularies, small_model.coef,
+                             small_model.intercept, small_model.classes,
+                             {**small_model.meta, "embedder_identity": "all-MiniLM-L6-v2-0000000000"})
+    path = stranger.save(tmp_path / "stranger.npz")
+    with pytest.warns(UserWarning, match="fitted with sentence embedder all-MiniLM-L6-v2-0000000000"):
+        OfflineTagger.load(path)
 
 
 def test_fit_rejects_tags_outside_the_taxonomy() -> None:

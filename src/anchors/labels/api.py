@@ -86,7 +86,7 @@ def label_with(labeller: Labeller, texts: Sequence[str], *, problem: str | None 
     """Label already-split sentence texts with a resolved labeller."""
     if isinstance(labeller, LLMLabeller):
         return labeller.label(texts, problem=problem, trace_id=trace_id)
-    probs = labeller.predict_proba(texts)
+    probs = labeller.predict_proba(texts, problem)
     best = probs.argmax(axis=1) if len(texts) else []
     return SentenceLabels(trace_id=trace_id, sentences=tuple(texts), all_tags=tuple((labeller.classes[i],) for i in best),
                           taxonomy=labeller.taxonomy, labeller=labeller.name,

@@ -1,17 +1,21 @@
-"""The offline labeller: TF-IDF n-grams + position + cue features -> multinomial logistic regression.
+"""The offline labeller: TF-IDF n-grams + position, cue and novelty features + sentence embeddings of each
+sentence and its neighbours -> multinomial logistic regression.
 
 Fitted models are stored as plain arrays in a `.npz` file (vocabularies, idf weights, coefficients, and a JSON
 string of metadata) and loaded with `allow_pickle=False`: nothing executable is ever read. The bundled model is
 fitted on the project's own labelled set (`anchors/data/tag_sentences.jsonl`) by `fit_offline` with the default
-`OfflineConfig`; fitting is deterministic (lbfgs, no random state involved), so refitting reproduces it.
+`OfflineConfig`; fitting is deterministic (lbfgs, no random state involved), so refitting reproduces it (to
+float rounding of the embeddings on another machine).
 """
 
 from __future__ import annotations
 
 import importlib.resources
 import json
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +25,12 @@ from scipy import sparse
 
 from anchors.errors import InputError
 from anchors.labels.dataset import LabelledTrace, check_tags, labelled_fingerprint
-from anchors.labels.features import dense_features, feature_names, normalise_text
+from anchors.labels.features import dense_features, feature_names, normalise_text, shifted
 from anchors.traces.taxonomy import UNKNOWN, Taxonomy, load_taxonomy
 
-MODEL_FORMAT = 1
+MODEL_FORMAT = 2
 BUNDLED_MODEL = "tagger_thought_anchors.npz"
+DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"  # the bundled copy (anchors.models.embeddings); no download
 
 
 @dataclass(frozen=True)
@@ -37,8 +42,15 @@ class OfflineConfig:
     # Character n-grams are many; keep the most frequent so the stored model stays small (~1 MB).
     max_char_features: int = 20000
     dense_weight: float = 1.0  # scale of the position/cue block relative to the unit-norm TF-IDF rows
-    C: float = 4.0  # inverse L2 strength of the logistic regression
+    # Inverse L2 strength of the logistic regression. Strong regularisation transfers best to other people's
+    # labels: C = 1 beat 4 and 16 on both transfer checks of benchmarks/taxonomy.py (see the README).
+    C: float = 1.0
     balanced: bool = True  # weight classes inversely to their frequency (rare tags still count)
+    # Sentence embeddings of each sentence and (scaled by context_weight) of the one before and after it: what
+    # the words mean, not only which words. None leaves them out: a text-only model, much faster to label.
+    embedder: str | None = DEFAULT_EMBEDDER
+    embedding_weight: float = 1.0
+    context_weight: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -62,24 +74,35 @@ class OfflineTagger:
     def name(self) -> str:
         return f"offline:{self.taxonomy.name}@{self.meta.get('trained_on', 'unknown')}"
 
-    def features(self, texts: Sequence[str]) -> sparse.csr_matrix:
-        """The design matrix of one trace's sentences (rows in order)."""
+    def features(self, texts: Sequence[str], problem: str | None = None) -> sparse.csr_matrix:
+        """The design matrix of one trace's sentences (rows in order); `problem` is the problem statement."""
         normalised = [normalise_text(t) for t in texts]
-        dense = dense_features(texts, self.taxonomy) * self.config.dense_weight
-        return sparse.hstack([self._word.transform(normalised), self._char.transform(normalised),
-                              sparse.csr_matrix(dense)], format="csr")
+        dense = dense_features(texts, self.taxonomy, problem) * self.config.dense_weight
+        blocks = [self._word.transform(normalised), self._char.transform(normalised), sparse.csr_matrix(dense)]
+        if self.config.embedder is not None:
+            blocks.append(sparse.csr_matrix(self._embedding_block(texts)))
+        return sparse.hstack(blocks, format="csr")
 
-    def predict_proba(self, texts: Sequence[str]) -> Float[np.ndarray, "sent tag"]:
-        """Probabilities over `self.classes` for each sentence of one trace (in trace order)."""
+    def _embedding_block(self, texts: Sequence[str]) -> np.ndarray:
+        vectors = _embedder(self.config.embedder).embed([t.strip() or "." for t in texts]).astype(float)
+        context = self.config.context_weight
+        return np.hstack([vectors, context * shifted(vectors, 1), context * shifted(vectors, -1)]) * self.config.embedding_weight
+
+    def predict_proba(self, texts: Sequence[str], problem: str | None = None) -> Float[np.ndarray, "sent tag"]:
+        """Probabilities over `self.classes` for each sentence of one trace (in trace order).
+
+        `problem`: the problem statement; optional, but the bundled model was fitted with problems and tags
+        setup sentences and recalled problem details better with it.
+        """
         if not texts:
             return np.zeros((0, len(self.classes)))
-        scores = self.features(texts) @ self.coef.T + self.intercept
+        scores = self.features(texts, problem) @ self.coef.T + self.intercept
         scores -= scores.max(axis=1, keepdims=True)
         weights = np.exp(scores)
         return weights / weights.sum(axis=1, keepdims=True)
 
-    def predict(self, texts: Sequence[str]) -> list[str]:
-        probs = self.predict_proba(texts)
+    def predict(self, texts: Sequence[str], problem: str | None = None) -> list[str]:
+        probs = self.predict_proba(texts, problem)
         return [self.classes[i] for i in probs.argmax(axis=1)]
 
     def save(self, path: str | Path) -> Path:
@@ -110,6 +133,7 @@ class OfflineTagger:
         taxonomy = Taxonomy.from_dict(meta["taxonomy"], source=f"{path} (taxonomy)")
         word = _Vocabulary(tuple(data["word_terms"].tolist()), data["word_idf"])
         char = _Vocabulary(tuple(data["char_terms"].tolist()), data["char_idf"])
+        _check_embedder(config, meta, path)
         return cls(taxonomy, config, word, char, data["coef"], data["intercept"], data["classes"].tolist(), meta)
 
     @classmethod
@@ -118,6 +142,24 @@ class OfflineTagger:
         resource = importlib.resources.files("anchors") / "data" / BUNDLED_MODEL
         with importlib.resources.as_file(resource) as path:
             return cls.load(path)
+
+
+@lru_cache(maxsize=2)
+def _embedder(name: str | None) -> Any:
+    from anchors.models.embeddings import SentenceEmbedder
+
+    return SentenceEmbedder(name or DEFAULT_EMBEDDER)
+
+
+def _check_embedder(config: OfflineConfig, meta: dict[str, Any], path: str | Path) -> None:
+    """Warn when this machine's embedder is not the one the model was fitted with (its features would differ)."""
+    fitted_with = meta.get("embedder_identity")
+    if config.embedder is None or fitted_with is None:
+        return
+    here = _embedder(config.embedder).identity
+    if here != fitted_with:
+        warnings.warn(f"{path}: fitted with sentence embedder {fitted_with}, this machine has {here}; "
+                      "tags may be off: refit with `anchors label --fit`", stacklevel=3)
 
 
 def _vectorizer(config: OfflineConfig, kind: str, vocabulary: _Vocabulary) -> Any:
@@ -140,7 +182,10 @@ def _new_vectorizer(config: OfflineConfig, kind: str, max_features: int | None =
 
 def fit_offline(traces: Sequence[LabelledTrace], taxonomy: Taxonomy | str | Path | None = None,
                 config: OfflineConfig | None = None, *, trained_on: str = "custom") -> OfflineTagger:
-    """Fit the offline classifier on labelled traces (each sentence's first tag; `unknown` ones are skipped)."""
+    """Fit the offline classifier on labelled traces (each sentence's first tag; `unknown` ones are skipped).
+
+    Each trace's `problem` feeds the novelty features: label traces without a problem the same way.
+    """
     from sklearn.linear_model import LogisticRegression
     from threadpoolctl import threadpool_limits
 
@@ -155,9 +200,10 @@ def fit_offline(traces: Sequence[LabelledTrace], taxonomy: Taxonomy | str | Path
     char = _new_vectorizer(config, "char", config.max_char_features).fit([t for t, k in zip(texts, keep) if k])
     vocab = (_vocabulary_of(word), _vocabulary_of(char))
     meta = {"trained_on": trained_on, "data_fingerprint": labelled_fingerprint(list(traces)),
-            "sentences": int(keep.sum()), "traces": len(traces), "dense_features": feature_names(taxonomy)}
+            "sentences": int(keep.sum()), "traces": len(traces), "dense_features": feature_names(taxonomy),
+            "embedder_identity": _embedder(config.embedder).identity if config.embedder else None}
     draft = OfflineTagger(taxonomy, config, *vocab, np.zeros((1, 1)), np.zeros(1), [], meta)
-    design = sparse.vstack([draft.features(trace.texts) for trace in traces], format="csr")[keep]
+    design = sparse.vstack([draft.features(trace.texts, trace.problem) for trace in traces], format="csr")[keep]
     model = LogisticRegression(C=config.C, class_weight="balanced" if config.balanced else None, max_iter=5000)
     # One thread: on a few thousand rows OpenMP's threads mostly wait on each other (3-4x slower on a busy
     # 2-core machine, measured), and the result is identical.

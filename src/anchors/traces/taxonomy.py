@@ -173,7 +173,7 @@ _THOUGHT_ANCHORS_DATA: dict[str, Any] = {
          "definition": "Verifies earlier work: re-does a calculation, checks a result against a condition or another method, or confirms that a step was right.",
          "cues": ["double-check", "double check", "let me check", "let me verify", "verify", "confirm", "correct.", "that's correct", "yes,", "makes sense", "checks out", "make sure"]},
         {"name": "final_answer_emission", "colour": "#000000",
-         "definition": "States the final answer to the problem (typically boxed), including the closing sentence that gives the answer in words.",
+         "definition": "States the answer to the question asked (typically boxed at the end), including a sentence that gives it in words, wherever it occurs ('So the answer is 12.'), even if it is revised later.",
          "cues": ["final answer", "\\boxed", "the answer is", "so the answer", "answer:"]},
     ],
 }
