@@ -67,6 +67,19 @@ def test_fit_then_label_with_the_fitted_tagger(labelled: Path, traces: Path, tmp
     assert tags <= {"problem_setup", "plan_generation", "active_computation", "uncertainty_management", "final_answer_emission"}
 
 
+def test_fit_text_only_writes_a_model_without_embeddings(labelled: Path, traces: Path, tmp_path: Path) -> None:
+    from anchors.labels.offline import OfflineTagger
+
+    model = tmp_path / "text.npz"
+    fitted = runner.invoke(app, ["label", "--fit", str(labelled), "--text-only", "--out", str(model)])
+    assert fitted.exit_code == 0, fitted.output
+    loaded = OfflineTagger.load(model)
+    assert loaded.config.embedder is None and loaded.meta["embedder_identity"] is None
+    assert loaded.coef.shape[1] == loaded.features(["x = 1."]).shape[1]  # no embedding columns computed or needed
+    misused = runner.invoke(app, ["label", str(traces), "--text-only"])
+    assert misused.exit_code == 2 and "--text-only only applies to fitting" in misused.stderr
+
+
 def test_fit_from_a_thought_anchors_folder(ta_data: Path, tmp_path: Path) -> None:
     folder = ta_data / "deepseek-r1-distill-qwen-14b" / "correct_base_solution"
     model = tmp_path / "ta.npz"
