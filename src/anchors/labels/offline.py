@@ -39,7 +39,7 @@ class OfflineConfig:
 
     word_ngrams: tuple[int, int] = (1, 2)
     char_ngrams: tuple[int, int] = (2, 5)
-    # Character n-grams are many; keep the most frequent so the stored model stays small (~1 MB).
+    # Character n-grams are many; keep the most frequent so the stored model stays small (~2 MB).
     max_char_features: int = 20000
     dense_weight: float = 1.0  # scale of the position/cue block relative to the unit-norm TF-IDF rows
     # Inverse L2 strength of the logistic regression. Strong regularisation transfers best to other people's
