@@ -32,8 +32,8 @@ from unittest import mock
 import numpy as np
 from sklearn.metrics import accuracy_score, f1_score
 
-from anchors.labels.dataset import LabelledTrace, bundled_labelled, labelled_from_thought_anchors
 from anchors.labels import offline
+from anchors.labels.dataset import LabelledTrace, bundled_labelled, labelled_from_thought_anchors
 from anchors.labels.offline import OfflineTagger, fit_offline
 from anchors.traces.taxonomy import THOUGHT_ANCHORS
 

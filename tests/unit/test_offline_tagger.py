@@ -170,6 +170,18 @@ def test_a_model_fitted_with_another_embedder_warns_on_load(tmp_path: Path, smal
         OfflineTagger.load(path)
 
 
+def test_a_model_of_an_older_format_is_refused_with_how_to_refit(tmp_path: Path, small_model: OfflineTagger) -> None:
+    path = small_model.save(tmp_path / "current.npz")
+    with np.load(path, allow_pickle=False) as arrays:
+        data = {key: arrays[key] for key in arrays.files}
+    meta = json.loads(str(data["meta"]))
+    data["meta"] = np.array(json.dumps({**meta, "format": 1}))
+    old = tmp_path / "old.npz"
+    np.savez_compressed(old, **data)
+    with pytest.raises(InputError, match=r"old.npz: tagger model format 1, this anchors reads 2; refit it with `anchors label --fit`"):
+        OfflineTagger.load(old)
+
+
 def test_fit_rejects_tags_outside_the_taxonomy() -> None:
     bad = [LabelledTrace(id="t", sentences=[LabelledSentence(text="x = 1", tags=["calculation"]),
                                              LabelledSentence(text="So", tags=["plan_generation"])])]

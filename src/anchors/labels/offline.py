@@ -84,6 +84,7 @@ class OfflineTagger:
         return sparse.hstack(blocks, format="csr")
 
     def _embedding_block(self, texts: Sequence[str]) -> np.ndarray:
+        # A blank sentence (a stray line break) still needs a row: embed a neutral "." for it.
         vectors = _embedder(self.config.embedder).embed([t.strip() or "." for t in texts]).astype(float)
         context = self.config.context_weight
         return np.hstack([vectors, context * shifted(vectors, 1), context * shifted(vectors, -1)]) * self.config.embedding_weight
@@ -91,8 +92,8 @@ class OfflineTagger:
     def predict_proba(self, texts: Sequence[str], problem: str | None = None) -> Float[np.ndarray, "sent tag"]:
         """Probabilities over `self.classes` for each sentence of one trace (in trace order).
 
-        `problem`: the problem statement; optional, but the bundled model was fitted with problems and tags
-        setup sentences and recalled problem details better with it.
+        `problem`: the problem statement; optional, but the bundled model was fitted with problems (the novelty
+        features compare each sentence's numbers and words with it).
         """
         if not texts:
             return np.zeros((0, len(self.classes)))
