@@ -80,6 +80,23 @@ def test_fit_text_only_writes_a_model_without_embeddings(labelled: Path, traces:
     assert misused.exit_code == 2 and "--text-only only applies to fitting" in misused.stderr
 
 
+def test_saved_labels_are_a_training_set_for_fit(traces: Path, tmp_path: Path) -> None:
+    from anchors.labels.dataset import read_labelled
+
+    saved, out = tmp_path / "labelled.jsonl", tmp_path / "labels.jsonl"
+    result = runner.invoke(app, ["label", str(traces), "--labeller", "offline", "--out", str(out),
+                                 "--save-labelled", str(saved), "--skip-invalid"])
+    assert result.exit_code == 0, result.output
+    assert f"wrote 2 labelled traces to {saved}" in result.stdout
+    labelled = read_labelled(saved)
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [t.id for t in labelled] == ["t0", "t1"] and labelled[0].problem == "What is 17 + 25?"
+    assert [tag for t in labelled for tag in t.primary_tags] == [r["tag"] for r in rows]
+    assert labelled[0].texts == [r["text"] for r in rows if r["trace_id"] == "t0"]
+    fitted = runner.invoke(app, ["label", "--fit", str(saved), "--text-only", "--out", str(tmp_path / "mine.npz")])
+    assert fitted.exit_code == 0 and "fitted on 2 traces" in fitted.stdout, fitted.output
+
+
 def test_fit_from_a_thought_anchors_folder(ta_data: Path, tmp_path: Path) -> None:
     folder = ta_data / "deepseek-r1-distill-qwen-14b" / "correct_base_solution"
     model = tmp_path / "ta.npz"

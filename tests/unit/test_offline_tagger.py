@@ -182,6 +182,19 @@ def test_a_model_of_an_older_format_is_refused_with_how_to_refit(tmp_path: Path,
         OfflineTagger.load(old)
 
 
+def test_labels_with_dependencies_become_a_labelled_trace() -> None:
+    from anchors.labels import SentenceLabels
+    from anchors.labels.dataset import labelled_from_result
+
+    labels = SentenceLabels(trace_id="t", sentences=("Let x = 2.", "So 2x = 4."), taxonomy=THOUGHT_ANCHORS,
+                            all_tags=(("problem_setup",), ("active_computation", "result_consolidation")),
+                            labeller="llm:test", depends_on=((), (0,)))
+    trace = labelled_from_result(labels, "t", "Double 2.")
+    assert trace.problem == "Double 2." and trace.texts == ["Let x = 2.", "So 2x = 4."]
+    assert trace.sentences[1].tags == ["active_computation", "result_consolidation"] and trace.sentences[1].depends_on == [0]
+    assert trace.metadata["source"] == "llm:test"
+
+
 def test_fit_rejects_tags_outside_the_taxonomy() -> None:
     bad = [LabelledTrace(id="t", sentences=[LabelledSentence(text="x = 1", tags=["calculation"]),
                                              LabelledSentence(text="So", tags=["plan_generation"])])]

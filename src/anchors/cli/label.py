@@ -31,6 +31,7 @@ def label(
     tagger: Annotated[Optional[Path], typer.Option("--tagger", help="Offline model (.npz from --fit) instead of the bundled one.")] = None,
     fit: Annotated[Optional[Path], typer.Option("--fit", help="Refit the offline classifier on this labelled set: a JSONL file, or a Thought Anchors folder (chunks_labeled.json).")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="Labels: JSONL, one line per sentence (default: print). With --fit: the model file (default results/tagger.npz).")] = None,
+    save_labelled: Annotated[Optional[Path], typer.Option("--save-labelled", help="Also write the labels as a labelled set (one trace per line, with its problem) that --fit trains on: label a sample with an LLM endpoint, then fit a fast offline tagger to it.")] = None,
     text_only: Annotated[bool, typer.Option("--text-only", help="With --fit: leave sentence embeddings out (labels ~50x faster, a little less accurate).")] = False,
     skip_invalid: SkipInvalid = False,
 ) -> None:
@@ -41,18 +42,21 @@ def label(
     if text_only:
         raise AnchorsError("--text-only only applies to fitting: anchors label --fit LABELLED --text-only")
     from anchors.labels.api import resolve_labeller
+    from anchors.labels.dataset import labelled_from_result
     from anchors.traces.segment import split_sentences
 
     chosen = resolve_labeller(labeller, taxonomy=taxonomy, llm=_llm_config(base_url, model, api_key_env, batch_size, max_retries, no_cache),  # type: ignore[arg-type]
                               tagger=tagger)
     console.stderr.print(f"labeller: {chosen.name}", highlight=False)
     inputs = Inputs(traces, from_ta)
-    rows, counts = [], collections.Counter()
+    rows, counts, labelled = [], collections.Counter(), []
     for trace in console.track(list(inputs), "labelling"):
         sentences = split_sentences(trace.thinking, mode=check_mode(mode))  # type: ignore[arg-type]
         result = _label_one(chosen, trace, [s.text for s in sentences])
         rows.extend({**row, "start": s.start, "end": s.end} for row, s in zip(result.to_records(), sentences))
         counts.update(result.tags)
+        if save_labelled is not None and len(result):
+            labelled.append(labelled_from_result(result, trace.id, trace.problem).model_dump(mode="json", exclude_none=True))
         if out is None:
             console.table(f"{trace.id}: {len(result)} sentences", ["#", "tag", "text"],
                           [(i, tag, text) for i, (tag, text) in enumerate(zip(result.tags, result.sentences))])
@@ -61,6 +65,12 @@ def label(
 
         write_jsonl(out, rows)
         console.table(f"wrote {len(rows)} labelled sentences to {out}", ["tag", "sentences"], counts.most_common())
+    if save_labelled is not None:
+        from anchors.traces.jsonl import write_jsonl
+
+        write_jsonl(save_labelled, labelled)
+        console.stdout.print(f"wrote {len(labelled)} labelled traces to {save_labelled}; fit a tagger on them with: "
+                             f"anchors label --fit {save_labelled} --out tagger.npz", highlight=False, soft_wrap=True)
     inputs.exit_if_invalid(skip_invalid)
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from anchors.errors import InputError
+from anchors.labels.result import SentenceLabels
 from anchors.traces.jsonl import RecordReader
 from anchors.traces.records import TRACE_ID_PATTERN
 from anchors.traces.taxonomy import UNKNOWN, Taxonomy
@@ -108,6 +109,15 @@ def _sentence_from_chunk(chunk: Any, path: Path, position: int) -> LabelledSente
     tags = [t for t in chunk.get("function_tags") or [] if isinstance(t, str)] or [UNKNOWN]
     depends = [int(d) for d in chunk.get("depends_on") or [] if str(d).lstrip("-").isdigit()]
     return LabelledSentence(text=chunk["chunk"] or " ", tags=tags, depends_on=depends)
+
+
+def labelled_from_result(labels: SentenceLabels, trace_id: str, problem: str | None) -> LabelledTrace:
+    """One trace's labels (e.g. from an LLM endpoint) as a labelled trace that `fit_offline` can train on."""
+    depends = labels.depends_on or ((),) * len(labels)
+    sentences = [LabelledSentence(text=text, tags=list(tags), depends_on=list(used))
+                 for text, tags, used in zip(labels.sentences, labels.all_tags, depends)]
+    return LabelledTrace(id=trace_id, problem=problem, sentences=sentences,
+                         metadata={"source": labels.labeller, "taxonomy": labels.taxonomy.name})
 
 
 def check_tags(traces: list[LabelledTrace], taxonomy: Taxonomy, source: str) -> None:
