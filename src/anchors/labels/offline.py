@@ -26,11 +26,11 @@ from scipy import sparse
 from anchors.errors import InputError
 from anchors.labels.dataset import LabelledTrace, check_tags, labelled_fingerprint
 from anchors.labels.features import dense_features, feature_names, normalise_text, shifted
+from anchors.models.embeddings import DEFAULT_EMBEDDER, SentenceEmbedder
 from anchors.traces.taxonomy import UNKNOWN, Taxonomy, load_taxonomy
 
 MODEL_FORMAT = 2
 BUNDLED_MODEL = "tagger_thought_anchors.npz"
-DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"  # the bundled copy (anchors.models.embeddings); no download
 
 
 @dataclass(frozen=True)
@@ -146,9 +146,8 @@ class OfflineTagger:
 
 
 @lru_cache(maxsize=2)
-def _embedder(name: str | None) -> Any:
-    from anchors.models.embeddings import SentenceEmbedder
-
+def _embedder(name: str | None) -> SentenceEmbedder:
+    """One embedder per name and process (the bundled all-MiniLM-L6-v2 unless the model names a folder)."""
     return SentenceEmbedder(name or DEFAULT_EMBEDDER)
 
 
