@@ -49,9 +49,11 @@ def label(
                               tagger=tagger)
     console.stderr.print(f"labeller: {chosen.name}", highlight=False)
     inputs = Inputs(traces, from_ta)
+    items = list(inputs)
+    split = [split_sentences(trace.thinking, mode=check_mode(mode)) for trace in items]  # type: ignore[arg-type]
+    _embed_ahead(chosen, [s.text for sentences in split for s in sentences])
     rows, counts, labelled = [], collections.Counter(), []
-    for trace in console.track(list(inputs), "labelling"):
-        sentences = split_sentences(trace.thinking, mode=check_mode(mode))  # type: ignore[arg-type]
+    for trace, sentences in console.track(list(zip(items, split)), "labelling"):
         result = _label_one(chosen, trace, [s.text for s in sentences])
         rows.extend({**row, "start": s.start, "end": s.end} for row, s in zip(result.to_records(), sentences))
         counts.update(result.tags)
@@ -72,6 +74,17 @@ def label(
         console.stdout.print(f"wrote {len(labelled)} labelled traces to {save_labelled}; fit a tagger on them with: "
                              f"anchors label --fit {save_labelled} --out tagger.npz", highlight=False, soft_wrap=True)
     inputs.exit_if_invalid(skip_invalid)
+
+
+def _embed_ahead(labeller: Any, texts: list[str], chunk: int = 2048) -> None:
+    """The offline tagger's sentence embeddings for all traces first, in large batches (with a progress bar)."""
+    from anchors.labels.offline import OfflineTagger
+
+    if not isinstance(labeller, OfflineTagger) or labeller.config.embedder is None or not texts:
+        return
+    chunks = [texts[start:start + chunk] for start in range(0, len(texts), chunk)]
+    for part in console.track(chunks, f"embedding {len(texts)} sentences"):
+        labeller.embed_ahead(part)
 
 
 def _label_one(labeller: Any, trace: Any, texts: list[str]) -> Any:

@@ -61,9 +61,11 @@ def label_traces(
     """`label_sentences` for many traces with one labeller (loaded once); `progress` wraps the iteration."""
     chosen = resolve_labeller(labeller, taxonomy=taxonomy, llm=llm, tagger=tagger)
     items = list(traces)
-    for trace in progress(items, "labelling") if progress else items:
-        texts = [s.text for s in split_sentences(trace.thinking, mode=mode)]
-        yield label_with(chosen, texts, problem=trace.problem, trace_id=trace.id)
+    texts = [[s.text for s in split_sentences(trace.thinking, mode=mode)] for trace in items]
+    if isinstance(chosen, OfflineTagger):
+        chosen.embed_ahead([text for sentences in texts for text in sentences])
+    for trace, sentences in zip(progress(items, "labelling") if progress else items, texts):
+        yield label_with(chosen, sentences, problem=trace.problem, trace_id=trace.id)
 
 
 def authors_labels(problem_dir: str | Path) -> SentenceLabels | None:

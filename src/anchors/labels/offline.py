@@ -83,9 +83,17 @@ class OfflineTagger:
             blocks.append(sparse.csr_matrix(self._embedding_block(texts)))
         return sparse.hstack(blocks, format="csr")
 
+    def embed_ahead(self, texts: Sequence[str]) -> None:
+        """Embed the sentences of many traces in one go, into the embedding cache, before labelling them.
+
+        One call sorts all sentences by length, so its batches pad little: labelling the 20 released traces this
+        way was ~1.7x faster than embedding trace by trace (~200 against ~118 sentences/s on 2 cores).
+        """
+        if self.config.embedder is not None:
+            _embedder(self.config.embedder).embed(_embeddable(texts))
+
     def _embedding_block(self, texts: Sequence[str]) -> np.ndarray:
-        # A blank sentence (a stray line break) still needs a row: embed a neutral "." for it.
-        vectors = _embedder(self.config.embedder).embed([t.strip() or "." for t in texts]).astype(float)
+        vectors = _embedder(self.config.embedder).embed(_embeddable(texts)).astype(float)
         context = self.config.context_weight
         return np.hstack([vectors, context * shifted(vectors, 1), context * shifted(vectors, -1)]) * self.config.embedding_weight
 
@@ -143,6 +151,11 @@ class OfflineTagger:
         resource = importlib.resources.files("anchors") / "data" / BUNDLED_MODEL
         with importlib.resources.as_file(resource) as path:
             return cls.load(path)
+
+
+def _embeddable(texts: Sequence[str]) -> list[str]:
+    """A blank sentence (a stray line break) still needs a row: it is embedded as a neutral '.'."""
+    return [t.strip() or "." for t in texts]
 
 
 @lru_cache(maxsize=2)
