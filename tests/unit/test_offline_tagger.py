@@ -223,9 +223,13 @@ def test_unknown_tagged_sentences_are_not_trained_on() -> None:
     assert UNKNOWN not in fit_offline(marked).classes
 
 
-def test_label_traces_labels_each_trace_with_one_labeller() -> None:
+def test_label_traces_labels_each_trace_with_one_labeller(monkeypatch: pytest.MonkeyPatch) -> None:
     traces = [Trace(id=f"t{i}", problem="Tom's apples?", thinking=THINKING, answer_text="15") for i in range(3)]
     seen: list[int] = []
+    embedded_ahead: list[int] = []
+    original = OfflineTagger.embed_ahead
+    monkeypatch.setattr(OfflineTagger, "embed_ahead",
+                        lambda self, texts: (embedded_ahead.append(len(texts)), original(self, texts))[1])
 
     def progress(items, description):  # type: ignore[no-untyped-def]
         seen.append(len(items))
@@ -233,4 +237,5 @@ def test_label_traces_labels_each_trace_with_one_labeller() -> None:
 
     results = list(label_traces(traces, labeller="offline", progress=progress))
     assert [r.trace_id for r in results] == ["t0", "t1", "t2"] and seen == [3]
+    assert embedded_ahead == [3 * len(split_sentences(THINKING))]  # every sentence, in one call before labelling
     assert results[0].tags == label_sentences(traces[0], labeller="offline").tags
