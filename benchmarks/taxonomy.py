@@ -11,11 +11,13 @@ Rows of the table:
   (c) both      the project set plus the 4 training problems, same folds as (b).
   project CV    5-fold cross-validation on the project set itself, folds by trace (in-domain reference).
   majority      always the most frequent tag of the shared data (floor).
+  (d) llm       with --llm: the LLM labeller on the endpoint of $ANCHORS_LABEL_BASE_URL ($ANCHORS_LABEL_MODEL), on
+                the first --llm-traces traces (each trace's sentences as the authors split them, one request each).
 
 Also checked: refitting the project set reproduces the bundled model's coefficients (training is deterministic),
 and how fast the offline tagger labels (sentences per second, with the sentence embeddings computed and cached).
 
-Run: PYTHONPATH=src python benchmarks/taxonomy.py [--data DIR]
+Run: PYTHONPATH=src python benchmarks/taxonomy.py [--data DIR] [--llm [--llm-traces N]]
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import numpy as np
 from sklearn.metrics import accuracy_score, f1_score
 
 from anchors.labels import offline
+from anchors.labels.api import label_with, resolve_labeller
 from anchors.labels.dataset import LabelledTrace, bundled_labelled, labelled_from_thought_anchors
 from anchors.labels.offline import OfflineTagger, fit_offline
 from anchors.traces.taxonomy import THOUGHT_ANCHORS
@@ -81,6 +84,12 @@ def scores(truth: list[str], predicted: list[str]) -> dict[str, float]:
             "accuracy": accuracy_score(truth, predicted), **dict(zip(tags, per_tag))}
 
 
+def llm_pairs(traces: Sequence[LabelledTrace]) -> list[tuple[list[str], list[str]]]:
+    """The LLM labeller's first tags for each trace (endpoint from the environment, as `anchors label` uses it)."""
+    labeller = resolve_labeller("llm")
+    return [(t.primary_tags, list(label_with(labeller, t.texts, problem=t.problem, trace_id=t.id).tags)) for t in traces]
+
+
 def print_table(rows: dict[str, dict[str, float]], support: Counter[str]) -> None:
     names = list(rows)
     print(f"{'':24}" + "".join(f"{n:>12}" for n in names) + f"{'support':>10}")
@@ -125,6 +134,8 @@ def labelling_rates(traces: list[LabelledTrace]) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path(os.environ.get("ANCHORS_TA_DATA", DEFAULT_DATA)))
+    parser.add_argument("--llm", action="store_true", help="also score the LLM labeller of $ANCHORS_LABEL_BASE_URL")
+    parser.add_argument("--llm-traces", type=int, default=20, help="how many shared traces the LLM labels (default all 20)")
     args = parser.parse_args()
     shared, project = labelled_from_thought_anchors(args.data), bundled_labelled()
     truth_all = [tag for t in shared for tag in t.primary_tags]
@@ -136,6 +147,8 @@ def main() -> None:
         "project CV": scores(*pooled(project_cv(project))),
         "majority": scores(truth_all, [majority] * len(truth_all)),
     }
+    if args.llm:
+        rows["(d) llm"] = scores(*pooled(llm_pairs(shared[: args.llm_traces])))
     print(f"shared data: {len(shared)} traces, {len(truth_all)} sentences, {len({problem_of(t) for t in shared})} problems; "
           f"project set: {len(project)} traces, {sum(len(t.sentences) for t in project)} sentences")
     print_table(rows, Counter(truth_all))
