@@ -18,10 +18,11 @@ def test_authors_labels_line_up_with_paper_mode_sentences(ta_data: Path) -> None
     assert theirs is not None and theirs.sentences == tuple(s.text for s in sentences)
     assert set(theirs.tags) <= set(THOUGHT_ANCHORS.names)
     assert theirs.depends_on is not None and all(all(d < i for d in deps) for i, deps in enumerate(theirs.depends_on))
-    ours = label_sentences(sentences, labeller="offline")
+    ours = label_sentences(sentences, labeller="offline", problem=trace.problem)
     agreement = sum(a == b for a, b in zip(ours.tags, theirs.tags)) / len(sentences)
-    # Measured 0.42-0.73 per released trace, 0.56 overall (benchmarks/taxonomy.py); the majority tag gets 0.35.
-    assert agreement > 0.4
+    # Accuracy measured 0.38-0.74 per released trace, 0.58 overall (benchmarks/taxonomy.py), 0.61 on this first
+    # folder; the majority tag gets 0.35 overall.
+    assert agreement > 0.5
 
 
 def test_folder_without_labels_gives_none(tmp_path: Path) -> None:
