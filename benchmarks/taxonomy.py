@@ -10,19 +10,25 @@ Rows of the table:
                 problem is seen in training and test; predictions of the 5 folds pooled).
   (c) both      the project set plus the 4 training problems, same folds as (b).
   project CV    5-fold cross-validation on the project set itself, folds by trace (in-domain reference).
+  transfer      fitted on the project's first 52 (short, clean) traces, evaluated on its other traces (long,
+                R1-distill-like): a check of how features carry over to another style of text that needs no
+                shared data (it and (b) chose the features; (a) did not).
   majority      always the most frequent tag of the shared data (floor).
   (d) llm       with --llm: the LLM labeller on the endpoint of $ANCHORS_LABEL_BASE_URL ($ANCHORS_LABEL_MODEL), on
                 the first --llm-traces traces (each trace's sentences as the authors split them, one request each).
 
 Also checked: refitting the project set reproduces the bundled model's coefficients (training is deterministic),
-and how fast the offline tagger labels (sentences per second, with the sentence embeddings computed and cached).
+and how fast the offline tagger labels (sentences per second: embeddings computed trace by trace, computed
+ahead for all traces, cached). With --curve: the learning curve on the authors' labels (fit on k of the other
+problems, k = 1..4, up to 3 combinations each; mean macro-F1 on the held-out problem).
 
-Run: PYTHONPATH=src python benchmarks/taxonomy.py [--data DIR] [--llm [--llm-traces N]]
+Run: PYTHONPATH=src python benchmarks/taxonomy.py [--data DIR] [--curve] [--llm [--llm-traces N]]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import tempfile
 import time
@@ -75,6 +81,28 @@ def project_cv(project: list[LabelledTrace], folds: int = 5) -> list[tuple[list[
         model = fit_offline(train, trained_on=f"project-fold-{fold}")
         pairs += evaluate(model, [t for i, t in enumerate(project) if i % folds == fold])
     return pairs
+
+
+def project_transfer(project: list[LabelledTrace]) -> list[tuple[list[str], list[str]]]:
+    short = [t for t in project if "style" not in t.metadata]
+    model = fit_offline(short, trained_on="project-short")
+    return evaluate(model, [t for t in project if "style" in t.metadata])
+
+
+def learning_curve(shared: list[LabelledTrace], combinations_each: int = 3) -> dict[int, float]:
+    """Mean per-held-out-problem macro-F1 after fitting on k of the other problems' authors' labels."""
+    problems = sorted({problem_of(t) for t in shared})
+    curve = {}
+    for k in range(1, len(problems)):
+        results = []
+        for held in problems:
+            test = [t for t in shared if problem_of(t) == held]
+            others = [p for p in problems if p != held]
+            for chosen in list(itertools.combinations(others, k))[:combinations_each]:
+                model = fit_offline([t for t in shared if problem_of(t) in chosen], trained_on=f"{k}-problems")
+                results.append(scores(*pooled(evaluate(model, test)))["macro"])
+        curve[k] = float(np.mean(results))
+    return curve
 
 
 def scores(truth: list[str], predicted: list[str]) -> dict[str, float]:
@@ -134,6 +162,7 @@ def labelling_rates(traces: list[LabelledTrace]) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path(os.environ.get("ANCHORS_TA_DATA", DEFAULT_DATA)))
+    parser.add_argument("--curve", action="store_true", help="also the learning curve on the authors' labels (~1.5 min)")
     parser.add_argument("--llm", action="store_true", help="also score the LLM labeller of $ANCHORS_LABEL_BASE_URL")
     parser.add_argument("--llm-traces", type=int, default=20, help="how many shared traces the LLM labels (default all 20)")
     args = parser.parse_args()
@@ -145,6 +174,7 @@ def main() -> None:
         "(b) refit": scores(*pooled(leave_one_problem_out(shared, []))),
         "(c) both": scores(*pooled(leave_one_problem_out(shared, project))),
         "project CV": scores(*pooled(project_cv(project))),
+        "transfer": scores(*pooled(project_transfer(project))),
         "majority": scores(truth_all, [majority] * len(truth_all)),
     }
     if args.llm:
@@ -153,6 +183,10 @@ def main() -> None:
           f"project set: {len(project)} traces, {sum(len(t.sentences) for t in project)} sentences")
     print_table(rows, Counter(truth_all))
     print(f"\nrefitting the project set reproduces the bundled model: max |coef difference| = {check_reproducible(project):.2e}")
+    if args.curve:
+        curve = learning_curve(shared)
+        print("learning curve on the authors' labels (problems fitted on: mean macro-F1 on a held-out problem): "
+              + ", ".join(f"{k}: {value:.3f}" for k, value in curve.items()))
     rates = labelling_rates(shared)
     print("offline labelling rate (sentences/s, one process): " + ", ".join(f"{way} {rate:.0f}" for way, rate in rates.items()))
 
