@@ -17,7 +17,7 @@ _EXPORTS: dict[str, str] = {
     "SamplingSettings": "anchors.traces.records",
     "read_traces": "anchors.traces.jsonl",
     "write_traces": "anchors.traces.jsonl",
-    "load_thought_anchors": "anchors.traces.thought_anchors",
+    "load_thought_anchors": "anchors.thought_anchors",
     "Sentence": "anchors.traces.segment",
     "split_sentences": "anchors.traces.segment",
     "token_spans": "anchors.traces.token_spans",
@@ -129,5 +129,5 @@ if TYPE_CHECKING:  # static type checkers and IDEs see the real names
     from anchors.traces.records import SamplingSettings, Trace
     from anchors.traces.segment import Sentence, split_sentences
     from anchors.traces.taxonomy import TAG_COLOURS, Taxonomy, load_taxonomy
-    from anchors.traces.thought_anchors import load_thought_anchors
+    from anchors.thought_anchors import load_thought_anchors
     from anchors.traces.token_spans import token_spans

@@ -10,9 +10,9 @@ from anchors.models import load_model
 from anchors.rollouts.base import PrefixRequest, Rollout, SamplingParams, rollout_seed
 from anchors.rollouts.jobs import collect_rollouts
 from anchors.rollouts.schedule import resampling_requests, sample_adaptively
-from anchors.rollouts.ta_layout import export_thought_anchors, read_solutions, solutions_as_rollouts
+from anchors.thought_anchors.rollouts import export_thought_anchors, read_solutions, solutions_as_rollouts
 from anchors.traces.records import Trace
-from anchors.traces.thought_anchors import load_thought_anchors
+from anchors.thought_anchors import load_thought_anchors
 
 TRACE = Trace(id="arith-01", problem="What is 12 - 5 + 8?", thinking="First, 12 - 5 = 7.\n\nThen 7 + 8 = 15. So it is 15.",
               answer_text="\n\nThe answer is \\boxed{15}.", gold_answer="15")

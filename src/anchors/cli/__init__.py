@@ -66,19 +66,23 @@ def check_mode(mode: str) -> str:
 
 
 class Inputs:
-    """Traces from a JSONL file (bad lines reported as they are met) or from a Thought Anchors folder."""
+    """Traces from a JSONL file (bad lines reported as they are met) or from a Thought Anchors folder (a damaged
+    trace folder reported and skipped as it is met)."""
 
     def __init__(self, path: Path | None, from_ta: Path | None) -> None:
         if (path is None) == (from_ta is None):
             raise AnchorsError("give either a TRACES.jsonl file or --from-ta DIR (exactly one)")
         self.path, self.from_ta = path, from_ta
         self.invalid = 0
+        self.folders: Any = None  # the FolderReader of --from-ta
 
     def __iter__(self) -> Iterator[Any]:
         if self.from_ta is not None:
-            from anchors.traces.thought_anchors import load_thought_anchors
+            from anchors.thought_anchors import load_thought_anchors
 
-            yield from load_thought_anchors(self.from_ta)
+            self.folders = ta_reader(self.from_ta)
+            yield from load_thought_anchors(self.from_ta, self.folders)
+            self.invalid = self.folders.problems
             return
         from anchors.traces.jsonl import read_traces
 
@@ -97,12 +101,27 @@ class Inputs:
         return len(problems)
 
     def exit_if_invalid(self, skip_invalid: bool) -> None:
-        if self.invalid:
+        if self.folders is not None:
+            finish_folders(self.folders, "read", skip_invalid)
+        elif self.invalid:
             console.warn(f"{self.invalid} invalid line(s) skipped" + ("" if skip_invalid else " (exit 1; --skip-invalid to exit 0)"))
             if not skip_invalid:
                 raise typer.Exit(1)
 
 
+def ta_reader(root: Path) -> Any:
+    """A FolderReader that prints each damaged trace folder as a warning when it is met."""
+    from anchors.thought_anchors import FolderReader
+
+    return FolderReader(root, on_skip=lambda skipped: console.warn(str(skipped)))
+
+
+def finish_folders(reader: Any, verb: str, skip_invalid: bool) -> None:
+    """The summary line of a --from-ta run when something was skipped or left out; exit 1 then (0 with --skip-invalid)."""
+    if reader.problems:
+        console.warn(reader.summary(verb) + ("" if skip_invalid else " (exit 1; --skip-invalid to exit 0)"))
+        if not skip_invalid:
+            raise typer.Exit(1)
 
 
 # Command groups register themselves on import (kept last: they import `app` from here).

@@ -37,7 +37,7 @@ def label(
 ) -> None:
     """Tag each sentence with its function (plan generation, active computation, …), or refit the offline tagger."""
     if fit is not None:
-        _fit(fit, taxonomy, out or Path("results/tagger.npz"), text_only)
+        _fit(fit, taxonomy, out or Path("results/tagger.npz"), text_only, skip_invalid)
         return
     if text_only:
         raise AnchorsError("--text-only only applies to fitting: anchors label --fit LABELLED --text-only")
@@ -113,13 +113,14 @@ def _llm_config(base_url: str | None, model: str | None, api_key_env: str, batch
     return LLMConfig(endpoint=endpoint, batch_size=batch_size, use_cache=not no_cache)
 
 
-def _fit(source: Path, taxonomy: str | None, out: Path, text_only: bool) -> None:
+def _fit(source: Path, taxonomy: str | None, out: Path, text_only: bool, skip_invalid: bool) -> None:
     from anchors.labels.dataset import read_labelled
     from anchors.labels.offline import OfflineConfig, fit_offline
 
     if out.suffix != ".npz":
         raise AnchorsError(f"--out {out}: the tagger model is written as a .npz file (plain arrays); give a path ending in .npz")
-    traces = read_labelled(source)
+    skipped: list[Any] = []
+    traces = read_labelled(source, on_skip=lambda item: (skipped.append(item), console.warn(str(item))))
     config = OfflineConfig(embedder=None) if text_only else OfflineConfig()
     model = fit_offline(traces, taxonomy, config, trained_on=source.name)
     model.save(out)
@@ -130,3 +131,8 @@ def _fit(source: Path, taxonomy: str | None, out: Path, text_only: bool) -> None
     if missing:
         console.warn(f"no training sentences for {', '.join(missing)}: the model never predicts them")
     console.stdout.print(f"wrote {out}; use it with: anchors label TRACES.jsonl --tagger {out}", highlight=False, soft_wrap=True)
+    if skipped:
+        console.warn(f"{len(skipped)} damaged Thought Anchors folder(s) left out of the fit"
+                     + ("" if skip_invalid else " (exit 1; --skip-invalid to exit 0)"))
+        if not skip_invalid:
+            raise typer.Exit(1)

@@ -96,7 +96,7 @@ def _summary(planned: list[tuple[Any, list[Any]]], results: dict[str, list[Any]]
 
 
 def _export(planned: list[tuple[Any, list[Any]]], results: dict[str, list[Any]], out: Path, mode: str) -> None:
-    from anchors.rollouts.ta_layout import export_thought_anchors
+    from anchors.thought_anchors.rollouts import export_thought_anchors
 
     for trace, requests in planned:
         folder = export_thought_anchors(trace, requests, results, out, mode=mode)  # type: ignore[arg-type]

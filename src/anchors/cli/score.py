@@ -17,7 +17,9 @@ from anchors.cli import (
     SkipInvalid,
     app,
     check_mode,
+    finish_folders,
     handles_errors,
+    ta_reader,
 )
 from anchors.cli.backends import (
     ApiKeyEnvOption,
@@ -84,7 +86,7 @@ def score(
     if from_ta is not None:
         if traces is not None:
             raise typer.BadParameter("give either a TRACES.jsonl file or --from-ta DIR, not both")
-        _score_from_ta(from_ta, config, embed, out, top, limit)
+        _score_from_ta(from_ta, config, embed, out, top, limit, skip_invalid)
         return
     inputs = Inputs(traces, None)
     sampler, prompt_template, _ = build_sampler(model, backend, base_url, server_kind, api_key_env, batch_size,
@@ -149,16 +151,19 @@ def _score_one(trace: Any, sampler: Any, template: Any, embed: Any, config: Any,
     return score_trace(trace, sampler, template, config, embedder=embed, store=store, tags=tags)
 
 
-def _score_from_ta(root: Path, config: Any, embed: Any, out: Path, top: int, limit: int | None) -> None:
+def _score_from_ta(root: Path, config: Any, embed: Any, out: Path, top: int, limit: int | None,
+                   skip_invalid: bool) -> None:
     from anchors.methods.scores import score_rollouts
     from anchors.methods.ta_rollouts import iter_ta_rollouts
 
-    for index, (rollouts, tags) in enumerate(iter_ta_rollouts(root, config.mode)):
+    reader = ta_reader(root)
+    for index, (rollouts, tags) in enumerate(iter_ta_rollouts(root, config.mode, reader)):
         if limit is not None and index >= limit:
             break
         started = time.perf_counter()
         scores = score_rollouts(rollouts, embed, config, tags)
         _write_and_show(scores, out, embed.identity, str(root), None, top, started)
+    finish_folders(reader, "scored", skip_invalid)
 
 
 def _write_and_show(scores: Any, out: Path, embedder: str, source: str, store: Path | None, top: int,
@@ -207,12 +212,14 @@ def compat_check(
     out: Annotated[Path | None, typer.Option("--out", help="Where to write compat_report.json (default: the current folder).")] = None,
     embedder: Embedder = "all-MiniLM-L6-v2",
     similarity: Annotated[bool, typer.Option("--similarity/--no-similarity", help="Also recompute the similarity-based metrics (embeds every resampled sentence: minutes on a CPU the first time, cached after).")] = True,
+    skip_invalid: SkipInvalid = False,
 ) -> None:
     """Recompute the published metrics from the authors' files and report how many agree."""
     from anchors.methods.compat import compat_check as run_check
     from anchors.models.embeddings import SentenceEmbedder
 
-    report = run_check(folder, SentenceEmbedder(embedder) if similarity else None, progress=console.track)
+    report = run_check(folder, SentenceEmbedder(embedder) if similarity else None, progress=console.track,
+                       on_skip=lambda skipped: console.warn(str(skipped)))
     rows = [(name, compared, within, f"{share:.1%}", f"{deviation:.2g}") for name, compared, within, share, deviation in report.summary()]
     console.table(f"compat check: {report.traces} traces from {folder}", ["check", "compared", "within tolerance", "share", "max deviation"], rows)
     _print_categories(report.category_table)
@@ -220,6 +227,11 @@ def compat_check(
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(report.model_dump_json(indent=2) + "\n", encoding="utf-8")
     console.stdout.print(f"wrote {path}")
+    if report.skipped:
+        console.warn(f"{report.traces} trace(s) compared; {len(report.skipped)} problem(s) listed under `skipped` in "
+                     f"{path}" + ("" if skip_invalid else " (exit 1; --skip-invalid to exit 0)"))
+        if not skip_invalid:
+            raise typer.Exit(1)
 
 
 def _print_categories(table: list[dict[str, Any]]) -> None:

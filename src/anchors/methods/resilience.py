@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -199,26 +200,39 @@ def _row(
 
 
 def importance_from_thought_anchors(
-    traces: Sequence[Trace], metric: str = "counterfactual_importance_kl"
+    traces: Sequence[Trace], metric: str = "counterfactual_importance_kl",
+    on_skip: Callable[[str], None] | None = None,
 ) -> dict[str, list[float]]:
     """The authors' per-chunk scores (chunks_labeled.json next to each imported trace) moved onto this
     toolkit's default sentences: a sentence gets the largest score of the paper-mode chunks it overlaps.
-    Traces without the file, or whose chunks don't match the paper-mode split, are left out."""
-    from anchors.traces.thought_anchors import read_labeled_chunks
+    Traces without the file are left out; a damaged file, or one whose chunks don't match the paper-mode
+    split, is left out with a message to `on_skip` (default: a warning)."""
+    from anchors.thought_anchors import DamagedFile, ProblemFolder
 
     scores: dict[str, list[float]] = {}
     for trace in traces:
-        folder = trace.metadata.get("source_dir")
-        chunks = read_labeled_chunks(folder) if folder else None
-        paper = split_sentences(trace.thinking, mode="paper")
-        if not chunks or len(chunks) != len(paper):
+        source = trace.metadata.get("source_dir")
+        folder = ProblemFolder(source, Path(source).parent) if source else None
+        if folder is None or not folder.has_chunks():
             continue
-        values = [float(c.get(metric, float("nan"))) for c in chunks]
+        paper = split_sentences(trace.thinking, mode="paper")
+        try:
+            folder.check_chunks_match(len(paper))
+            values = [float(c.metrics().get(metric, float("nan"))) for c in folder.chunks()]
+        except DamagedFile as damage:
+            (on_skip or _warn)(f"{trace.id}: {damage}; its --importance scores are left out")
+            continue
         scores[trace.id] = [
             max((v for p, v in zip(paper, values) if p.start < s.end and s.start < p.end), default=float("nan"))
             for s in split_sentences(trace.thinking)
         ]
     return scores
+
+
+def _warn(message: str) -> None:
+    import warnings
+
+    warnings.warn(message, stacklevel=3)
 
 
 def default_embedder() -> EmbedFn:

@@ -20,6 +20,7 @@ note in the report instead of an error):
 from __future__ import annotations
 
 import json
+import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,12 +45,25 @@ _TEXT_ALIASES = ("text", "sentence_text", "chunk")
 _NOT_METRICS = {"index", "position", "trace_id", *_INDEX_ALIASES}
 
 
+class _Notes(list):
+    """Notes for the report; `damage` also records a file that is there but cannot be used."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.damaged: list[str] = []
+
+    def damage(self, message: str) -> None:
+        self.append(message)
+        self.damaged.append(message)
+
+
 @dataclass(frozen=True)
 class TraceResults:
     """Everything the figures and the report show about one trace: tables, arrays and texts, no model.
 
     `sentences` has one row per sentence with `index`, `text`, `tag` and the metric columns (see the module
-    docstring); matrices are indexed [source, target]. `notes` lists what is missing or odd, in words.
+    docstring); matrices are indexed [source, target]. `notes` lists what is missing or odd, in words;
+    `damaged` the files among them that are there but could not be read (the CLI warns and exits 1).
     """
 
     trace_id: str
@@ -62,6 +76,7 @@ class TraceResults:
     early_answering: pd.DataFrame | None = None
     info: Mapping[str, Any] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    damaged: tuple[str, ...] = ()  # files present but unreadable ("<path>: what is wrong"), also among the notes
 
     @property
     def n_sentences(self) -> int:
@@ -165,7 +180,7 @@ def read_results(results_dir: str | Path) -> list[TraceResults]:
 def read_trace_results(folder: str | Path) -> TraceResults:
     """One trace's result folder → TraceResults. Missing or unreadable files become notes, never errors."""
     folder = Path(folder)
-    notes: list[str] = []
+    notes = _Notes()
     info = {"results_dir": str(folder), **_read_info(folder, notes)}
     sentences = _read_sentences(folder, notes)
     head_scores, vertical, heads = _read_receivers(folder, len(sentences), notes)
@@ -180,6 +195,7 @@ def read_trace_results(folder: str | Path) -> TraceResults:
         early_answering=_read_early_answering(folder / "early_answering.csv", notes),
         info=info,
         notes=tuple(notes) + tuple(data_notes(sentences)),
+        damaged=tuple(notes.damaged),
     )
 
 
@@ -199,9 +215,17 @@ def _read_json(path: Path, notes: list[str], *, required: bool = True) -> Any:
         return None
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        notes.append(f"{path}: cannot read ({exc}); left out")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        _damage(notes, f"{path}: cannot read ({exc})")
         return None
+
+
+def _damage(notes: list[str], message: str) -> None:
+    """A file that is there but unusable: a note, and a damaged file when the caller collects them."""
+    if isinstance(notes, _Notes):
+        notes.damage(message)
+    else:
+        notes.append(message)
 
 
 def _read_sentences(folder: Path, notes: list[str]) -> pd.DataFrame:
@@ -227,7 +251,7 @@ def _read_scores(folder: Path, notes: list[str]) -> pd.DataFrame | None:
         try:
             return pd.read_csv(csv, keep_default_na=True)
         except (OSError, ValueError, UnicodeDecodeError) as exc:
-            notes.append(f"{csv}: cannot read ({exc})")
+            _damage(notes, f"{csv}: cannot read ({exc})")
     if jsonl.is_file():
         return _read_jsonl_table(jsonl, notes)
     notes.append(f"no scores table (scores.csv / scores.jsonl) in {folder}: no importance figures")
@@ -241,19 +265,19 @@ def _read_jsonl_table(path: Path, notes: list[str]) -> pd.DataFrame | None:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
-        notes.append(f"{path}: cannot read ({exc})")
+        _damage(notes, f"{path}: cannot read ({exc})")
         return None
     for line in lines:
         if line.strip():
             try:
                 record = json.loads(line)
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):
                 bad += 1
                 continue
             if isinstance(record, dict):
                 rows.append(record)
     if bad:
-        notes.append(f"{path}: {bad} line(s) are not valid JSON and were left out")
+        _damage(notes, f"{path}: {bad} line(s) are not valid JSON (truncated or damaged) and were left out")
     return pd.json_normalize(rows, sep="_") if rows else None
 
 
@@ -284,8 +308,8 @@ def _load_npz(path: Path, notes: list[str]) -> Mapping[str, np.ndarray] | None:
     try:
         with np.load(path, allow_pickle=False) as data:  # never unpickle a results file
             return {key: data[key] for key in data.files}
-    except (OSError, ValueError, EOFError) as exc:
-        notes.append(f"{path}: cannot read ({exc}); left out")
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        _damage(notes, f"{path}: cannot read ({exc})")
         return None
 
 
@@ -301,8 +325,8 @@ def _read_matrices(folder: Path, n: int, notes: list[str]) -> dict[str, np.ndarr
         matrix = data.get("matrix")
         if matrix is None or matrix.ndim != 2 or matrix.shape != (n, n):
             shape = None if matrix is None else matrix.shape
-            notes.append(f"{folder / filename}: key 'matrix' must be a [{n}, {n}] array (one row and column per "
-                         f"sentence), found {shape}; left out")
+            _damage(notes, f"{folder / filename}: key 'matrix' must be a [{n}, {n}] array (one row and column per "
+                           f"sentence), found {shape}")
             continue
         matrices[name] = matrix.astype(float)
     return matrices
@@ -318,11 +342,11 @@ def _read_receivers(folder: Path, n: int, notes: list[str]) -> tuple[np.ndarray 
         return None, None, ()
     kurtosis = data.get("kurtosis")
     if kurtosis is None or kurtosis.ndim != 2:
-        notes.append(f"{path}: key 'kurtosis' must be a [layer, head] array; left out")
+        _damage(notes, f"{path}: key 'kurtosis' must be a [layer, head] array")
         return None, None, ()
     vertical = data.get("vertical_scores")
     if vertical is not None and vertical.shape != (*kurtosis.shape, n):
-        notes.append(f"{path}: 'vertical_scores' must be [layer, head, {n}], found {vertical.shape}; left out")
+        _damage(notes, f"{path}: 'vertical_scores' must be [layer, head, {n}], found {vertical.shape}")
         vertical = None
     heads = data.get("receiver_heads")
     pairs = tuple((int(layer), int(head)) for layer, head in heads.reshape(-1, 2)) if heads is not None else ()
@@ -337,7 +361,7 @@ def _read_alternatives(path: Path, notes: list[str]) -> dict[int, list[str]]:
     if record is None:
         return {}
     if not isinstance(record, dict):
-        notes.append(f"{path}: expected an object {{\"<index>\": [texts]}}; left out")
+        _damage(notes, f"{path}: expected an object {{\"<index>\": [texts]}}")
         return {}
     out = {}
     for key, texts in record.items():
@@ -352,10 +376,10 @@ def _read_early_answering(path: Path, notes: list[str]) -> pd.DataFrame | None:
     try:
         table = pd.read_csv(path)
     except (OSError, ValueError, UnicodeDecodeError) as exc:
-        notes.append(f"{path}: cannot read ({exc}); left out")
+        _damage(notes, f"{path}: cannot read ({exc})")
         return None
     if not {"fraction", "agreement"} <= set(table.columns):
-        notes.append(f"{path}: needs columns 'fraction' and 'agreement'; left out")
+        _damage(notes, f"{path}: needs columns 'fraction' and 'agreement'")
         return None
     return table
 

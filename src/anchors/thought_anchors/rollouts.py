@@ -1,4 +1,4 @@
-"""Rollouts in the Thought Anchors on-disk layout: `chunk_{i}/solutions.json` per trace (methods.md §4).
+"""Rollouts in the Thought Anchors on-disk layout, read and written: `chunk_{i}/solutions.json` per trace (methods.md §4).
 
 A problem folder holds `problem.json`, `base_solution.json` and, per sentence i, `chunk_{i}/solutions.json`:
 a JSON list with one record per rollout resampled from sentence i on (`chunk_removed`, `prefix_without_chunk`,
@@ -12,66 +12,29 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
-
 from anchors.errors import InputError
 from anchors.rollouts.base import PrefixRequest, Rollout
+from anchors.thought_anchors.folder import BASE_SOLUTION, PROBLEM, SOLUTIONS, ProblemFolder, SolutionRecord
 from anchors.traces.answers import grade
 from anchors.traces.records import Trace
 from anchors.traces.segment import Mode, split_sentences
 
-_CHUNK_DIR = re.compile(r"^chunk_(\d+)$")
 
-
-class Solution(BaseModel):
-    """One rollout record of a `solutions.json` (unknown fields are kept)."""
-
-    model_config = ConfigDict(extra="allow")
-
-    chunk_removed: str | None = None
-    prefix_without_chunk: str | None = None
-    chunk_resampled: str | None = None
-    rollout: str | None = None
-    full_cot: str | None = None
-    answer: str | None = None
-    is_correct: bool | None = None
-    error: str | None = None
-
-
-def read_solutions(problem_dir: str | Path) -> dict[int, list[Solution]]:
+def read_solutions(problem_dir: str | Path) -> dict[int, list[SolutionRecord]]:
     """Every `chunk_{i}/solutions.json` of a problem folder, by sentence index i (sorted)."""
-    folder = Path(problem_dir)
-    found: dict[int, list[Solution]] = {}
-    for path in sorted(folder.glob("chunk_*/solutions.json")):
-        match = _CHUNK_DIR.match(path.parent.name)
-        if match:
-            found[int(match.group(1))] = _read_list(path)
+    folder = ProblemFolder(problem_dir, Path(problem_dir).parent)
+    found = {i: folder.solutions(i) or [] for i in folder.rollout_chunks()}
     if not found:
-        raise InputError(f"{folder}: no chunk_*/solutions.json files (not a Thought Anchors rollout folder)")
-    return dict(sorted(found.items()))
+        raise InputError(f"{folder.path}: no chunk_*/solutions.json files (not a Thought Anchors rollout folder)")
+    return found
 
 
-def _read_list(path: Path) -> list[Solution]:
-    try:
-        records = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise InputError(f"{path}: cannot read JSON ({error})") from None
-    if not isinstance(records, list):
-        raise InputError(f"{path}: expected a JSON list of rollout records")
-    try:
-        return [Solution.model_validate(record) for record in records]
-    except ValidationError as error:
-        first = error.errors()[0]
-        raise InputError(f"{path}: record field {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
-
-
-def solutions_as_rollouts(trace_id: str, solutions: dict[int, list[Solution]]) -> dict[str, list[Rollout]]:
+def solutions_as_rollouts(trace_id: str, solutions: dict[int, list[SolutionRecord]]) -> dict[str, list[Rollout]]:
     """The records as `Rollout`s keyed like `resampling_requests` (seed -1: the authors recorded none)."""
     from anchors.rollouts.schedule import resample_key
 
@@ -84,7 +47,7 @@ def solutions_as_rollouts(trace_id: str, solutions: dict[int, list[Solution]]) -
     return out
 
 
-def _extra(record: Solution, name: str, default: Any) -> Any:
+def _extra(record: SolutionRecord, name: str, default: Any) -> Any:
     value = (record.model_extra or {}).get(name)
     return default if value is None else value
 
@@ -93,14 +56,14 @@ def export_thought_anchors(trace: Trace, requests: Sequence[PrefixRequest], resu
                            out_dir: str | Path, *, mode: Mode = "default") -> Path:
     """Write one trace's resampling rollouts as a Thought Anchors problem folder `out_dir/<trace id>/`."""
     folder = Path(out_dir) / trace.id
-    _write_json(folder / "problem.json", {"problem": trace.problem, "gt_answer": trace.gold_answer})
+    _write_json(folder / PROBLEM, {"problem": trace.problem, "gt_answer": trace.gold_answer})
     prompt = requests[0].prompt_text[:len(requests[0].prompt_text) - len(requests[0].meta["prefix_without_chunk"])]
     solution = f"{trace.thinking}</think>{trace.answer_text}"
-    _write_json(folder / "base_solution.json", {"prompt": prompt, "solution": solution,
+    _write_json(folder / BASE_SOLUTION, {"prompt": prompt, "solution": solution,
                                                 "full_cot": prompt + solution})
     for request in requests:
         records = [_record(request, rollout, trace.gold_answer, mode) for rollout in results.get(request.key, [])]
-        _write_json(folder / f"chunk_{request.meta['sentence']}" / "solutions.json", records)
+        _write_json(folder / f"chunk_{request.meta['sentence']}" / SOLUTIONS, records)
     return folder
 
 
