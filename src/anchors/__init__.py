@@ -43,7 +43,7 @@ _EXPORTS: dict[str, str] = {
     "SamplingParams": "anchors.rollouts.base",
     "collect_rollouts": "anchors.rollouts.jobs",
     "make_sampler": "anchors.rollouts.factory",
-    "resampling_requests": "anchors.rollouts.schedule",
+    "resampling_requests": "anchors.rollouts.plan",
     "RolloutStore": "anchors.rollouts.store",
     "BlackBoxConfig": "anchors.methods.blackbox",
     "TraceScores": "anchors.methods.scores",
@@ -122,7 +122,7 @@ if TYPE_CHECKING:  # static type checkers and IDEs see the real names
     from anchors.rollouts.factory import make_sampler
     from anchors.rollouts.generate import generate_traces
     from anchors.rollouts.jobs import collect_rollouts
-    from anchors.rollouts.schedule import resampling_requests
+    from anchors.rollouts.plan import resampling_requests
     from anchors.rollouts.store import RolloutStore
     from anchors.traces.answers import Grade, GradeStatus, extract_answer, grade
     from anchors.traces.jsonl import read_traces, write_traces

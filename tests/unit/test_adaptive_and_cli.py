@@ -71,12 +71,13 @@ def test_cli_score_on_a_jsonl_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     import anchors.cli.score as score_cli
     from anchors.models import embeddings
 
-    monkeypatch.setattr(score_cli, "build_sampler", lambda *args: (WORLD.sampler(), paper_template(), None))
+    monkeypatch.setattr(score_cli, "build_sampler", lambda *args: (WORLD.sampler(), paper_template()))
     monkeypatch.setattr(embeddings, "SentenceEmbedder", lambda *a, **k: WORLD.embedder())
     traces = tmp_path / "traces.jsonl"
     traces.write_text(WORLD.trace("w-1").to_json_line() + "\n" + "{broken\n" + WORLD.trace("w-2").to_json_line() + "\n")
     out = tmp_path / "out"
-    result = CliRunner().invoke(app, ["score", str(traces), "--rollouts", "20", "--bootstrap", "100", "--out", str(out)])
+    result = CliRunner().invoke(app, ["score", str(traces), "--rollouts", "20", "--bootstrap", "100", "--out", str(out),
+                                      "--tags", "none"])  # the offline tagger needs the real embedder
     assert result.exit_code == 1  # the broken line is reported and the good traces are still scored
     assert f"{traces}:2: invalid JSON" in result.stderr
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["w-1", "w-2"]
@@ -84,7 +85,8 @@ def test_cli_score_on_a_jsonl_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     rows = [json.loads(line) for line in (out / "w-1" / "scores.jsonl").read_text().splitlines()]
     assert max(rows, key=lambda r: r["counterfactual_importance_kl"])["index"] == WORLD.planted
     adaptive = CliRunner().invoke(app, ["score", str(traces), "--adaptive", "--rollouts", "10", "--max-rollouts", "20",
-                                        "--bootstrap", "100", "--out", str(tmp_path / "adaptive"), "--skip-invalid", "--limit", "1"])
+                                        "--bootstrap", "100", "--out", str(tmp_path / "adaptive"), "--skip-invalid", "--limit", "1",
+                                            "--tags", "none"])
     assert adaptive.exit_code == 0, adaptive.output
     run = json.loads((tmp_path / "adaptive" / "w-1" / "run.json").read_text())
     assert run["extra"]["adaptive_rounds"] >= 1 and run["extra"]["per_prefix"][0] >= 10

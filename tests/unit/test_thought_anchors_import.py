@@ -47,7 +47,7 @@ def test_broken_json_skips_that_trace_and_names_the_file(tmp_path: Path) -> None
     reader = FolderReader(tmp_path, on_skip=seen.append)
     assert [t.id for t in load_thought_anchors(tmp_path, reader)] == ["problem_2"]
     assert [s.trace_id for s in seen] == ["problem_1"] and "base_solution.json: truncated" in seen[0].reason
-    assert reader.summary("read").startswith("1 of 2 trace(s) read; 1 skipped: problem_1 (")
+    assert reader.summary("read") == "1 of 2 trace(s) read; 1 skipped: problem_1"
     with pytest.warns(UserWarning, match="problem_1: .*base_solution.json: truncated"):
         assert len(load_thought_anchors(tmp_path)) == 1
 

@@ -89,12 +89,8 @@ def score(
         _score_from_ta(from_ta, config, embed, out, top, limit, skip_invalid)
         return
     inputs = Inputs(traces, None)
-    sampler, prompt_template, _ = build_sampler(model, backend, base_url, server_kind, api_key_env, batch_size,
-                                                device, dtype, template)
-    if prompt_template is None:  # a server and no --template: the R1-distill format fits most reasoning models
-        from anchors.models.templates import r1_distill_template
-
-        prompt_template = r1_distill_template()
+    sampler, prompt_template = build_sampler(model, backend, base_url, server_kind, api_key_env, batch_size,
+                                             device, dtype, template)
     adaptive_plan = _adaptive_plan(rollouts, max_rollouts, target_width) if adaptive else None
     for index, trace in enumerate(inputs):
         if limit is not None and index >= limit:

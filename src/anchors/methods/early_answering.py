@@ -158,8 +158,9 @@ def truncation_counts(n_sentences: int, points: int | None) -> list[int]:
 
 
 def kept_thinking(thinking: str, sentences: Sequence[Sentence], k: int) -> str:
-    """The thinking through the end of sentence k (1-based count), byte-exact; '' for k = 0."""
-    return thinking[: sentences[k - 1].end] if k > 0 else ""
+    """The thinking with its first k sentences kept, byte-exact, up to where sentence k+1 starts (the whole
+    thinking for k = n): the black-box methods' prefix k, so these forced answers are their F_k."""
+    return thinking[: sentences[k].start] if k < len(sentences) else thinking
 
 
 def _trace_points(sampler: TraceSampler, trace: Trace, config: EarlyAnsweringConfig) -> list[EarlyAnsweringPoint]:

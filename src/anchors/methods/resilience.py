@@ -38,8 +38,6 @@ from anchors.methods.trace_sampling import (
     answer_rates,
     continuations,
     forced_answers,
-    header,
-    stable_seed,
 )  # fmt: skip
 from anchors.metrics.curves import answer_kl, evenly_spaced, mean_and_se
 from anchors.traces.records import Trace
@@ -138,7 +136,7 @@ def _sentence_row(
     absent_prefixes = {f"chain{c}": text for c, (text, _) in enumerate(chains) if text is not None}
     absent = forced_answers(sampler, trace, absent_prefixes, n=1, seed=config.seed, answer_tokens=config.answer_tokens)
     absent_samples = [rows[0] for rows in absent.values()]
-    kept_prefix = trace.thinking[: sentences[i].end] + sentences[i].separator
+    kept_prefix = trace.thinking[: sentences[i].end] + sentences[i].separator  # prefix i+1: its rollouts are R_{i+1}
     kept = continuations(sampler, trace, {f"kept{i}": kept_prefix}, n=config.baseline_samples, seed=config.seed,
                          continue_tokens=config.continue_tokens, answer_tokens=config.answer_tokens)[f"kept{i}"]
     return _row(trace.id, sentences[i], selection, score, [r for _, r in chains], absent_samples,
@@ -149,14 +147,14 @@ def _chain(
     sampler: TraceSampler, trace: Trace, sentence: Sentence, chain: int, target: np.ndarray, embed: EmbedFn,
     config: ResilienceConfig,
 ) -> tuple[str | None, int]:
-    """(the thinking once S_i's content stayed absent, or None if censored; rounds used)."""
+    """(the thinking once S_i's content stayed absent, or None if censored; rounds used). Round 1 of chain c is
+    rollout c of R_i (the prefix before S_i); later rounds continue the prefix grown by what was kept."""
     prefix = trace.thinking[: sentence.start]
-    close = sampler.template.think_close
+    plan, close = sampler.plan(trace), sampler.template.think_close
     for round_ in range(1, config.max_rounds + 1):
-        key = f"s{sentence.index}c{chain}r{round_}"
-        seeds = {key: stable_seed(config.seed, trace.id, "resilience", key, len(prefix))}
-        text = sampler.sample({key: header(trace, sampler.template) + prefix}, 1, seeds,
-                              sampler.params(config.continue_tokens, stop=(close,)))[key][0].text
+        start = chain if round_ == 1 else 0  # a grown prefix is a stream of its own
+        requests = plan.continue_after(prefix, start, start + 1, config.seed)
+        text = sampler.sample({"chain": requests}, start, start + 1, sampler.params(config.continue_tokens))["chain"][0].text
         text = text.split(close)[0]
         restated = _first_restatement(text, target, embed, config.threshold)
         if restated is None:

@@ -142,3 +142,22 @@ def merged(requests: Sequence[PrefixRequest]) -> list[PrefixRequest]:
                                             prompt_ids=seen.prompt_ids, meta=seen.meta,
                                             indices=None if wanted == tuple(range(n)) else wanted)
     return list(by_key.values())
+
+
+def resampling_requests(trace: Trace, *, rollouts: int, seed: int = 0, mode: Mode = "default",
+                        template: PromptTemplate | None = None) -> list[PrefixRequest]:
+    """The R_i requests of every prefix of a trace (`rollouts` each): what `anchors resample` samples and `anchors
+    score` then reads back from the store. `meta` holds the prefix index, the removed sentence (`chunk_removed`,
+    empty for default mode's prefix after the whole thinking) and the prefix text (`prefix_without_chunk`)."""
+    from anchors.errors import InputError
+    from anchors.traces.segment import split_sentences
+
+    sentences = split_sentences(trace.thinking, mode=mode)
+    if not sentences:
+        raise InputError(f"trace {trace.id!r}: the thinking has no sentences to resample")
+    if trace.prompt is None and template is None and mode != "paper":
+        raise InputError(f"trace {trace.id!r} has no prompt; give a template to render one from its problem")
+    plan = plan_prompts(trace, sentences, template, mode)  # type: ignore[arg-type]
+    return [request for i, prefix in enumerate(plan.prefixes)
+            for request in plan.resample(i, 0, rollouts, seed, prefix_without_chunk=prefix,
+                                         chunk_removed=sentences[i].text if i < len(sentences) else "")]

@@ -19,6 +19,7 @@ from typing import Any
 
 from anchors.errors import InputError
 from anchors.rollouts.base import PrefixRequest, Rollout
+from anchors.rollouts.plan import ROLLOUT_BLOCK, stream
 from anchors.thought_anchors.folder import BASE_SOLUTION, PROBLEM, SOLUTIONS, ProblemFolder, SolutionRecord
 from anchors.traces.answers import grade
 from anchors.traces.records import Trace
@@ -35,15 +36,15 @@ def read_solutions(problem_dir: str | Path) -> dict[int, list[SolutionRecord]]:
 
 
 def solutions_as_rollouts(trace_id: str, solutions: dict[int, list[SolutionRecord]]) -> dict[str, list[Rollout]]:
-    """The records as `Rollout`s keyed like `resampling_requests` (seed -1: the authors recorded none)."""
-    from anchors.rollouts.schedule import resample_key
-
-    out = {}
+    """The records as `Rollout`s keyed like `resampling_requests`: record k of sentence i is rollout k % block of
+    the request `<trace>/resample/<i>/<k // block>` (seed -1: the authors recorded none)."""
+    out: dict[str, list[Rollout]] = {}
     for i, records in solutions.items():
-        out[resample_key(trace_id, i)] = [
-            Rollout(key=resample_key(trace_id, i), index=k, seed=int(_extra(r, "anchors_seed", -1)),
-                    text=r.rollout or "", finish_reason="error" if r.error else _extra(r, "anchors_finish_reason", "eos"),
-                    error=r.error) for k, r in enumerate(records)]
+        for k, r in enumerate(records):
+            key = f"{trace_id}/resample/{i}/{k // ROLLOUT_BLOCK}"
+            out.setdefault(key, []).append(Rollout(
+                key=key, index=k % ROLLOUT_BLOCK, seed=int(_extra(r, "anchors_seed", -1)), text=r.rollout or "",
+                finish_reason="error" if r.error else _extra(r, "anchors_finish_reason", "eos"), error=r.error))
     return out
 
 
@@ -54,16 +55,21 @@ def _extra(record: SolutionRecord, name: str, default: Any) -> Any:
 
 def export_thought_anchors(trace: Trace, requests: Sequence[PrefixRequest], results: dict[str, list[Rollout]],
                            out_dir: str | Path, *, mode: Mode = "default") -> Path:
-    """Write one trace's resampling rollouts as a Thought Anchors problem folder `out_dir/<trace id>/`."""
+    """Write one trace's resampling rollouts (`resampling_requests` and what they sampled) as a Thought Anchors
+    problem folder `out_dir/<trace id>/`: one chunk_<i>/solutions.json per sentence, rollouts in stream order."""
     folder = Path(out_dir) / trace.id
     _write_json(folder / PROBLEM, {"problem": trace.problem, "gt_answer": trace.gold_answer})
-    prompt = requests[0].prompt_text[:len(requests[0].prompt_text) - len(requests[0].meta["prefix_without_chunk"])]
+    first = requests[0]
+    prompt = first.prompt_text[:len(first.prompt_text) - len(first.meta["prefix_without_chunk"])]  # type: ignore[arg-type]
     solution = f"{trace.thinking}</think>{trace.answer_text}"
-    _write_json(folder / BASE_SOLUTION, {"prompt": prompt, "solution": solution,
-                                                "full_cot": prompt + solution})
+    _write_json(folder / BASE_SOLUTION, {"prompt": prompt, "solution": solution, "full_cot": prompt + solution})
+    by_prefix: dict[int, list[PrefixRequest]] = {}
     for request in requests:
-        records = [_record(request, rollout, trace.gold_answer, mode) for rollout in results.get(request.key, [])]
-        _write_json(folder / f"chunk_{request.meta['sentence']}" / SOLUTIONS, records)
+        if request.meta["chunk_removed"]:  # default mode's prefix after the whole thinking removes no sentence
+            by_prefix.setdefault(int(request.meta["prefix"]), []).append(request)  # type: ignore[call-overload]
+    for i, blocks in by_prefix.items():
+        records = [_record(blocks[0], rollout, trace.gold_answer, mode) for _, rollout in stream(results, blocks, 0, 10**9)]
+        _write_json(folder / f"chunk_{i}" / SOLUTIONS, records)
     return folder
 
 
