@@ -30,10 +30,11 @@ _EXPORTS: dict[str, str] = {
     "PromptTemplate": "anchors.models",
     "available_models": "anchors.models",
     "generate_traces": "anchors.rollouts.generate",
-    "TraceResults": "anchors.report.results",
-    "read_results": "anchors.report.results",
-    "read_trace_results": "anchors.report.results",
-    "write_trace_results": "anchors.report.writer",
+    "TraceResults": "anchors.results",
+    "read_results": "anchors.results",
+    "read_trace_results": "anchors.results",
+    "write_results": "anchors.results",
+    "pooled_sentences": "anchors.results",
     "load_ta_results": "anchors.report.ta",
     "write_report": "anchors.report.html",
     "write_all_figures": "anchors.report.batch",
@@ -52,7 +53,6 @@ _EXPORTS: dict[str, str] = {
     "score_rollouts": "anchors.methods.scores",
     "AdaptiveConfig": "anchors.methods.adaptive",
     "score_trace_adaptive": "anchors.methods.adaptive",
-    "read_scores": "anchors.methods.score_files",
     "load_ta_rollouts": "anchors.methods.ta_rollouts",
     "compat_check": "anchors.methods.compat",
     "SentenceEmbedder": "anchors.models.embeddings",
@@ -100,7 +100,6 @@ if TYPE_CHECKING:  # static type checkers and IDEs see the real names
         receiver_heads,
         sentence_attention,
     )
-    from anchors.methods.score_files import read_scores
     from anchors.methods.scores import (
         SentenceScore,
         TraceScores,
@@ -115,9 +114,8 @@ if TYPE_CHECKING:  # static type checkers and IDEs see the real names
     from anchors.models.embeddings import SentenceEmbedder
     from anchors.report.batch import write_all_figures
     from anchors.report.html import write_report
-    from anchors.report.results import TraceResults, read_results, read_trace_results
     from anchors.report.ta import load_ta_results
-    from anchors.report.writer import write_trace_results
+    from anchors.results import TraceResults, pooled_sentences, read_results, read_trace_results, write_results
     from anchors.rollouts.base import PrefixRequest, Rollout, SamplingParams
     from anchors.rollouts.factory import make_sampler
     from anchors.rollouts.generate import generate_traces

@@ -111,7 +111,7 @@ def test_whitebox_commands_run_the_intact_traces(damaged: Path, tmp_path: Path, 
 
 
 def test_report_on_results_names_a_damaged_file(tmp_path: Path) -> None:
-    from anchors.report.results import TraceResults
+    from anchors.results.trace import TraceResults
     from anchors.report.writer import write_trace_results
     import pandas as pd
 

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from anchors.cli import app
 from anchors.metrics.categories import PAPER_METRICS, category_table
-from anchors.report.results import pooled_sentences
+from anchors.results.trace import pooled_sentences
 from anchors.report.writer import write_trace_results
 from anchors.report.synthetic import synthetic_results
 

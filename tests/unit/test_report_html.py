@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from anchors.report.html import render_report, write_report, write_trace_report
-from anchors.report.results import TraceResults, read_trace_results
+from anchors.results.trace import TraceResults, read_trace_results
 from anchors.report.writer import write_trace_results
 from anchors.report.synthetic import synthetic_results
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from anchors.errors import InputError
-from anchors.report.results import find_trace_dirs, read_results, read_trace_results
+from anchors.results.trace import find_trace_dirs, read_results, read_trace_results
 from anchors.report.writer import write_trace_results
 from anchors.report.synthetic import synthetic_results
 

@@ -68,7 +68,7 @@ def write_authors_layout(root: Path, trace_id: int = 1) -> Path:
 
 def label(problem_dir: Path, root: Path) -> list[dict]:
     """chunks_labeled.json and chunks_resampled.json, computed by anchors itself in paper mode."""
-    rollouts, _ = load_ta_rollouts(problem_dir, root, mode="paper")
+    rollouts = load_ta_rollouts(problem_dir, root, mode="paper").rollouts
     scores = score_rollouts(rollouts, WORLD.embedder(), BlackBoxConfig(mode="paper", matrix=False))
     labeled = [{"chunk": row.text, "chunk_idx": row.index, "function_tags": [TAGS[row.index]], "depends_on": [],
                 **{m: getattr(row, m) for m in ("accuracy", "resampling_importance_accuracy", "resampling_importance_kl",
@@ -96,7 +96,8 @@ def layout(tmp_path: Path) -> Path:
 
 def test_reading_the_full_layout(layout: Path) -> None:
     problem_dir = layout / "scripted-model" / "correct_base_solution" / "problem_1"
-    rollouts, tags = load_ta_rollouts(problem_dir, layout)
+    loaded = load_ta_rollouts(problem_dir, layout)
+    rollouts, tags = loaded.rollouts, loaded.tags
     assert rollouts.answers_known and rollouts.n == WORLD.n_sentences and tags == TAGS
     assert all(len(p.resampled) == N and p.failed == 1 and len(p.forced) == N for p in rollouts.prefixes)
     assert all(r.sentences for p in rollouts.prefixes for r in p.resampled)
@@ -127,7 +128,7 @@ def test_viewer_layout_computes_only_what_first_sentences_allow(layout: Path) ->
         for file in chunk.iterdir():
             file.unlink()
         chunk.rmdir()
-    rollouts, _ = load_ta_rollouts(problem_dir, layout)
+    rollouts = load_ta_rollouts(problem_dir, layout).rollouts
     assert not rollouts.answers_known
     scores = score_rollouts(rollouts, WORLD.embedder(), BlackBoxConfig(mode="paper"))
     assert "accuracy" in scores.not_computed and "counterfactual_importance_kl" in scores.not_computed

@@ -30,6 +30,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 SkipInvalid = Annotated[bool, typer.Option("--skip-invalid", help="Exit 0 even when some input lines are invalid (they are still reported).")]
 FromTA = Annotated[Path | None, typer.Option("--from-ta", help="Read traces from a Thought Anchors folder (problem.json + base_solution.json) instead of JSONL.")]
 ModeOption = Annotated[str, typer.Option("--mode", help="'default', or 'paper' to reproduce the published method's quirks.")]
+OutOption = Annotated[Path, typer.Option("--out", help="Results folder: OUT/<trace id>/ per trace (every command writes the same layout, so their results sit side by side), OUT/rollouts.sqlite, reports.")]
+StoreOption = Annotated[Path | None, typer.Option("--store", help="Rollout store (SQLite) to read and add to (default: OUT/rollouts.sqlite): a rollout any command sampled with the same settings is not sampled again.")]
+OverwriteOption = Annotated[bool, typer.Option("--overwrite", help="Replace results of this method made with other settings (otherwise refused before any work).")]
+TagsOption = Annotated[str, typer.Option("--tags", help="Function tags for each sentence: auto (an LLM endpoint when $ANCHORS_LABEL_BASE_URL is set, else the offline tagger), offline, llm, or none.")]
 
 
 def handles_errors(command: F) -> F:
@@ -109,6 +113,47 @@ class Inputs:
                 raise typer.Exit(1)
 
 
+def results_dir(out: Path, *, overwrite: bool = False, store: Path | None = None) -> Any:
+    """The results folder every command writes (checked writable before any work)."""
+    from anchors.results import ResultsDir
+
+    results = ResultsDir(out, overwrite=overwrite, store=store)
+    results.check_writable()
+    return results
+
+
+def limited(inputs: Inputs, limit: int | None) -> list[Any]:
+    """The first `limit` traces (all with None), read before any work so every output is checked first."""
+    items = []
+    for trace in inputs:
+        if limit is not None and len(items) >= limit:
+            break
+        items.append(trace)
+    return items
+
+
+def reporter(failed: list[str]) -> Callable[[Any, AnchorsError], None]:
+    """Report an error of one trace (its id and what went wrong) and remember it; the other traces go on."""
+
+    def report(trace: Any, error: AnchorsError) -> None:
+        console.error(f"{trace.id}: {error}" if trace.id not in str(error) else str(error))
+        failed.append(trace.id)
+
+    return report
+
+
+def finish(inputs: Inputs, skip_invalid: bool, failed: list[str] | None = None) -> None:
+    """The end of a command over traces: the invalid input and the failed traces, each in one line; exit 1 if
+    a trace failed, or input was invalid without --skip-invalid."""
+    if failed:
+        console.warn(f"{len(failed)} trace(s) failed: {', '.join(failed)}")
+    try:
+        inputs.exit_if_invalid(skip_invalid)
+    finally:
+        if failed:
+            raise typer.Exit(1)
+
+
 def ta_reader(root: Path) -> Any:
     """A FolderReader that prints each damaged trace folder as a warning when it is met."""
     from anchors.thought_anchors import FolderReader
@@ -134,3 +179,4 @@ from anchors.cli import (
 )
 from anchors.cli import whitebox  # noqa: E402,F401
 from anchors.cli import label  # noqa: E402,F401
+from anchors.cli import analyze  # noqa: E402,F401

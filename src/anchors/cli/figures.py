@@ -31,18 +31,23 @@ class _Loaded:
             if not self.results:
                 raise AnchorsError(f"{from_ta}: no trace could be read ({self.folders.summary('read')})")
         else:
-            from anchors.report.results import read_results
+            from anchors.results import read_results
 
-            self.results = read_results(results_dir)  # type: ignore[arg-type]
+            self.skipped: list[str] = []
+            self.results = read_results(results_dir, on_skip=self._skip)  # type: ignore[arg-type]
             for result in self.results:
                 for damage in result.damaged:
                     console.warn(f"{result.trace_id}: {damage}; left out")
+
+    def _skip(self, message: str) -> None:
+        console.warn(message)
+        self.skipped.append(message)
 
     def finish(self, verb: str, skip_invalid: bool) -> None:
         if self.folders is not None:
             finish_folders(self.folders, verb, skip_invalid)
             return
-        damaged = [r.trace_id for r in self.results if r.damaged]
+        damaged = [r.trace_id for r in self.results if r.damaged] + self.skipped
         if damaged:
             console.warn(f"{len(self.results)} trace(s) {verb}; {len(damaged)} with damaged result files left out: "
                          f"{', '.join(damaged)}" + ("" if skip_invalid else " (exit 1; --skip-invalid to exit 0)"))

@@ -113,7 +113,7 @@ def _check_trace(folder: ProblemFolder, embedder: Embedder | None) -> tuple[dict
     checks["delta_accuracy"] = _delta_accuracy(stored)
     folder.optional(lambda: folder.check_chunks_match(len(split)))  # a count mismatch is reported, not only counted
     if embedder is not None and len(split) == len(chunks):  # recomputing needs the authors' sentences
-        rollouts, _ = load_ta_rollouts(folder, mode="paper")
+        rollouts = load_ta_rollouts(folder, mode="paper").rollouts
         scores = score_rollouts(rollouts, embedder, BlackBoxConfig(mode="paper", matrix=False))
         for metric in [m for m in METRICS if m in stored.columns and m not in scores.not_computed]:
             tolerance = SIMILARITY_TOLERANCE if metric in SIMILARITY_BASED else EXACT_TOLERANCE

@@ -43,7 +43,7 @@ GRID = np.linspace(0.0, 1.0, 21)
 class EarlyAnsweringConfig:
     samples: int = 4  # forced answers per truncation point
     points: int | None = 6  # truncation points per trace (k evenly spaced, 0 and n included); None: every k
-    answer_tokens: int = 12  # tokens sampled after the forced "\boxed{"
+    answer_tokens: int = 16  # tokens sampled after the forced "\boxed{" (as the black-box forced answers)
     seed: int = 0
     mode: str = "default"  # sentence segmentation (see anchors.traces.segment)
     min_baseline_gap: float = 0.1  # normalised AOC needs 1 − y(0) at least this

@@ -38,7 +38,7 @@ class ParaphraseConfig:
     fractions: tuple[float, ...] = (0.5, 1.0)
     samples: int = 2
     continue_tokens: int = 64
-    answer_tokens: int = 12
+    answer_tokens: int = 16
     max_paraphrase_tokens: int = 512
     seed: int = 0
 

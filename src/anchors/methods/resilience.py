@@ -54,7 +54,7 @@ class ResilienceConfig:
     max_rounds: int = 4
     threshold: float = 0.8  # cosine at or above which a sentence restates S_i (the paper's 0.8)
     continue_tokens: int = 64
-    answer_tokens: int = 12
+    answer_tokens: int = 16
     baseline_samples: int = 2
     seed: int = 0
 

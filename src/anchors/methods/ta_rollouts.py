@@ -11,24 +11,39 @@ Two layouts are read (both under a problem folder holding problem.json + base_so
   computed; the answer-based metrics are "not computed".
 
 Sentences are the paper-mode chunks of base_solution.json's solution (the rollouts were made from those);
-tags are the first function tag of chunks_labeled.json when present.
+tags are the first function tag of chunks_labeled.json when present, and the metrics stored there come along,
+so a metric the rollouts on disk cannot give (the viewer layout has no answers) can be shown as the authors' value.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from anchors.errors import InputError
 from anchors.methods.rollout_sets import GradedRollout, PrefixRollouts, TraceRollouts
 from anchors.thought_anchors import FolderReader, ProblemFolder
-from anchors.thought_anchors.folder import SolutionRecord
+from anchors.thought_anchors.folder import CHUNK_METRICS, ChunkRecord, SolutionRecord
 from anchors.traces.answers import answer_key
+from anchors.traces.records import Trace
 from anchors.traces.segment import split_sentences
 
 
+@dataclass(frozen=True)
+class AuthorsRollouts:
+    """One problem folder: the trace, its rollouts, the authors' first function tag per sentence (None where
+    unlabelled) and the metrics they stored per sentence (metric -> values; empty without chunks_labeled.json)."""
+
+    trace: Trace
+    rollouts: TraceRollouts
+    tags: list[str | None]
+    stored: dict[str, list[float]] = field(default_factory=dict)
+
+
 def load_ta_rollouts(problem_dir: ProblemFolder | Path, root: Path | None = None,
-                     mode: str = "paper") -> tuple[TraceRollouts, list[str | None]]:
-    """The rollouts of one problem folder and the sentences' function tags (None where unlabelled)."""
+                     mode: str = "paper") -> AuthorsRollouts:
+    """The rollouts of one problem folder, with the authors' tags and stored metrics."""
     folder = problem_dir if isinstance(problem_dir, ProblemFolder) else ProblemFolder(problem_dir, root or Path(problem_dir).parent)
     trace = folder.trace()
     sentences = tuple(split_sentences(trace.thinking, mode="paper"))
@@ -41,7 +56,10 @@ def load_ta_rollouts(problem_dir: ProblemFolder | Path, root: Path | None = None
         rollouts = TraceRollouts(trace.id, sentences, prefixes, answers_known=False, has_gold=has_gold)
     else:
         raise InputError(f"{folder.path}: no rollouts found (neither chunk_<i>/solutions.json nor chunks_resampled.json)")
-    return rollouts, ta_tags(folder, len(sentences))
+    chunks = _matching_chunks(folder, len(sentences))
+    tags = [c.function_tags[0] if c.function_tags else None for c in chunks] if chunks else [None] * len(sentences)
+    stored = {m: [c.metrics().get(m, float("nan")) for c in chunks] for m in CHUNK_METRICS} if chunks else {}
+    return AuthorsRollouts(trace, rollouts, tags, {m: v for m, v in stored.items() if any(x == x for x in v)})
 
 
 def iter_ta_rollouts(root: str | Path, mode: str = "paper", reader: FolderReader | None = None):
@@ -50,15 +68,12 @@ def iter_ta_rollouts(root: str | Path, mode: str = "paper", reader: FolderReader
     yield from reader.each(lambda folder: load_ta_rollouts(folder, mode=mode))
 
 
-def ta_tags(folder: ProblemFolder, n: int) -> list[str | None]:
-    """The authors' first function tag per sentence (all None without chunks_labeled.json; a damaged one, or one
-    that numbers other sentences than the base solution's, is left out with a warning)."""
+def _matching_chunks(folder: ProblemFolder, n: int) -> list[ChunkRecord] | None:
+    """The authors' chunks when they number the same n sentences (a damaged or mismatched file is left out with a
+    warning: see `ProblemFolder.optional`); None without chunks_labeled.json."""
     if not folder.has_chunks():
-        return [None] * n
-    chunks = folder.optional(lambda: (folder.check_chunks_match(n), folder.chunks())[1])
-    if chunks is None:
-        return [None] * n
-    return [c.function_tags[0] if c.function_tags else None for c in chunks]
+        return None
+    return folder.optional(lambda: (folder.check_chunks_match(n), folder.chunks())[1])
 
 
 def _viewer_layout(resampled: dict[int, list[str]], n: int) -> tuple[PrefixRollouts, ...]:
@@ -92,3 +107,14 @@ def _graded(record: SolutionRecord, mode: str, forced: bool) -> GradedRollout:
     first = record.chunk_resampled
     return GradedRollout(first_sentence=first if first is not None else (sentences[0] if sentences else ""),
                          answer=answer or None, correct=correct, sentences=sentences)
+
+
+def with_authors_metrics(scores: Any, stored: dict[str, list[float]]) -> Any:
+    """TraceScores where each metric the rollouts on disk could not give (`not_computed`) takes the authors'
+    stored value instead; `run["from_authors"]` lists them (their intervals stay absent: none was released)."""
+    taken = [m for m in scores.not_computed if m in stored and len(stored[m]) == len(scores.rows)]
+    if not taken:
+        return scores
+    rows = tuple(row.model_copy(update={m: stored[m][i] for m in taken}) for i, row in enumerate(scores.rows))
+    return replace(scores, rows=rows, not_computed=tuple(m for m in scores.not_computed if m not in taken),
+                   run={**scores.run, "from_authors": taken})

@@ -11,7 +11,7 @@ import pandas as pd
 from anchors.metrics.categories import PAPER_METRICS
 from anchors.report.figures import TRACE_FIGURES, pooled_figures, trace_figures
 from anchors.report.html import write_report
-from anchors.report.results import TraceResults
+from anchors.results.trace import TraceResults
 from anchors.viz.export import FORMATS, check_formats, write_figures
 
 Progress = Callable[[Sequence[TraceResults], str], Iterable[TraceResults]]

@@ -14,7 +14,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from anchors.metrics.categories import PAPER_METRICS, category_table
-from anchors.report.results import TraceResults, pooled_sentences
+from anchors.results.trace import TraceResults, pooled_sentences
 from anchors.viz import (
     category_figure, early_answering_curve, head_map, importance_bars, importance_by_position, method_agreement,
     sentence_graph, sentence_heatmap, vertical_profile,

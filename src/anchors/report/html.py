@@ -16,8 +16,8 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
 from anchors import __version__
-from anchors.report.figures import TRACE_FIGURES, FigureOrReason, trace_figures
-from anchors.report.results import TraceResults, read_trace_results
+from anchors.report.figures import TRACE_FIGURES, FigureOrReason, format_value, trace_figures
+from anchors.results import TraceResults, read_trace_results
 from anchors.viz.style import TAG_COLORS, UNTAGGED_COLOR, metric_label, tag_label, tag_order
 
 REPORT_NAME = "report.html"
@@ -76,9 +76,48 @@ def write_report(results: TraceResults, path: str | Path | None = None, *, metri
 
 
 def write_trace_report(trace_dir: str | Path, path: str | Path | None = None) -> Path:
-    """Read a trace's result folder and write its report next to the results (what `anchors score` calls)."""
+    """Read a trace's result folder and write its report next to the results."""
     trace_dir = Path(trace_dir)
     return write_report(read_trace_results(trace_dir), path or trace_dir / REPORT_NAME)
+
+
+def write_index(out: Any) -> Path:
+    """OUT/index.html: one row per trace of the results folder (answer, correct, methods, top sentences, report link)."""
+    from anchors.results import read_results
+
+    rows = []
+    for r in read_results(out.root, on_skip=lambda message: None):
+        metric = r.headline_metric
+        top = r.top(3, metric) if metric else None
+        best = "" if top is None else "<br>".join(
+            f"{int(row['index'])}: {html.escape(_short(str(row['text'])))} ({format_value(row[metric])})" for _, row in top.iterrows())
+        link = f'<a href="{html.escape(r.trace_id)}/{REPORT_NAME}">{html.escape(r.trace_id)}</a>'
+        rows.append(f"<tr><td>{link}</td><td>{html.escape(str(r.info.get('answer')))}</td>"
+                    f"<td>{html.escape(str(r.info.get('is_correct', '')))}</td><td>{r.n_sentences}</td>"
+                    f"<td>{html.escape(', '.join(r.methods))}</td><td>{html.escape(metric_label(metric) if metric else '')}</td>"
+                    f"<td>{best}</td></tr>")
+    page = _INDEX.format(css=_asset("report.css"), rows="\n".join(rows), count=len(rows), version=__version__)
+    path = out.index_path()
+    path.write_text(page, encoding="utf-8")
+    return path
+
+
+def _short(text: str, width: int = 110) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+_INDEX = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta name="generator" content="anchors {version}">
+<title>anchors results ({count} traces)</title><style>{css}
+table.index {{ border-collapse: collapse; width: 100%; }} table.index td, table.index th {{ border-bottom: 1px solid #ddd;
+padding: 6px 8px; vertical-align: top; text-align: left; }}</style></head>
+<body><header><h1>anchors results: {count} trace(s)</h1></header>
+<table class="index"><thead><tr><th>trace</th><th>answer</th><th>correct</th><th>sentences</th><th>methods</th>
+<th>ranked by</th><th>top sentences</th></tr></thead><tbody>
+{rows}
+</tbody></table></body></html>
+"""
 
 
 def _card(name: str, figure: FigureOrReason) -> str:

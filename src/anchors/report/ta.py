@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from anchors.report.results import TraceResults, data_notes
+from anchors.results.trace import TraceResults, data_notes
 from anchors.thought_anchors import FolderReader, ProblemFolder
 from anchors.thought_anchors.folder import CHUNKS_RESAMPLED, STEP_IMPORTANCE, ChunkRecord, StepImportanceRecord
 from anchors.traces.segment import split_sentences
