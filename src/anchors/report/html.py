@@ -29,8 +29,14 @@ PLOT_TITLES = {
     "suppression_matrix": "Attention-suppression matrix",
     "receiver_heads": "Receiver heads",
     "vertical_profile": "Receiver-head score per sentence",
+    "patching": "Activation patching (layer × sentence)",
     "agreement": "Method agreement",
     "early_answering": "Early answering",
+    "validity": "Step validity",
+    "filler": "Filler and swapped traces",
+    "mistakes": "Inserted mistakes",
+    "paraphrase": "Paraphrase",
+    "resilience": "Resilience and CI++",
 }
 _HEIGHTS = {"graph": 640, "resampling_matrix": 620, "suppression_matrix": 620, "receiver_heads": 520}
 _MATRIX_PLOTS = {"resampling_matrix", "suppression_matrix"}
