@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -111,15 +112,15 @@ def test_whitebox_commands_run_the_intact_traces(damaged: Path, tmp_path: Path, 
 
 
 def test_report_on_results_names_a_damaged_file(tmp_path: Path) -> None:
-    from anchors.results.trace import TraceResults
-    from anchors.report.writer import write_trace_results
     import pandas as pd
+
+    from anchors.results import TraceResults, write_results
 
     table = pd.DataFrame({"index": [0, 1], "text": ["A.", "B."], "counterfactual_importance_kl": [0.5, 0.1]})
     for name in ("t1", "t2"):
-        write_trace_results(TraceResults(trace_id=name, sentences=table), tmp_path / name)
-    (tmp_path / "t2" / "alternatives.json").write_text('{"0": ["x"')
+        write_results(TraceResults(trace_id=name, sentences=table, matrices={"resampling": np.zeros((2, 2))}), tmp_path)
+    (tmp_path / "t2" / "matrices.npz").write_bytes(b"PK broken")
     result = run("report", str(tmp_path))
-    assert "t2: " in result.stderr and "alternatives.json: cannot read" in result.stderr
+    assert "t2: " in result.stderr and "matrices.npz: cannot read" in result.stderr
     assert (tmp_path / "t1" / "report.html").is_file() and (tmp_path / "t2" / "report.html").is_file()
     assert result.exit_code == 1 and run("report", str(tmp_path), "--skip-invalid").exit_code == 0

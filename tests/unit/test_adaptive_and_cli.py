@@ -88,5 +88,6 @@ def test_cli_score_on_a_jsonl_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
                                         "--bootstrap", "100", "--out", str(tmp_path / "adaptive"), "--skip-invalid", "--limit", "1",
                                             "--tags", "none"])
     assert adaptive.exit_code == 0, adaptive.output
-    run = json.loads((tmp_path / "adaptive" / "w-1" / "run.json").read_text())
-    assert run["extra"]["adaptive_rounds"] >= 1 and run["extra"]["per_prefix"][0] >= 10
+    manifest = json.loads((tmp_path / "adaptive" / "w-1" / "manifest.json").read_text())
+    summary = manifest["methods"]["blackbox"]["summary"]
+    assert summary["adaptive_rounds"] >= 1 and summary["per_prefix"][0] >= 10

@@ -146,7 +146,7 @@ def test_cli_score_from_ta(layout: Path, tmp_path: Path, monkeypatch: pytest.Mon
     out = tmp_path / "out"
     result = CliRunner().invoke(app, ["score", "--from-ta", str(layout), "--mode", "paper", "--out", str(out)])
     assert result.exit_code == 0, result.output
-    folders = sorted(p.name for p in out.iterdir())
+    folders = sorted(p.name for p in out.iterdir() if p.is_dir())
     assert folders == [f"scripted-model--correct_base_solution--problem_{i}" for i in (1, 2, 3)]
     rows = [json.loads(line) for line in (out / folders[0] / "scores.jsonl").read_text().splitlines()]
     assert [r["tag"] for r in rows] == TAGS

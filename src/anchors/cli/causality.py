@@ -95,7 +95,7 @@ def causality(
     result = run_causality_tests(loaded, config, results, sampler=sampler, importance=importance, progress=console.track)
     _print_summary(result)
     write_reports(results, [t.id for t in loaded])
-    console.stdout.print(f"wrote {out}/<trace id>/ for {len(loaded)} trace(s) and {out}/causality_summary.json")
+    console.stdout.print(f"wrote {out}/<trace id>/ for {len(loaded)} trace(s), and the summary over all of them to {out}/")
     finish(inputs, skip_invalid)
 
 

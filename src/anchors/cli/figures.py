@@ -114,7 +114,7 @@ def _print_category_table(group: str, table: object, n_traces: int) -> None:
 def report(
     results_dir: ResultsArg = None,
     from_ta: FromTAOption = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Write OUT/<trace id>.html (default: report.html inside each trace's result folder; 'reports/' with --from-ta).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Write OUT/<trace id>.html (default: each trace's report in its result folder; 'reports/' with --from-ta).")] = None,
     alternatives: Annotated[int, typer.Option("--alternatives", min=0, help="Resampled alternatives shown per sentence.")] = 5,
     metric: MetricOption = None,
     skip_invalid: SkipInvalid = False,

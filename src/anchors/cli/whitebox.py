@@ -1,5 +1,5 @@
-"""White-box commands: receivers, suppress, patch (methods.md §6). Results go to `OUT/<trace id>/…`
-(see anchors.methods.whitebox_files for the files)."""
+"""White-box commands: receivers, suppress, patch. Results go to `OUT/<trace id>/`, the results folder every
+command writes (see anchors.results.contract for the files)."""
 
 from __future__ import annotations
 

@@ -18,9 +18,9 @@ from plotly.offline import get_plotlyjs
 from anchors import __version__
 from anchors.report.figures import TRACE_FIGURES, FigureOrReason, format_value, trace_figures
 from anchors.results import TraceResults, read_trace_results
+from anchors.results.contract import report_path
 from anchors.viz.style import TAG_COLORS, UNTAGGED_COLOR, metric_label, tag_label, tag_order
 
-REPORT_NAME = "report.html"
 PLOT_TITLES = {
     "importance": "Importance per sentence",
     "position": "Importance by position",
@@ -71,10 +71,10 @@ def render_report(results: TraceResults, *, metric: str | None = None, alternati
 
 def write_report(results: TraceResults, path: str | Path | None = None, *, metric: str | None = None,
                  alternatives: int = 5) -> Path:
-    """Write the report; `path` defaults to `<results source folder>/report.html` or `./<trace id>.html`."""
+    """Write the report; `path` defaults to the report in the results' own trace folder, else `./<trace id>.html`."""
     if path is None:
         source = results.info.get("results_dir")
-        path = Path(source) / REPORT_NAME if source else Path(f"{results.trace_id}.html")
+        path = report_path(source) if source else Path(f"{results.trace_id}.html")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render_report(results, metric=metric, alternatives=alternatives), encoding="utf-8")
@@ -84,7 +84,7 @@ def write_report(results: TraceResults, path: str | Path | None = None, *, metri
 def write_trace_report(trace_dir: str | Path, path: str | Path | None = None) -> Path:
     """Read a trace's result folder and write its report next to the results."""
     trace_dir = Path(trace_dir)
-    return write_report(read_trace_results(trace_dir), path or trace_dir / REPORT_NAME)
+    return write_report(read_trace_results(trace_dir), path or report_path(trace_dir))
 
 
 def write_index(out: Any) -> Path:
@@ -97,7 +97,7 @@ def write_index(out: Any) -> Path:
         top = r.top(3, metric) if metric else None
         best = "" if top is None else "<br>".join(
             f"{int(row['index'])}: {html.escape(_short(str(row['text'])))} ({format_value(row[metric])})" for _, row in top.iterrows())
-        link = f'<a href="{html.escape(r.trace_id)}/{REPORT_NAME}">{html.escape(r.trace_id)}</a>'
+        link = f'<a href="{html.escape(report_path(r.trace_id).as_posix())}">{html.escape(r.trace_id)}</a>'
         rows.append(f"<tr><td>{link}</td><td>{html.escape(str(r.info.get('answer')))}</td>"
                     f"<td>{html.escape(str(r.info.get('is_correct', '')))}</td><td>{r.n_sentences}</td>"
                     f"<td>{html.escape(', '.join(r.methods))}</td><td>{html.escape(metric_label(metric) if metric else '')}</td>"

@@ -56,11 +56,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from anchors import __version__
 from anchors.errors import InputError
+from anchors.rollouts.store import STORE_FILE
 from anchors.traces.records import Trace
 from anchors.traces.segment import Mode, split_sentences
 
 SCHEMA_VERSION = 1
-MANIFEST, REPORT, INDEX, STORE = "manifest.json", "report.html", "index.html", "rollouts.sqlite"
+MANIFEST, REPORT, INDEX = "manifest.json", "report.html", "index.html"
+STORE = STORE_FILE
 
 # kind -> role -> file name, per trace folder. Tables ("rows") also get a .csv twin.
 TRACE_FILES: dict[str, dict[str, str]] = {
@@ -169,7 +171,7 @@ class ResultsDir:
         return self.store if self.store is not None else self.root / STORE
 
     def report_path(self, trace_id: str) -> Path:
-        return self.trace_dir(trace_id) / REPORT
+        return report_path(self.trace_dir(trace_id))
 
     def index_path(self) -> Path:
         return self.root / INDEX
@@ -299,22 +301,26 @@ def run_file(root: str | Path, kind: str, role: str) -> Path:
     return Path(root) / RUN_FILES[kind][role]
 
 
+def report_path(trace_dir: str | Path) -> Path:
+    """A trace folder's report (a relative folder gives a relative link, as the index uses)."""
+    return Path(trace_dir) / REPORT
+
+
 def csv_twin(path: Path) -> Path:
     return path.with_suffix(".csv")
 
 
 class RowsWriter:
-    """A table: `rows` (JSON-ready dicts) as JSONL at the path, and as CSV next to it (lists as JSON text).
+    """A table: `rows` as JSONL at the path, and as CSV next to it (lists as JSON text; `columns`: the CSV's).
 
-    NaN ("computed, undefined") is written as null, or with `nan_constant` as the JSON constant NaN, for tables
-    where null means "not computed" (the black-box scores); Python's json, pandas and anchors read both."""
+    In every table NaN ("computed, but undefined") is the JSON constant NaN and null means "not computed" or "does
+    not apply"; Python's json, pandas and anchors read both (a CSV cell is empty for either)."""
 
-    def __init__(self, rows: list[dict[str, Any]], columns: list[str] | None = None, *, nan_constant: bool = False) -> None:
-        self.rows, self.columns, self.nan_constant = rows, columns, nan_constant
+    def __init__(self, rows: list[dict[str, Any]], columns: list[str] | None = None) -> None:
+        self.rows, self.columns = rows, columns
 
     def __call__(self, path: Path) -> None:
-        rows = self.rows if self.nan_constant else [finite(r) for r in self.rows]
-        path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+        path.write_text("".join(json.dumps(r, ensure_ascii=False, default=_plain) + "\n" for r in self.rows), encoding="utf-8")
 
     def csv(self, path: Path) -> None:
         import pandas as pd
@@ -324,6 +330,12 @@ class RowsWriter:
             if table[column].map(lambda v: isinstance(v, (list, dict, tuple))).any():
                 table[column] = table[column].map(lambda v: json.dumps(v, ensure_ascii=False))
         table.to_csv(path, index=False)
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        return value.item()
+    raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
 
 
 def npz_writer(**arrays: Any) -> Writer:

@@ -60,6 +60,8 @@ def read_trace_results(folder: str | Path) -> TraceResults:
             loader(parts, entry)
         except InputError as exc:
             parts.damage(f"{kind}: {exc}")
+        except (KeyError, ValueError, TypeError, IndexError) as exc:  # a file of the right format with wrong content
+            parts.damage(f"{kind}: unexpected content in {', '.join(entry.files)} ({type(exc).__name__}: {exc})")
     return parts.result()
 
 

@@ -42,7 +42,9 @@ def blackbox_settings(config: Any, embedder: str | None) -> dict[str, Any]:
 
 def save_blackbox(out: ResultsDir, trace: Trace, scores: Any, *, embedder: str | None, source: str | None = None) -> Path:
     """A TraceScores (anchors.methods.scores): the per-sentence rows, the sentence matrix, the alternatives."""
-    files: dict[str, Any] = {"rows": RowsWriter([_score_row(row) for row in scores.rows], nan_constant=True)}
+    rows = [_score_row(row) for row in scores.rows]
+    computed = [c for c in (rows[0] if rows else {}) if c == "tag" or any(r[c] is not None for r in rows)]
+    files: dict[str, Any] = {"rows": RowsWriter(rows, computed)}  # the CSV leaves out what was not computed
     if scores.matrix is not None:
         files["matrix"] = npz_writer(matrix=scores.matrix.matrix, match_rate=scores.matrix.match_rate)
     files["alternatives"] = json_writer({str(i): list(t) for i, t in scores.alternatives.items()})
@@ -178,7 +180,7 @@ def _test_rows(test: str, part: Any) -> tuple[dict[str, list], dict[str, list], 
 def _by_trace(rows: Sequence[Any]) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
-        record = row.model_dump(mode="json")
+        record = row.model_dump()  # floats stay floats: NaN is written as NaN
         trace_id = record.pop("trace_id")
         record.pop("schema_version", None)
         out.setdefault(trace_id, []).append(record)
