@@ -195,8 +195,10 @@ def write_reports(out: ResultsDir, trace_ids: Sequence[str]) -> list[Path]:
     """Each trace's report.html (everything its folder holds) and the folder's index.html."""
     from anchors.report.html import write_index, write_report
 
-    written = [write_report(read_trace_results(out.trace_dir(t)), out.report_path(t)) for t in dict.fromkeys(trace_ids)]
-    write_index(out)
+    written = [write_report(read_trace_results(out.trace_dir(t)), out.report_path(t)) for t in dict.fromkeys(trace_ids)
+               if out.trace_manifest(t) is not None]
+    if written:
+        write_index(out)
     return written
 
 

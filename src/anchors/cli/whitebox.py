@@ -131,6 +131,9 @@ def patch(
     inputs, results, failed = Inputs(traces, from_ta), results_dir(out, overwrite=overwrite), []
     source, origin = _replacement_source(replacements, from_ta, check_mode(mode), results)
     items = list(inputs)
+    if origin == "rollouts" and not any("blackbox" in getattr(results.trace_manifest(t.id), "methods", {}) for t in items):
+        raise InputError(f"patch needs counterfactual sentences: --replacements FILE.jsonl, --from-ta DIR (the authors' "
+                         f"resampled sentences), or the black-box results of these traces in {out} (anchors score --out {out})")
     done = run_patching(_load(model, device, dtype), items, source, config, results, source=origin,
                         progress=console.track, on_error=reporter(failed))
     for result in done:

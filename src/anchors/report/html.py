@@ -39,7 +39,14 @@ PLOT_TITLES = {
     "resilience": "Resilience and CI++",
 }
 _HEIGHTS = {"graph": 640, "resampling_matrix": 620, "suppression_matrix": 620, "receiver_heads": 520}
-_MATRIX_PLOTS = {"resampling_matrix", "suppression_matrix"}
+# How each plot shows sentences, for the report's script to highlight the selected one everywhere: points carry
+# the sentence index as customdata[0]; matrices have sentences on both axes; the patching map has them as columns;
+# tables list one sentence per row. Plots without a sentence axis (head map, curves, per-condition tables) have none.
+PLOT_SENTENCE_AXIS = {"importance": "sentence-points", "position": "sentence-points", "graph": "sentence-points",
+                      "vertical_profile": "sentence-points", "agreement": "sentence-points",
+                      "resampling_matrix": "sentence-matrix", "suppression_matrix": "sentence-matrix",
+                      "patching": "sentence-columns", "validity": "sentence-table", "mistakes": "sentence-table",
+                      "resilience": "sentence-table"}
 PLOT_CONFIG = {"responsive": True, "displaylogo": False, "scrollZoom": False}
 
 
@@ -196,7 +203,9 @@ def _report_data(r: TraceResults, metric: str | None, figures: dict[str, FigureO
         "position": {s["index"]: k for k, s in enumerate(sentences)},
         "alternatives": {str(k): list(v)[:keep] for k, v in r.alternatives.items() if keep > 0},
         "tag_colors": TAG_COLORS, "untagged_color": UNTAGGED_COLOR,
-        "kind_of": {f"plot-{n}": "sentence-matrix" for n in _MATRIX_PLOTS if isinstance(figures.get(n), go.Figure)},
+        "kind_of": {f"plot-{n}": kind for n, kind in PLOT_SENTENCE_AXIS.items() if isinstance(figures.get(n), go.Figure)},
+        "table_rows": {f"plot-{n}": [int(i) for i in r.tables[n]["sentence_index"]] for n, kind in PLOT_SENTENCE_AXIS.items()
+                       if kind == "sentence-table" and isinstance(figures.get(n), go.Figure) and "sentence_index" in r.tables[n]},
         "plot_config": PLOT_CONFIG,
         "anchors_version": __version__,
     }
