@@ -67,6 +67,7 @@ class PythonConfig:
     memory_mb: int = 2048
     paths: tuple[str, ...] = ()
     env: tuple[str, ...] = ()
+    network_namespace: bool = True  # False: skip the namespace (inside it, files show as owned by "nobody")
     require_network_isolation: bool = False
     think_close: str = "</think>"
     answer_lead: str = WORDS_LEAD
@@ -142,7 +143,7 @@ class PythonOutcome(Outcome):
             module = str(Path(module).resolve())
         paths = [os.getcwd(), *(str(Path(p).resolve()) for p in self.config.paths)]
         return {"module": module, "function": self.config.function, "paths": paths, "limits": self._limits(),
-                "require_namespace": self.config.require_network_isolation}
+                "namespace": self.config.network_namespace, "require_namespace": self.config.require_network_isolation}
 
     def _limits(self) -> dict[str, int]:
         limits = {"RLIMIT_CPU": int(self.config.timeout_s) + 1, "RLIMIT_FSIZE": FILE_LIMIT_BYTES, "RLIMIT_CORE": 0}
@@ -158,7 +159,7 @@ class PythonOutcome(Outcome):
 
     def _note_isolation(self, isolation: str) -> None:
         self.network_isolation = isolation
-        if isolation != "namespace" and not self._warned:
+        if isolation != "namespace" and self.config.network_namespace and not self._warned:
             self._warned = True
             log.warning("python outcome %s: no network namespace available here; only Python-level sockets are "
                         "blocked in the grading child (see docs/outcomes.md)", self.spec)

@@ -28,7 +28,7 @@ def main() -> None:
     sys.stdout = sys.stderr
     request = json.loads(sys.stdin.read())
     _set_limits(request["limits"])
-    isolation = _drop_network()
+    isolation = _drop_network(request.get("namespace", True))
     try:
         if request.get("require_namespace") and isolation != "namespace":
             raise PermissionError("no network namespace could be created here, and the outcome requires one")
@@ -57,11 +57,11 @@ def _set_limits(limits: dict[str, int]) -> None:
             pass  # a hard limit below ours already applies
 
 
-def _drop_network() -> str:
+def _drop_network(namespace: bool) -> str:
     """'namespace' when the child has a network namespace of its own (no interface but a down loopback: no
     connection anywhere, also for processes it starts); 'sockets' when only Python-level creation is blocked."""
     isolation = "sockets"
-    if sys.platform.startswith("linux"):
+    if namespace and sys.platform.startswith("linux"):
         try:
             libc = ctypes.CDLL(None, use_errno=True)
             if libc.unshare(_CLONE_NEWUSER | _CLONE_NEWNET) == 0:
@@ -73,27 +73,16 @@ def _drop_network() -> str:
 
 
 def _block_sockets() -> None:
-    """Creating any socket but a Unix one raises PermissionError (multiprocessing's pipes keep working)."""
-    import _socket
-
-    original = socket.socket
+    """An audit hook (it cannot be removed, and it sees sockets made through `_socket` directly too): creating any
+    socket but a Unix one, and name lookups, raise PermissionError. Unix sockets (multiprocessing) keep working."""
     unix = getattr(socket, "AF_UNIX", None)
+    lookups = {"socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyaddr", "socket.getnameinfo"}
 
-    class GuardedSocket(original):  # type: ignore[misc, valid-type]
-        def __init__(self, family: int = -1, *args: object, **kwargs: object) -> None:
-            if family != unix:
-                raise PermissionError("network access is blocked inside the python outcome's sandbox")
-            super().__init__(family, *args, **kwargs)
+    def hook(event: str, args: tuple[object, ...]) -> None:
+        if (event == "socket.__new__" and args[1] != unix) or event in lookups:
+            raise PermissionError("network access is blocked inside the python outcome's sandbox")
 
-    def refuse(*args: object, **kwargs: object) -> None:
-        raise PermissionError("network access is blocked inside the python outcome's sandbox")
-
-    socket.socket = GuardedSocket  # type: ignore[misc]
-    _socket.socket = GuardedSocket  # type: ignore[misc]
-    for name in ("create_connection", "create_server", "getaddrinfo", "gethostbyname", "gethostbyname_ex",
-                 "gethostbyaddr"):
-        if hasattr(socket, name):
-            setattr(socket, name, refuse)
+    sys.addaudithook(hook)
 
 
 def _load(module: str, function: str, paths: list[str]) -> object:
