@@ -273,3 +273,13 @@ def test_python_level_blocking_alone(graders: Path, listening_port: int) -> None
     assert outcome(graders, "connect_raw", network_namespace=False).grade("x", trace=meta).key == "PermissionError"
     strict = outcome(graders, "connect", network_namespace=False, require_network_isolation=True).grade("x", trace=meta)
     assert strict.status is OutcomeStatus.ERROR and "namespace" in strict.detail
+
+
+def test_numpy_booleans_count_as_booleans(tmp_path: Path) -> None:
+    pytest.importorskip("numpy")
+    path = tmp_path / "np_grader.py"
+    path.write_text("import numpy as np\n"
+                    "def whole(answer, context):\n    return np.array([1, 2]).sum() == 3\n"
+                    "def inside(answer, context):\n    return {'correct': np.array([1]).all()}\n")
+    assert outcome(path, "whole").grade("x").key == "pass"
+    assert outcome(path, "inside").grade("x").correct is True

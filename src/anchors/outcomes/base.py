@@ -124,9 +124,3 @@ def trace_context(trace: Trace | None) -> dict[str, Any]:
 def class_token(raw: object) -> str:
     """A class name as compared: lower case, runs of anything but letters and digits as one `_`."""
     return re.sub(r"[^a-z0-9]+", "_", str(raw).lower()).strip("_")
-
-
-def verdict(key: str | None, gold: str | None, status: OutcomeStatus = OutcomeStatus.OK) -> OutcomeResult:
-    """A result whose correctness is `key == gold` (None without a gold or a key)."""
-    correct = None if key is None or gold is None else key == gold
-    return OutcomeResult(key=key, correct=correct, status=status)

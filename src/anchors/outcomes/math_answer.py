@@ -48,7 +48,8 @@ class MathOutcome(Outcome):
     def __init__(self, config: MathConfig = MathConfig()) -> None:
         self.config = config
         self.spec = "math"
-        self.answer_lead = "Therefore, the final answer is " + BOX_OPEN  # the template's suffix decides; see below
+        # For reading only: forced_suffix uses the template's own suffix, which ends with this lead.
+        self.answer_lead = "Therefore, the final answer is " + BOX_OPEN
 
     def grade(self, text: str, gold: str | None = None, *, trace: Trace | None = None) -> OutcomeResult:
         cfg = self.config

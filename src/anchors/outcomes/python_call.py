@@ -14,11 +14,13 @@ status `timeout`, one that raises (or dies) gives `error`, and the run goes on. 
 * environment: empty except PATH, HOME and TMPDIR (a fresh temporary folder, also the working directory), a
   UTF-8 locale and one-thread BLAS settings, plus the variables named in `PythonConfig.env`; so API keys and
   tokens in the parent's environment are not visible. `-I` ignores PYTHON* variables and the user site.
-* network: on Linux the child first moves into a new user + network namespace (unprivileged; no interface but
-  a loopback that is down), which cuts every connection, also from processes it starts or from C code; where
-  the kernel refuses (some containers, macOS) only Python-level socket creation is blocked (any non-Unix
-  socket, and DNS lookups, raise PermissionError), which C extensions, ctypes or a spawned `curl` get past.
-  `require_network_isolation=True` makes that case an error instead. `network_isolation` says which applied.
+* network: on Linux the child first moves into a new user + network namespace (unprivileged; only a loopback,
+  which is down), which cuts every connection, also from processes it starts or from C code. Then, in any case,
+  an audit hook makes creating any non-Unix socket, and name lookups, raise PermissionError. Where the kernel
+  refuses the namespace (many containers, macOS) only that hook applies, which C extensions calling the socket
+  API themselves, ctypes or a spawned `curl` get past; `network_isolation` says which applied, and
+  `require_network_isolation=True` makes that case an error. Inside the namespace files show as owned by
+  "nobody": `network_namespace=False` skips it for a grader that checks ownership.
 * limits (setrlimit, where available): address space `memory_mb`, CPU time timeout + 1 s, files written
   64 MiB each, no core files.
 * NOT sandboxed: the file system (the child can read and write whatever the user can; only its working
@@ -132,7 +134,7 @@ class PythonOutcome(Outcome):
             if reply is None:
                 tail = stderr_path.read_bytes()[-_STDERR_TAIL:].decode("utf-8", "replace").strip()
                 return {}, OutcomeResult(None, None, OutcomeStatus.ERROR,
-                                         detail=f"{self.spec}: the child exited with {proc.returncode} without a result"
+                                         detail=f"{self.spec}: the child {_ending(proc.returncode)} without a result"
                                                 + (f": {tail}" if tail else ""))
         self._note_isolation(str(reply.get("network")))
         return reply, None
@@ -193,6 +195,14 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=10)
+
+
+def _ending(returncode: int) -> str:
+    """'exited with 3', or 'was killed by SIGXCPU' (its CPU-time limit), for a message."""
+    if returncode < 0:
+        with contextlib.suppress(ValueError):
+            return f"was killed by {signal.Signals(-returncode).name}"
+    return f"exited with {returncode}"
 
 
 def _last_json_line(out: bytes) -> dict[str, Any] | None:

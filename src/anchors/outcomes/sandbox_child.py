@@ -105,12 +105,19 @@ def _load(module: str, function: str, paths: list[str]) -> object:
 
 def _json_safe(value: object) -> object:
     """bool, str, None, or a dict with 'key' / 'correct' / 'detail'; anything else is sent as its repr."""
+    value = _plain_bool(value)
     if value is None or isinstance(value, (bool, str)):
         return value
     if isinstance(value, dict):
-        return {k: (v if v is None or isinstance(v, (bool, str)) else repr(v)) for k, v in value.items()
-                if k in ("key", "correct", "detail")}
+        plain = {k: _plain_bool(v) for k, v in value.items() if k in ("key", "correct", "detail")}
+        return {k: (v if v is None or isinstance(v, (bool, str)) else repr(v)) for k, v in plain.items()}
     return {"unusable": repr(value)[:200]}
+
+
+def _plain_bool(value: object) -> object:
+    """numpy's bool (what `(a == b).all()` returns) as a Python bool."""
+    kind = getattr(getattr(value, "dtype", None), "kind", None)
+    return bool(value) if kind == "b" and getattr(value, "shape", None) == () else value
 
 
 if __name__ == "__main__":
