@@ -30,7 +30,8 @@ def scenario() -> Trace:
     return Trace(id=record["id"], problem=record["problem"], thinking="x", answer_text="y", metadata=record["metadata"])
 
 
-def test_the_key_is_sent_as_a_header_and_written_nowhere(serve, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+def test_the_key_is_sent_as_a_header_and_written_nowhere(serve, tmp_path: Path,  # noqa: F811
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     server: FakeServer = serve(lambda body, n: (200, chat(json.dumps({"class": "blackmail", "reason": "leverage"}))))
     monkeypatch.setenv("ANCHORS_JUDGE_BASE_URL", server.base_url)
     monkeypatch.setenv("ANCHORS_JUDGE_MODEL", "fake-judge")

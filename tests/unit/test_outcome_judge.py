@@ -174,9 +174,10 @@ class FailingChat(ScriptedChat):
 
 def test_endpoint_failures_are_errors_until_too_many_in_a_row() -> None:
     chat = FailingChat(lambda messages: "")
-    outcome = JudgeOutcome(JudgeConfig(rubric=RUBRIC, classes=CLASSES, repair_attempts=0, max_consecutive_failures=3),
-                           client=chat)
-    assert outcome.grade("a").status is OutcomeStatus.ERROR
+    outcome = JudgeOutcome(JudgeConfig(rubric=RUBRIC, classes=CLASSES, max_consecutive_failures=3), client=chat)
+    first = outcome.grade("a")
+    assert first.status is OutcomeStatus.ERROR and "connection refused" in first.detail
+    assert chat.requests_sent == 1  # no repair request to an endpoint that just failed
     assert outcome.grade("b").status is OutcomeStatus.ERROR
     with pytest.raises(EndpointError, match="3 times in a row"):
         outcome.grade("c")
@@ -201,3 +202,19 @@ def test_the_api_key_comes_from_the_environment_only(monkeypatch: pytest.MonkeyP
     endpoint = judge_endpoint_from_env()
     assert endpoint == EndpointConfig(base_url="http://127.0.0.1:1/v1", api_key_env="ANCHORS_JUDGE_API_KEY")
     assert "sk-test-not-stored" not in repr(endpoint)  # the config names the variable, never holds the key
+
+
+def test_a_good_reply_resets_the_failure_count() -> None:
+    pattern = iter([False, False, True, False, False, True])
+
+    class Flaky(ScriptedChat):
+        def chat(self, messages, schema, max_tokens=None):  # type: ignore[no-untyped-def]
+            self.requests_sent += 1
+            if not next(pattern):
+                raise EndpointError("HTTP 503")
+            return '{"class": "comply"}'
+
+    outcome = JudgeOutcome(JudgeConfig(rubric=RUBRIC, classes=CLASSES, max_consecutive_failures=3, use_cache=False),
+                           client=Flaky(lambda messages: ""))
+    statuses = [outcome.grade(text).status.value for text in "abcdef"]
+    assert statuses == ["error", "error", "ok", "error", "error", "ok"]

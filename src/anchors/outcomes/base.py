@@ -88,9 +88,6 @@ class Outcome(ABC):
     def check(self) -> None:
         """Raise `InputError` now if this outcome cannot work (a missing module, no endpoint), before a run."""
 
-    def close(self) -> None:
-        """Release what the outcome holds (worker processes, connections); it may be used again afterwards."""
-
 
 def closing_part(template: PromptTemplate) -> str:
     """The part of the template's forced-answer suffix that closes the thinking, through the blank after the tag.

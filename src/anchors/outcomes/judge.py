@@ -130,7 +130,8 @@ def load_judge_config(path: str | Path, endpoint: EndpointConfig | None = None, 
 
 
 class CachedVerdict(BaseModel):
-    """What is stored under cache/judge/<key>.json (never the key, the text or the endpoint's credentials)."""
+    """What is stored under cache/judge/<digest>.json: the verdict only (never the judged text, the prompt or an
+    API key)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -153,7 +154,7 @@ class JudgeOutcome(Outcome):
         self.client: ChatLike = client if client is not None else ChatClient(config.endpoint)  # type: ignore[arg-type]
         self.spec = f"judge:{config.source}" if config.source else "judge"
         self.answer_lead = config.answer_lead
-        self._failures_in_a_row = 0
+        self._failures_in_a_row, self._last_failure = 0, ""
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -186,6 +187,8 @@ class JudgeOutcome(Outcome):
         why = "no reply"
         for attempt in range(1 + self.config.repair_attempts):
             reply = self._ask(conversation)
+            if reply is None:  # no repair request to an endpoint that just failed
+                return f"the judge endpoint failed: {self._last_failure}"
             found, reason, why = parse_judgement(reply, self.classes)
             if found is not None:
                 verdict = CachedVerdict(prompt_version=JUDGE_PROMPT_VERSION, model=self.client.config.model, key=found,
@@ -197,7 +200,8 @@ class JudgeOutcome(Outcome):
                                  {"role": "user", "content": repair_prompt(why, self.classes)}]
         return f"no usable judge reply after {1 + self.config.repair_attempts} tries (last: {why})"
 
-    def _ask(self, conversation: list[dict[str, str]]) -> str:
+    def _ask(self, conversation: list[dict[str, str]]) -> str | None:
+        """The reply's text, or None when the endpoint failed (after the client's own retries)."""
         try:
             reply = self.client.chat(conversation, reply_schema(self.classes), max_tokens=self.config.max_tokens)
         except EndpointError as exc:
@@ -205,8 +209,9 @@ class JudgeOutcome(Outcome):
             if self._failures_in_a_row >= self.config.max_consecutive_failures:
                 raise EndpointError(f"the judge endpoint failed {self._failures_in_a_row} times in a row; stopping "
                                     f"(last: {exc})") from None
-            return ""
-        self._failures_in_a_row = 0
+            self._last_failure = str(exc)
+            return None
+        self._failures_in_a_row, self._last_failure = 0, ""
         return reply
 
     def _cache_key(self, read: str, problem: str | None) -> str:

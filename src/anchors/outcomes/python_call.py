@@ -180,14 +180,15 @@ def interpret(value: Any, gold: str | None) -> OutcomeResult:
         return OutcomeResult(key, None if gold is None else key == gold, OutcomeStatus.OK)
     if isinstance(value, dict) and ("key" in value or "correct" in value):
         correct = value.get("correct") if isinstance(value.get("correct"), bool) else None
-        key = value.get("key")
-        key = key.strip() if isinstance(key, str) and key.strip() else (None if correct is None else ("pass" if correct else "fail"))
-        if correct is None and key is not None and gold is not None:
+        key = value["key"].strip() if isinstance(value.get("key"), str) else ""
+        if not key and correct is not None:
+            key = "pass" if correct else "fail"
+        if correct is None and key and gold is not None:
             correct = key == gold
         detail = value.get("detail") if isinstance(value.get("detail"), str) else ""
-        return OutcomeResult(key, correct, OutcomeStatus.OK if key is not None else OutcomeStatus.NO_ANSWER, detail=detail)
-    return OutcomeResult(None, None, OutcomeStatus.ERROR,
-                         detail=f"the function returned {value!r}; expected a bool, a string, a dict with 'key'/'correct', or None")
+        return OutcomeResult(key or None, correct, OutcomeStatus.OK if key else OutcomeStatus.NO_ANSWER, detail=detail)
+    return OutcomeResult(None, None, OutcomeStatus.ERROR, detail=f"the function returned {value!r}; expected a bool, "
+                                                                 "a string, a dict with 'key'/'correct', or None")
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

@@ -103,7 +103,8 @@ class RegexOutcome(Outcome):
             try:
                 self._patterns.append((name, re.compile(pattern, flags)))
             except re.error as exc:
-                raise InputError(f"{config.source or 'regex classes'}: class {name!r}: bad regex {pattern!r} ({exc})") from None
+                where = config.source or "regex classes"
+                raise InputError(f"{where}: class {name!r}: bad regex {pattern!r} ({exc})") from None
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -113,7 +114,8 @@ class RegexOutcome(Outcome):
     def grade(self, text: str, gold: str | None = None, *, trace: Trace | None = None) -> OutcomeResult:
         target = self._target(gold)
         if gold is not None and gold.strip() and target is None:
-            return OutcomeResult(None, None, OutcomeStatus.ERROR, detail=f"the gold answer {gold!r} is not one of the classes {', '.join(self.classes)}")
+            return OutcomeResult(None, None, OutcomeStatus.ERROR,
+                                 detail=f"the gold answer {gold!r} is not one of the classes {', '.join(self.classes)}")
         read = text if self.config.scope == "all" else answer_part(text, self.config.think_close)
         key, matched = self._classify(read)
         if key is None:
@@ -137,7 +139,5 @@ class RegexOutcome(Outcome):
 
 
 def _last_match(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
-    last = None
-    for last in pattern.finditer(text):  # noqa: B007 - only the last one is wanted
-        pass
-    return last
+    found = list(pattern.finditer(text))
+    return found[-1] if found else None
