@@ -53,6 +53,7 @@ def analyze(
     importance: Annotated[str | None, typer.Option("--importance", help="Causality: the column resilience picks its sentences by (default: counterfactual_importance_kl when the black box runs).")] = None,
     replacements: Annotated[Path | None, typer.Option("--replacements", help="Patching: counterfactual sentences (JSONL); default: the black box's first different resampled sentence.")] = None,
     top_k: Annotated[int, typer.Option("--top-k", min=1, help="Receivers: receiver heads to keep.")] = 20,
+    sentences: Annotated[str | None, typer.Option("--sentences", help="Suppression and patching: only these sentences, e.g. '0-4,7' (default: all).")] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N traces.")] = None,
     batch_size: BatchSizeOption = 32,
@@ -70,7 +71,7 @@ def analyze(
     results = results_dir(out, overwrite=overwrite, store=store)
     handle = _handle(model, device, dtype)
     plan = _analysis(chosen, check_mode(mode), rollouts, max_new_tokens, bootstrap, tags, tests, samples, importance,
-                     replacements, top_k, seed)
+                     replacements, top_k, sentences, seed)
     failed: list[str] = []
     engine, trace_sampler = _samplers(handle, batch_size, results)
     reports = run_all(items, plan, results, handle=handle, sampler=engine, template=handle.template,
@@ -91,7 +92,8 @@ def _methods(text: str, replacements: Path | None) -> tuple[str, ...]:
 
 
 def _analysis(chosen: tuple[str, ...], mode: str, rollouts: int, max_new_tokens: int, bootstrap: int | None, tags: str,
-              tests: str, samples: int, importance: str | None, replacements: Path | None, top_k: int, seed: int) -> Any:
+              tests: str, samples: int, importance: str | None, replacements: Path | None, top_k: int,
+              sentences: str | None, seed: int) -> Any:
     """The methods' settings: exactly what each single-method command builds from the same options."""
     from anchors.analysis import Analysis, BlackBox
     from anchors.cli.causality import causality_config
@@ -108,8 +110,8 @@ def _analysis(chosen: tuple[str, ...], mode: str, rollouts: int, max_new_tokens:
     return Analysis(
         blackbox=blackbox, tags=_labeller(tags) if "tags" in chosen else None, tags_mode=mode,
         receivers=receiver_config(mode, top_k) if "receivers" in chosen else None,
-        suppression=suppression_config(mode) if "suppression" in chosen else None,
-        patching=patching_config(mode) if "patching" in chosen else None,
+        suppression=suppression_config(mode, sentences=sentences) if "suppression" in chosen else None,
+        patching=patching_config(mode, sentences=sentences) if "patching" in chosen else None,
         replacements=_replacement_file(replacements), causality=causality, importance=importance,
     )  # fmt: skip
 
