@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from anchors import console
-from anchors.cli import FromTA, Inputs, SkipInvalid, app, handles_errors
+from anchors.cli import FromTA, Inputs, SkipInvalid, app, checks_outputs, handles_errors
 from anchors.errors import InputError
 
 TestsOption = Annotated[str, typer.Option("--tests", help="Comma-separated: validity, early, filler, mistakes, paraphrase, resilience (default: all). 'validity' needs no model.")]
@@ -17,6 +17,7 @@ TestsOption = Annotated[str, typer.Option("--tests", help="Comma-separated: vali
 
 @app.command()
 @handles_errors
+@checks_outputs(out="dir")
 def causality(
     traces: Annotated[Path | None, typer.Argument(help="JSONL file of traces.")] = None,
     from_ta: FromTA = None,
@@ -116,6 +117,8 @@ def _importance(option: str | None, traces: list[Any]) -> dict[str, list[float]]
 def read_importance(path: Path) -> dict[str, list[float]]:
     """trace id -> scores by sentence index, from JSONL lines {trace_id, sentence_index, score}; missing
     sentences get NaN (never chosen)."""
+    from anchors.traces.jsonl import check_nesting
+
     if not path.is_file():
         raise InputError(f"{path}: no such importance file")
     found: dict[str, dict[int, float]] = {}
@@ -123,6 +126,7 @@ def read_importance(path: Path) -> dict[str, list[float]]:
         if not line.strip():
             continue
         try:
+            check_nesting(line)
             record = json.loads(line)
             found.setdefault(str(record["trace_id"]), {})[int(record["sentence_index"])] = float(record["score"])
         except (ValueError, KeyError, TypeError) as exc:

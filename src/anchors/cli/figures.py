@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from anchors import console
-from anchors.cli import app, handles_errors
+from anchors.cli import app, checks_outputs, handles_errors
 from anchors.errors import AnchorsError
 
 ResultsArg = Annotated[Path | None, typer.Argument(help="Results folder: RESULTS_DIR/<trace id>/ (scores.csv, matrix.npz, …).")]
@@ -30,6 +30,7 @@ def _load(results_dir: Path | None, from_ta: Path | None, *, alternatives: int) 
 
 @app.command()
 @handles_errors
+@checks_outputs(out="dir")
 def figures(
     results_dir: ResultsArg = None,
     from_ta: FromTAOption = None,
@@ -81,6 +82,7 @@ def _print_category_table(group: str, table: object, n_traces: int) -> None:
 
 @app.command()
 @handles_errors
+@checks_outputs(out="dir")
 def report(
     results_dir: ResultsArg = None,
     from_ta: FromTAOption = None,

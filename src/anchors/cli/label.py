@@ -10,12 +10,22 @@ from typing import Annotated, Any, Optional
 import typer
 
 from anchors import console
-from anchors.cli import FromTA, Inputs, ModeOption, SkipInvalid, app, check_mode, handles_errors
+from anchors.cli import (
+    FromTA,
+    Inputs,
+    ModeOption,
+    SkipInvalid,
+    app,
+    check_mode,
+    checks_outputs,
+    handles_errors,
+)
 from anchors.errors import AnchorsError
 
 
 @app.command()
 @handles_errors
+@checks_outputs(out="file", save_labelled="file")
 def label(
     traces: Annotated[Optional[Path], typer.Argument(help="JSONL file of traces to label.")] = None,
     from_ta: FromTA = None,

@@ -17,6 +17,7 @@ from anchors.cli import (
     SkipInvalid,
     app,
     check_mode,
+    checks_outputs,
     handles_errors,
 )
 from anchors.cli.backends import (
@@ -41,6 +42,7 @@ Embedder = Annotated[str, typer.Option("--embedder", help="Sentence embedder: al
 
 @app.command()
 @handles_errors
+@checks_outputs(out="dir")
 def score(
     traces: Annotated[Path | None, typer.Argument(help="JSONL file of traces.")] = None,
     from_ta: FromTA = None,
@@ -202,6 +204,7 @@ def _short(text: str, width: int = 90) -> str:
 
 @compat_app.command("check")
 @handles_errors
+@checks_outputs(out="dir")
 def compat_check(
     folder: Annotated[Path, typer.Argument(help="A folder in the Thought Anchors layout (e.g. ../shared/data/thought-anchors-viewer).")],
     out: Annotated[Path | None, typer.Option("--out", help="Where to write compat_report.json (default: the current folder).")] = None,

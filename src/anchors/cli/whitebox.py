@@ -18,6 +18,7 @@ from anchors.cli import (
     SkipInvalid,
     app,
     check_mode,
+    checks_outputs,
     handles_errors,
 )
 from anchors.errors import AnchorsError, InputError
@@ -33,6 +34,7 @@ ChunkOption = Annotated[int | None, typer.Option("--query-chunk", min=1, help="Q
 
 @app.command()
 @handles_errors
+@checks_outputs(out="dir")
 def receivers(
     traces: Annotated[Path | None, typer.Argument(help="JSONL file of traces.")] = None,
     model: ModelOption = "smollm2-135m",
@@ -54,6 +56,9 @@ def receivers(
 
     inputs = Inputs(traces, from_ta)
     items = list(inputs)
+    if not items:  # before loading the model: the heads are ranked over the traces, so there must be some
+        inputs.exit_if_invalid(skip_invalid)
+        raise InputError("no valid traces to rank receiver heads on")
     handle = _load(model, device, dtype)
     config = ReceiverConfig(proximity_ignore=proximity_ignore, control_depth=control_depth, top_k=top_k,
                             exclude_layers=() if include_layer_zero else (0,), mode=check_mode(mode),  # type: ignore[arg-type]
@@ -70,6 +75,7 @@ def receivers(
 
 @app.command()
 @handles_errors
+@checks_outputs(out="dir")
 def suppress(
     traces: Annotated[Path | None, typer.Argument(help="JSONL file of traces.")] = None,
     model: ModelOption = "smollm2-135m",
@@ -107,6 +113,7 @@ def suppress(
 
 @app.command()
 @handles_errors
+@checks_outputs(out="dir")
 def patch(
     traces: Annotated[Path | None, typer.Argument(help="JSONL file of traces.")] = None,
     model: ModelOption = "smollm2-135m",
