@@ -234,7 +234,7 @@ def problem_cases() -> list[FileCase]:
     return [
         FileCase("all-bad-problems", (
             b"{broken", b"[1, 2]", b"null", p("np", problem=...), p("ep", problem=""), p(5), p("../x"),
-            p("ui", thinking="?"), p("dup-" + "x" * 300), p("nan").replace(b'"2"', b"NaN"),
+            p("ui", thinking="?"), p("long-" + "x" * 300), p("nan").replace(b'"2"', b"NaN"),
             _deep_array(1500), b"\xff\xfe", p(CLEAN_IDS[0])), rejected=13),
     ]
 
@@ -326,9 +326,9 @@ def folder_cases() -> list[FolderCase]:
     ]
 
 
-def ta_fixture(source: Path, target: Path, case: FolderCase | None = None) -> Path:
-    """Two problem folders copied from the authors' data (resampled chunks cut to 3 rollouts each, so the
-    commands that embed them stay quick), the second one damaged by `case`."""
+def ta_fixture(source: Path, target: Path) -> Path:
+    """Two problem folders (the smallest) copied from the authors' data into `target/model-x/problem_{0,1}`,
+    resampled chunks cut to 3 per sentence so the commands that embed them stay quick."""
     folders = sorted(source.rglob("base_solution.json"), key=lambda p: (_size(p.parent), str(p)))[:2]  # the smallest
     for k, base in enumerate(folders):
         folder = target / "model-x" / f"problem_{k}"
@@ -336,8 +336,6 @@ def ta_fixture(source: Path, target: Path, case: FolderCase | None = None) -> Pa
         for item in base.parent.iterdir():
             shutil.copyfile(item, folder / item.name)
         _shorten_resampled(folder / RESAMPLED)
-    if case is not None:
-        case.damage(target / "model-x" / "problem_1" / case.file)
     return target
 
 

@@ -82,7 +82,9 @@ def describe(exc: BaseException) -> str:
                 "check the input files; rerun with --debug to see where")
     if isinstance(exc, MemoryError):
         return "out of memory: try fewer or shorter traces, a smaller --batch-size, or a machine with more memory"
-    return (f"internal error: {type(exc).__name__}: {exc}. This is a bug in anchors: rerun with --debug "
+    text = " ".join(str(exc).split())  # one line, however long the exception's own message
+    text = text if len(text) <= 300 else text[:299] + "…"
+    return (f"internal error: {type(exc).__name__}: {text}. This is a bug in anchors: rerun with --debug "
             "(or ANCHORS_DEBUG=1) and report the traceback")
 
 
