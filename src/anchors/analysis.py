@@ -274,6 +274,8 @@ def read_importance(path: Path) -> dict[str, list[float]]:
     sentences get NaN (never chosen)."""
     import json
 
+    from anchors.traces.jsonl import check_nesting
+
     if not path.is_file():
         raise InputError(f"{path}: no such importance file")
     found: dict[str, dict[int, float]] = {}
@@ -281,6 +283,7 @@ def read_importance(path: Path) -> dict[str, list[float]]:
         if not line.strip():
             continue
         try:
+            check_nesting(line)
             record = json.loads(line)
             found.setdefault(str(record["trace_id"]), {})[int(record["sentence_index"])] = float(record["score"])
         except (ValueError, KeyError, TypeError) as exc:

@@ -1,4 +1,9 @@
-"""Terminal output for the CLI: error reporting, progress bars and tables (rich)."""
+"""Terminal output for the CLI: error reporting, progress bars and tables (rich).
+
+Both consoles have markup off: the text printed is full of user data (sentences, answers, ids, paths) and a
+sentence like "[/b]" must be shown as written, never parsed as rich markup (a MarkupError would end the command).
+The styles anchors adds itself go through `Text` objects.
+"""
 
 from __future__ import annotations
 
@@ -8,29 +13,30 @@ from typing import TypeVar
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
-stdout = Console()
-stderr = Console(stderr=True)
+stdout = Console(markup=False)
+stderr = Console(stderr=True, markup=False)
 T = TypeVar("T")
 
 
 def error(message: str) -> None:
-    stderr.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    stderr.print(Text.assemble(("error:", "bold red"), " ", message), highlight=False, soft_wrap=True)
 
 
 def warn(message: str) -> None:
-    stderr.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+    stderr.print(Text.assemble(("warning:", "yellow"), " ", message), highlight=False, soft_wrap=True)
 
 
 def line_problem(problem: object) -> None:
     """One bad input line, printed as `FILE:LINE: field 'x': message` (machine-greppable)."""
     stderr.print(str(problem), style="red" if getattr(problem, "severity", "error") == "error" else "yellow",
-                 highlight=False, soft_wrap=True, markup=False)
+                 highlight=False, soft_wrap=True)
 
 
 def progress() -> Progress:
     return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
         TimeElapsedColumn(), TimeRemainingColumn(), console=stderr, transient=False,
     )
 
@@ -45,9 +51,10 @@ def track(items: Sequence[T], description: str) -> Iterator[T]:
 
 
 def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
-    grid = Table(title=title, title_justify="left", show_lines=False)
+    """A table of plain cells: `Text` objects, so neither markup nor the repr highlighter touches user text."""
+    grid = Table(title=Text(title), title_justify="left", show_lines=False)
     for column in columns:
-        grid.add_column(column, overflow="fold")
+        grid.add_column(Text(column), overflow="fold")
     for row in rows:
-        grid.add_row(*("" if cell is None else str(cell) for cell in row))
+        grid.add_row(*(Text("" if cell is None else str(cell)) for cell in row))
     stdout.print(grid)

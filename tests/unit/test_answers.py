@@ -213,7 +213,10 @@ def test_default_mode_equivalence(answer: str, gold: str, expected: bool) -> Non
     assert answers_equal(answer, gold) == (expected, GradeStatus.OK)
 
 
-@pytest.mark.parametrize(("answer", "gold", "expected"), [("90", "90", True), ("89", "90", False), ("090", "90", True)])
+@pytest.mark.parametrize(("answer", "gold", "expected"), [
+    ("90", "90", True), ("89", "90", False), ("090", "90", True), ("-0", "0", True), ("-7", "7", False),
+    ("9" * 100_000, "9", False),  # past Python's 4,300-digit int() limit: compared as digit strings
+    ("1" + "0" * 5000, "1" + "0" * 5000, True)])
 def test_integers_are_decided_without_the_worker(
     monkeypatch: pytest.MonkeyPatch, answer: str, gold: str, expected: bool
 ) -> None:

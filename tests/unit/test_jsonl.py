@@ -37,6 +37,13 @@ MALFORMED = {
     "future schema": (line(good("s", schema_version=99)), "schema_version", "newer than this anchors"),
     "duplicate key": (b'{"id": "k", "id": "k2", "problem": "p", "thinking": "t", "answer_text": "a"}\n', None, "appears twice"),
     "nested wrong type": (line(good("t", sampling={"temperature": "hot"})), "sampling.temperature", "valid number"),
+    # past ~1000 levels json.loads itself raises RecursionError: the depth limit turns it into one bad line
+    "nested too deep": (b"[" * 1500 + b"]" * 1500 + b"\n", None, "JSON nested 1500 levels deep, over the limit of 100"),
+    "float overflow": (b'{"id": "o", "problem": "p", "thinking": "t", "answer_text": "a", "metadata": {"x": 1e999}}\n',
+                       None, "overflows a 64-bit float"),
+    "lone surrogate": (b'{"id": "ls", "problem": "p", "thinking": "a \\ud800 b", "answer_text": "a"}\n', None, "unpaired UTF-16 surrogate"),
+    "raw NUL": (b'{"id": "nul",\x00 "problem": "p"}\n', None, "NUL bytes"),
+    "UTF-16": ('{"id": "u16"}'.encode("utf-16") + b"\n", None, "UTF-16 byte-order mark"),
 }
 
 
@@ -91,6 +98,25 @@ def test_load_all_raises_with_every_bad_line(mixed_file: Path) -> None:
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no such file"):
         read_traces(tmp_path / "absent.jsonl")
+    with pytest.raises(InputError, match="is a folder; give a JSONL file"):
+        read_traces(tmp_path)
+
+
+def test_nesting_below_the_limit_and_brackets_in_strings_are_fine(tmp_path: Path) -> None:
+    deep = b'{"a": ' * 99 + b"1" + b"}" * 99  # with the record itself: 100 levels, the limit
+    record = line(good("deep", thinking="[" * 5000 + " brackets in a string. 2 + 2 = 4.", metadata=0))
+    path = tmp_path / "deep.jsonl"
+    path.write_bytes(record.replace(b'"metadata": 0', b'"metadata": ' + deep))
+    reader = read_traces(path)
+    (trace,) = list(reader)
+    assert not reader.problems and trace.thinking.startswith("[" * 5000)
+
+
+def test_surrogate_pairs_are_text_not_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "emoji.jsonl"
+    path.write_bytes(b'{"id": "e", "problem": "p", "thinking": "\\ud83d\\ude00 so 4.", "answer_text": "4"}\n')
+    (trace,) = list(read_traces(path))
+    assert trace.thinking == "\U0001f600 so 4."
 
 
 def test_write_then_read_round_trip(tmp_path: Path) -> None:

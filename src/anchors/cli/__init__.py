@@ -6,14 +6,14 @@ commands, so `anchors --help` stays instant.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 
 from anchors import __version__, console
+from anchors.cli.failures import checks_outputs, handles_errors, set_debug  # noqa: F401 (the command modules import the first two from here)
 from anchors.errors import AnchorsError
 
 app = typer.Typer(
@@ -24,7 +24,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-F = TypeVar("F", bound=Callable[..., Any])
 
 # Options shared by several commands.
 SkipInvalid = Annotated[bool, typer.Option("--skip-invalid", help="Exit 0 even when some input lines are invalid (they are still reported).")]
@@ -36,20 +35,6 @@ OverwriteOption = Annotated[bool, typer.Option("--overwrite", help="Replace resu
 TagsOption = Annotated[str, typer.Option("--tags", help="Function tags for each sentence: auto (an LLM endpoint when $ANCHORS_LABEL_BASE_URL is set, else the offline tagger), offline, llm, or none.")]
 
 
-def handles_errors(command: F) -> F:
-    """Print an AnchorsError as one clear line and exit 2, without a traceback."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except AnchorsError as exc:
-            console.error(str(exc))
-            raise typer.Exit(2) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"anchors {__version__}")
@@ -59,8 +44,10 @@ def _version(value: bool) -> None:
 @app.callback()
 def main(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show the full traceback of an error (also ANCHORS_DEBUG=1).")] = False,
 ) -> None:
     """anchors: thought anchors, white-box attention and trace-level causality tests for reasoning models."""
+    set_debug(debug)
 
 
 def check_mode(mode: str) -> str:

@@ -20,6 +20,7 @@ from anchors.cli import (
     TagsOption,
     app,
     check_mode,
+    checks_outputs,
     finish,
     handles_errors,
     limited,
@@ -35,6 +36,7 @@ MethodsOption = Annotated[str, typer.Option("--methods", help=f"Comma-separated:
 
 @app.command()
 @handles_errors
+@checks_outputs(out="dir", store="file")
 def analyze(
     traces: Annotated[Path | None, typer.Argument(help="JSONL file of traces.")] = None,
     from_ta: FromTA = None,

@@ -16,6 +16,7 @@ from anchors.cli import (
     SkipInvalid,
     app,
     check_mode,
+    checks_outputs,
     handles_errors,
 )
 
@@ -37,6 +38,7 @@ def _size(size_bytes: int | None) -> str:
 
 @app.command()
 @handles_errors
+@checks_outputs(out="file")
 def split(
     traces: Annotated[Path | None, typer.Argument(help="JSONL file of traces.")] = None,
     mode: ModeOption = "default",
@@ -68,6 +70,7 @@ def _print_sentences(trace_id: str, sentences: list[Any]) -> None:
 
 @app.command()
 @handles_errors
+@checks_outputs(out="file")
 def grade(
     traces: Annotated[Path | None, typer.Argument(help="JSONL file of traces.")] = None,
     mode: ModeOption = "default",
@@ -96,6 +99,7 @@ def grade(
 
 @app.command()
 @handles_errors
+@checks_outputs(out="file")
 def generate(
     model: Annotated[str, typer.Option("--model", help="Model alias, local folder, .gguf file or hub name.")] = "smollm2-135m",
     problem: Annotated[str | None, typer.Option("--problem", help="One problem text.")] = None,
@@ -122,8 +126,11 @@ def generate(
     if reader is not None:
         for bad in reader.problems:
             console.line_problem(bad)
+    skipped = bool(reader is not None and reader.errors and not skip_invalid)
     if not todo:
-        console.stdout.print(f"nothing to do: every problem already has a trace in {out}")
+        console.stdout.print(f"nothing to do: every valid problem already has a trace in {out}")
+        if skipped:
+            raise typer.Exit(1)
         return
     config = GenerationConfig(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed)
     written = 0
@@ -131,12 +138,13 @@ def generate(
                              progress=console.track):
         written += 1
     console.stdout.print(f"wrote {written} trace(s) to {out}")
-    if reader is not None and reader.errors and not skip_invalid:
+    if skipped:
         raise typer.Exit(1)
 
 
 @app.command()
 @handles_errors
+@checks_outputs(out="dir")
 def demo(
     model: Annotated[str, typer.Option("--model", help="Model to run the demo on.")] = "smollm2-135m",
     out: Annotated[Path, typer.Option("--out", help="Folder for the demo's files.")] = Path("results/demo"),

@@ -16,6 +16,7 @@ from anchors.cli import (
     SkipInvalid,
     StoreOption,
     app,
+    checks_outputs,
     finish,
     handles_errors,
     limited,
@@ -41,6 +42,7 @@ TestsOption = Annotated[str, typer.Option("--tests", help="Comma-separated: vali
 
 @app.command()
 @handles_errors
+@checks_outputs(out="dir", store="file")
 def causality(
     traces: Annotated[Path | None, typer.Argument(help="JSONL file of traces.")] = None,
     from_ta: FromTA = None,

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from anchors import console
-from anchors.cli import SkipInvalid, app, finish_folders, handles_errors, ta_reader
+from anchors.cli import SkipInvalid, app, checks_outputs, finish_folders, handles_errors, ta_reader
 from anchors.errors import AnchorsError
 
 ResultsArg = Annotated[Path | None, typer.Argument(help="Results folder: RESULTS_DIR/<trace id>/ (scores.csv, matrix.npz, …).")]
@@ -57,6 +57,7 @@ class _Loaded:
 
 @app.command()
 @handles_errors
+@checks_outputs(out="dir")
 def figures(
     results_dir: ResultsArg = None,
     from_ta: FromTAOption = None,
@@ -111,6 +112,7 @@ def _print_category_table(group: str, table: object, n_traces: int) -> None:
 
 @app.command()
 @handles_errors
+@checks_outputs(out="dir")
 def report(
     results_dir: ResultsArg = None,
     from_ta: FromTAOption = None,

@@ -10,12 +10,24 @@ from typing import Annotated, Any, Optional
 import typer
 
 from anchors import console
-from anchors.cli import FromTA, Inputs, ModeOption, OverwriteOption, SkipInvalid, app, check_mode, handles_errors, results_dir
+from anchors.cli import (
+    FromTA,
+    Inputs,
+    ModeOption,
+    OverwriteOption,
+    SkipInvalid,
+    app,
+    check_mode,
+    checks_outputs,
+    handles_errors,
+    results_dir,
+)
 from anchors.errors import AnchorsError
 
 
 @app.command()
 @handles_errors
+@checks_outputs(out="auto", save_labelled="file")
 def label(
     traces: Annotated[Optional[Path], typer.Argument(help="JSONL file of traces to label.")] = None,
     from_ta: FromTA = None,

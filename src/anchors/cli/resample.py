@@ -16,6 +16,7 @@ from anchors.cli import (
     SkipInvalid,
     app,
     check_mode,
+    checks_outputs,
     handles_errors,
 )
 from anchors.cli.backends import (
@@ -35,6 +36,7 @@ from anchors.errors import AnchorsError
 
 @app.command()
 @handles_errors
+@checks_outputs(store="file", export_ta="dir")
 def resample(
     traces: Annotated[Path | None, typer.Argument(help="JSONL file of traces.")] = None,
     model: ModelOption = "smollm2-135m",

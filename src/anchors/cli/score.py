@@ -19,6 +19,7 @@ from anchors.cli import (
     StoreOption,
     TagsOption,
     app,
+    checks_outputs,
     check_mode,
     finish,
     finish_folders,
@@ -50,6 +51,7 @@ Embedder = Annotated[str, typer.Option("--embedder", help="Sentence embedder: al
 
 @app.command()
 @handles_errors
+@checks_outputs(out="dir", store="file")
 def score(
     traces: Annotated[Path | None, typer.Argument(help="JSONL file of traces.")] = None,
     from_ta: FromTA = None,
@@ -203,6 +205,7 @@ def _short(text: str, width: int = 90) -> str:
 
 @compat_app.command("check")
 @handles_errors
+@checks_outputs(out="dir")
 def compat_check(
     folder: Annotated[Path, typer.Argument(help="A folder in the Thought Anchors layout (e.g. ../shared/data/thought-anchors-viewer).")],
     out: Annotated[Path | None, typer.Option("--out", help="Where to write compat_report.json (default: the current folder).")] = None,

@@ -18,6 +18,7 @@ from anchors.cli import (
     OverwriteOption,
     SkipInvalid,
     app,
+    checks_outputs,
     check_mode,
     finish,
     handles_errors,
@@ -36,6 +37,7 @@ ChunkOption = Annotated[int | None, typer.Option("--query-chunk", min=1, help="Q
 
 @app.command()
 @handles_errors
+@checks_outputs(out="dir")
 def receivers(
     traces: Annotated[Path | None, typer.Argument(help="JSONL file of traces.")] = None,
     model: ModelOption = "smollm2-135m",
@@ -59,6 +61,9 @@ def receivers(
                              include_layer_zero=include_layer_zero, query_chunk=query_chunk)
     inputs, results, failed = Inputs(traces, from_ta), results_dir(out, overwrite=overwrite), []
     items = list(inputs)
+    if not items:  # before loading the model: the heads are ranked over the traces, so there must be some
+        inputs.exit_if_invalid(skip_invalid)
+        raise InputError("no valid traces to rank receiver heads on")
     result = run_receivers(_load(model, device, dtype), items, config, results, progress=console.track, on_error=reporter(failed))
     rows = [(rank, layer, head, f"{result.mean_kurtosis[layer, head]:.2f}") for rank, (layer, head) in enumerate(result.heads)]
     console.table(f"Receiver heads of {len(result.traces)} trace(s)", ["rank", "layer", "head", "mean kurtosis"], rows[:10])
@@ -70,6 +75,7 @@ def receivers(
 
 @app.command()
 @handles_errors
+@checks_outputs(out="dir")
 def suppress(
     traces: Annotated[Path | None, typer.Argument(help="JSONL file of traces.")] = None,
     model: ModelOption = "smollm2-135m",
@@ -104,6 +110,7 @@ def suppress(
 
 @app.command()
 @handles_errors
+@checks_outputs(out="dir")
 def patch(
     traces: Annotated[Path | None, typer.Argument(help="JSONL file of traces.")] = None,
     model: ModelOption = "smollm2-135m",

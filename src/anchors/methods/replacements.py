@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from anchors.errors import InputError
 from anchors.rollouts.base import Rollout
 from anchors.thought_anchors import ProblemFolder
+from anchors.traces.jsonl import check_nesting
 from anchors.traces.records import TRACE_ID_PATTERN, Trace
 from anchors.traces.segment import Mode, split_sentences
 
@@ -72,9 +73,12 @@ def _records(path: Path) -> list[tuple[str, object]]:
     text = path.read_text(encoding="utf-8")
     if path.suffix == ".json":
         try:
+            check_nesting(text)
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise InputError(f"{path}: invalid JSON ({exc.msg}, line {exc.lineno})") from None
+        except ValueError as exc:
+            raise InputError(f"{path}: {exc}") from None
         if not isinstance(data, list):
             raise InputError(f"{path}: expected a JSON list of {{\"trace_id\", \"sentence\", \"text\"}} records")
         return [(f"{path}: record {k}", record) for k, record in enumerate(data)]
@@ -82,9 +86,12 @@ def _records(path: Path) -> list[tuple[str, object]]:
     for number, line in enumerate(text.splitlines(), start=1):
         if line.strip():
             try:
+                check_nesting(line)
                 records.append((f"{path}:{number}", json.loads(line)))
             except json.JSONDecodeError as exc:
                 raise InputError(f"{path}:{number}: invalid JSON ({exc.msg}, column {exc.colno})") from None
+            except ValueError as exc:
+                raise InputError(f"{path}:{number}: {exc}") from None
     return records
 
 

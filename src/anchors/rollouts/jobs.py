@@ -154,7 +154,7 @@ def _progress_bar(total: int, label: str, show: bool) -> Iterator[Callable[[], N
 
     from anchors.console import stderr
 
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+    columns = (TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
     with Progress(*columns, console=stderr) as bar:
         task = bar.add_task(f"rollouts ({label})", total=total, rate="")

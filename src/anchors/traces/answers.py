@@ -304,11 +304,17 @@ def _decide_in_process(answer: str, gold: str, mode: str) -> bool | None:
     if answer_norm == gold_norm:
         return True
     if answer_norm and gold_norm and _INTEGER.fullmatch(answer_norm) and _INTEGER.fullmatch(gold_norm):
-        if int(answer_norm) != int(gold_norm):
+        if _canonical_integer(answer_norm) != _canonical_integer(gold_norm):
             return False
         # "090" vs "90": math-verify says equal; the paper's sympy step decides in paper mode.
         return True if mode == "default" else None
     return None
+
+
+def _canonical_integer(digits: str) -> str:
+    """'-007' -> '-7', '-0' -> '0': compared as text, since int() refuses numbers over 4,300 digits."""
+    negative, magnitude = digits.startswith("-"), digits.lstrip("-").lstrip("0") or "0"
+    return "-" + magnitude if negative and magnitude != "0" else magnitude
 
 
 def answers_equal(

@@ -7,7 +7,9 @@ still yielded, so one typo never costs a whole file of traces.
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -22,6 +24,12 @@ from anchors.traces.records import TRACE_ID_PATTERN, Problem, Trace
 # A 16k-token trace is ~70 KB of JSON; 2 MiB leaves 30x headroom and bounds memory on corrupt files.
 DEFAULT_MAX_LINE_BYTES = 2 * 1024 * 1024
 _BOM = "\ufeff"
+# A trace record is 3-4 levels deep; free-form metadata rarely passes 10. Past ~1000 levels the json module
+# (and pydantic, and writing the record back) hit Python's recursion limit, so deeper lines are rejected first.
+MAX_JSON_DEPTH = 100
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 RecordT = TypeVar("RecordT", Trace, Problem)
 
 
@@ -59,6 +67,9 @@ class RecordReader(Generic[RecordT]):
         self.max_line_bytes = max_line_bytes
         self.problems: list[LineProblem] = []
         self._first_line_of_id: dict[str, int] = {}
+        if self.path.is_dir():
+            raise InputError(f"{self.path}: is a folder; give a JSONL file (one JSON object per line), "
+                             "or --from-ta DIR for a folder in the Thought Anchors layout")
         if not self.path.is_file():
             raise InputError(f"{self.path}: no such file (expected a JSONL file, one JSON object per line)")
 
@@ -99,6 +110,10 @@ class RecordReader(Generic[RecordT]):
                 f"line is {raw / 1e6:.1f} MB, over the {self.max_line_bytes / 1e6:.1f} MB limit "
                 "(a corrupt line? raise it with --max-line-bytes if the trace is real)"
             )
+        if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+            raise _LineRejected("starts with a UTF-16 byte-order mark: re-save the file as UTF-8")
+        if b"\x00" in raw:  # raw NUL bytes never occur in JSON text (inside strings they are written \u0000)
+            raise _LineRejected("holds NUL bytes (a UTF-16 or binary file?): re-save the file as UTF-8 text")
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -132,6 +147,13 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999 parses as inf, which no JSON writer can write back
+        raise ValueError(f"the number {text[:20]} overflows a 64-bit float")
+    return value
+
+
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     seen: dict[str, Any] = {}
     for key, value in pairs:
@@ -141,15 +163,50 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return seen
 
 
+def _nesting_depth(text: str) -> int:
+    """How deeply the JSON text's arrays and objects nest (brackets inside strings don't count)."""
+    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
+        return 0  # cannot be too deep: skip the scan (every ordinary line)
+    depth = deepest = 0
+    for bracket in _NOT_BRACKET.sub("", _JSON_STRING.sub("", text)):
+        depth += 1 if bracket in "[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    # "\ud800" is valid JSON but no Unicode text: it could never be written back as UTF-8
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def check_nesting(text: str) -> None:
+    """ValueError if the JSON text nests deeper than MAX_JSON_DEPTH: call before json.loads on user files (past
+    ~1000 levels json.loads raises RecursionError, which says nothing about where)."""
+    depth = _nesting_depth(text)
+    if depth > MAX_JSON_DEPTH:
+        raise ValueError(f"JSON nested {depth} levels deep, over the limit of {MAX_JSON_DEPTH} (a corrupt line?)")
+
+
 def _parse_json(text: str) -> dict[str, Any]:
     try:
-        value = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_no_duplicate_keys)
+        check_nesting(text)
+    except ValueError as exc:
+        raise _LineRejected(str(exc)) from None
+    try:
+        value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float,
+                           object_pairs_hook=_no_duplicate_keys)
     except json.JSONDecodeError as exc:
         raise _LineRejected(f"invalid JSON: {exc.msg} (column {exc.colno})") from None
     except ValueError as exc:
         raise _LineRejected(f"invalid JSON: {exc}") from None
     if not isinstance(value, dict):
         raise _LineRejected(f"expected a JSON object (one trace per line), got {type(value).__name__}")
+    if _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(value):
+        raise _LineRejected("a string holds an unpaired UTF-16 surrogate escape (e.g. \\ud800): not valid Unicode text")
     return value
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from anchors.errors import InputError
+from anchors.traces.jsonl import check_nesting
 
 UNKNOWN = "unknown"
 UNKNOWN_COLOUR = "#9E9E9E"
@@ -138,8 +139,10 @@ def load_taxonomy(source: str | Path | Taxonomy | None = None) -> Taxonomy:
     if not path.is_file():
         raise InputError(f"{path}: no such taxonomy file (give a JSON file, or one of: {', '.join(BUILT_IN)})")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        text = path.read_text(encoding="utf-8")
+        check_nesting(text)
+        data = json.loads(text)
+    except (OSError, ValueError) as exc:  # ValueError: UnicodeDecodeError, JSONDecodeError, too deep
         raise InputError(f"{path}: cannot read the taxonomy as JSON ({exc})") from None
     return Taxonomy.from_dict(data, source=str(path))
 
