@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 from anchors.cli import app
+from anchors.results import ResultsDir, read_results
 
 runner = CliRunner()
 
@@ -32,18 +34,28 @@ def traces_file(tmp_path: Path) -> Path:
     return path
 
 
+def summary(out: Path) -> dict:
+    return json.loads((out / "causality_summary.json").read_text())
+
+
+def table(out: Path, kind: str) -> pd.DataFrame:
+    """One test's rows over every trace of a results folder (each trace's rows sit in its own folder)."""
+    results = read_results(out)
+    return pd.concat([r.tables[kind].assign(trace_id=r.trace_id) for r in results if kind in r.tables], ignore_index=True)
+
+
 def test_validity_on_the_authors_traces_needs_no_model(ta_data: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, ["causality", "--from-ta", str(ta_data), "--tests", "validity", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    table = pd.read_csv(tmp_path / "step_validity_contingency.csv").set_index("validity")
-    assert table.loc["all", "total"] == 20
-    assert table.loc["all", "correct"] == 10 and table.loc["all", "incorrect"] == 10  # the release's is_correct
-    assert table.loc[["valid", "invalid", "no_claim"], "total"].sum() == 20
-    traces = pd.read_csv(tmp_path / "step_validity_traces.csv")
-    assert (traces["correct_source"] == "recorded").all()
-    assert (traces["n_claims"] > 0).all()  # every released trace has checkable arithmetic
-    manifest = json.loads((tmp_path / "manifest.json").read_text())
-    assert manifest["sampler"] is None and manifest["n_traces"] == 20
+    contingency = pd.DataFrame(summary(tmp_path)["validity"]["contingency"]).set_index("validity")
+    assert contingency.loc["all", "total"] == 20
+    assert contingency.loc["all", "correct"] == 10 and contingency.loc["all", "incorrect"] == 10  # the release's is_correct
+    assert contingency.loc[["valid", "invalid", "no_claim"], "total"].sum() == 20
+    traces = [ResultsDir(tmp_path).trace_manifest(t.name).methods["validity"].summary for t in ResultsDir(tmp_path).trace_dirs()]
+    assert len(traces) == 20 and all(t["correct_source"] == "recorded" for t in traces)
+    assert all(t["n_claims"] > 0 for t in traces)  # every released trace has checkable arithmetic
+    run = ResultsDir(tmp_path).run_manifest().methods["causality"]
+    assert run.model is None and run.summary["n_traces"] == 20
     assert "Step validity × answer correctness" in result.stdout
 
 
@@ -51,16 +63,18 @@ def test_every_test_runs_end_to_end_on_a_tiny_model(traces_file: Path, tmp_path:
     out = tmp_path / "out"
     result = runner.invoke(app, ["causality", str(traces_file), "--model", "tiny-qwen2", "--device", "cpu", "--out", str(out), *SMALL])
     assert result.exit_code == 0, result.output
-    for name in ("step_validity_traces", "early_answering_points", "filler", "mistakes_sentences", "paraphrase", "resilience"):
-        assert (out / f"{name}.jsonl").is_file() and (out / f"{name}.csv").is_file()
-    points = pd.read_csv(out / "early_answering_points.csv")
+    for trace in ("apples", "eggs"):
+        for name in ("validity_sentences", "early_answering", "filler", "mistakes", "paraphrase", "resilience"):
+            assert (out / trace / f"{name}.jsonl").is_file() and (out / trace / f"{name}.csv").is_file()
+    points = table(out, "early_answering")
     assert points.groupby("trace_id")["k"].apply(list).to_dict() == {"apples": [0, 3], "eggs": [0, 2]}  # no trace, all of it
     assert (points["n_samples"] == 1).all()
-    filler = pd.read_csv(out / "filler.csv")
+    filler = table(out, "filler")
     assert set(filler["condition"]) == {"real", "none", "filler", "swapped"} and len(filler) == 8
-    assert len(pd.read_csv(out / "mistakes_sentences.csv")) == 2  # one corrupted sentence per trace
-    manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["sampler"].startswith("hf:tiny-qwen2@") and manifest["config"]["early"]["points"] == 2
+    assert len(table(out, "mistakes")) == 2  # one corrupted sentence per trace
+    entry = ResultsDir(out).trace_manifest("apples").methods["early_answering"]
+    assert entry.model.startswith("hf:tiny-qwen2@") and entry.settings["points"] == 2
+    assert (out / "apples" / "report.html").is_file() and (out / "index.html").is_file()
 
 
 @pytest.mark.slow
@@ -68,11 +82,11 @@ def test_early_answering_on_the_bundled_model(traces_file: Path, tmp_path: Path)
     result = runner.invoke(app, ["causality", str(traces_file), "--tests", "early", "--limit", "1", "--out", str(tmp_path),
                                  "--device", "cpu", "--samples", "2", "--points", "2", "--answer-tokens", "4"])
     assert result.exit_code == 0, result.output
-    points = pd.read_csv(tmp_path / "early_answering_points.csv")
+    points = table(tmp_path, "early_answering")
     assert points["n_samples"].tolist() == [2, 2]
     assert points["n_answered"].sum() > 0  # the bundled model closes its forced box
-    curve = json.loads((tmp_path / "early_answering_curve.json").read_text())
-    assert curve["schema_version"] == 1 and len(curve["match_mean"]) == 21
+    with np.load(tmp_path / "early_answering_curve.npz") as curve:
+        assert len(curve["match_mean"]) == 21
 
 
 def test_bad_input(traces_file: Path, tmp_path: Path) -> None:
@@ -86,7 +100,7 @@ def test_bad_input(traces_file: Path, tmp_path: Path) -> None:
     mixed.write_text(traces_file.read_text() + "{broken\n", encoding="utf-8")
     partial = runner.invoke(app, ["causality", str(mixed), "--tests", "validity", "--out", str(tmp_path / "o")])
     assert partial.exit_code == 1 and f"{mixed}:3: invalid JSON" in partial.stderr
-    assert len(pd.read_csv(tmp_path / "o" / "step_validity_traces.csv")) == 2  # the good lines were processed
+    assert [t.name for t in ResultsDir(tmp_path / "o").trace_dirs()] == ["apples", "eggs"]  # the good lines were processed
 
 
 def test_authors_importance_maps_onto_default_sentences(ta_data: Path) -> None:

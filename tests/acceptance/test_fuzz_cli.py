@@ -190,7 +190,7 @@ CHEAP = [
     Command("grade", lambda i, o: ["grade", i, "--timeout", "1", "--out", o], "file", rows_of(), skips_timeouts=True),
     Command("label", lambda i, o: ["label", i, "--labeller", "offline", "--out", o], "file", rows_of()),
     Command("causality-validity", lambda i, o: ["causality", i, "--tests", "validity", "--out", o], "dir",
-            rows_of("step_validity_sentences.jsonl", "step_validity_traces.jsonl", "step_validity_claims.jsonl"),
+            per_trace_files("validity_sentences.jsonl", "validity_claims.jsonl"),
             skips_timeouts=True, needs_traces=True),
 ]
 MODEL = [
@@ -202,7 +202,7 @@ MODEL = [
             solutions_by_trace, model=True),
     Command("causality-model", lambda i, o: ["causality", i, *TINY, "--tests", "early", "--samples", "1",
                                              "--points", "2", "--answer-tokens", "2", "--out", o], "dir",
-            rows_of("early_answering_points.jsonl", "early_answering_traces.jsonl"), model=True, skips_timeouts=True,
+            per_trace_files("early_answering.jsonl"), model=True, skips_timeouts=True,
             needs_traces=True),
     Command("receivers", lambda i, o: ["receivers", i, *TINY, "--top-k", "2", "--out", o], "dir",
             per_trace_files("receivers.npz"), model=True, needs_traces=True),
@@ -389,11 +389,10 @@ def test_output_path(name: str, argv: Callable[[Path, Path], list[object]], kind
 
 def _write_results(folder: Path) -> None:
     from anchors.report.synthetic import synthetic_results
-    from anchors.report.writer import write_trace_results
+    from anchors.results import write_results
 
     for k in range(2):
-        write_trace_results(synthetic_results(6, n_rollouts=2, n_layers=2, n_heads=2, seed=k, trace_id=f"trace-{k}"),
-                            folder / f"trace-{k}")
+        write_results(synthetic_results(6, n_rollouts=2, n_layers=2, n_heads=2, seed=k, trace_id=f"trace-{k}"), folder)
 
 
 # --- inputs that are not a JSONL file, and option values ------------------------------------------------------
@@ -508,7 +507,7 @@ TA_COMMANDS = [
     TACommand("label", lambda i, o: ["label", "--from-ta", i, "--labeller", "offline", "--out", o / "l.jsonl"],
               frozenset(TRACE_FILES), lambda o: rows_of()(o / "l.jsonl")),
     TACommand("causality", lambda i, o: ["causality", "--from-ta", i, "--tests", "validity", "--out", o],
-              frozenset(TRACE_FILES), rows_of("step_validity_traces.jsonl")),
+              frozenset(TRACE_FILES), per_trace_files("validity_sentences.jsonl")),
     TACommand("score", lambda i, o: ["score", "--from-ta", i, "--bootstrap", "0", "--out", o], frozenset(TA_FILES),
               per_trace_files("scores.jsonl"), costly=True),
     TACommand("report", lambda i, o: ["report", "--from-ta", i, "--alternatives", "1", "--out", o], frozenset(TA_FILES),
@@ -518,10 +517,9 @@ TA_COMMANDS = [
     TACommand("compat-check", lambda i, o: ["compat", "check", i, "--no-similarity", "--out", o],  # no rollouts
               frozenset({BASE, LABELED}), _compat_traces, builds_traces=False),
 ]
-# Every damaged folder a command notices ends the whole command today (exit 2, or an internal error for the
-# damage the readers do not check): the per-trace readers of issue 12 (the lead) are to warn, skip that folder and
-# go on. Strict: a case they fix XPASSes, which fails until it is taken out of this set.
-TA_XFAIL = {(c.name, k.name) for c in TA_COMMANDS for k in folder_cases() if c.notices(k)}
+# A damaged folder a command notices is warned about by name and skipped (or its optional file left out); the
+# other folders are processed and the command exits 1. Cases a reader does not yet survive go here (strict xfail).
+TA_XFAIL: set[tuple[str, str]] = set()
 # The trace-building reader the costly commands share with split/grade: a few of its cases are enough for them.
 CORE_FOLDER_CASES = {"base-solution-no-think-close", "solution-is-int", "base-solution-deep", "problem-invalid-json",
                      "problem-is-a-folder", "markup-in-problem", "gt-answer-is-int"}
@@ -567,18 +565,18 @@ def test_thought_anchors_folder(command: TACommand, case: FolderCase, ta_clean: 
 # --- results folders (anchors figures / report RESULTS_DIR) ----------------------------------------------------
 
 RESULTS_CASES = {
-    "scores-csv-garbage": lambda f: (f / "scores.csv").write_bytes(b"\x00\xff garbage,,,\n\"unclosed"),
-    "trace-json-invalid": lambda f: (f / "trace.json").write_bytes(b"{"),
-    "matrix-npz-garbage": lambda f: (f / "matrix.npz").write_bytes(b"PK\x03\x04 not a zip"),
-    "receivers-npz-empty": lambda f: (f / "receivers.npz").write_bytes(b""),
-    "alternatives-deep": lambda f: (f / "alternatives.json").write_bytes(b"[" * 3000 + b"]" * 3000),
+    "metrics-csv-garbage": lambda f: (f / "metrics.csv").write_bytes(b"\x00\xff garbage,,,\n\"unclosed"),
+    "manifest-invalid": lambda f: (f / "manifest.json").write_bytes(b"{"),
+    "manifest-deep": lambda f: (f / "manifest.json").write_bytes(b"[" * 3000 + b"]" * 3000),
+    "matrices-npz-garbage": lambda f: (f / "matrices.npz").write_bytes(b"PK\x03\x04 not a zip"),
+    "matrices-npz-empty": lambda f: (f / "matrices.npz").write_bytes(b""),
+    "early-csv-missing": lambda f: (f / "early_answering_table.csv").unlink(),
     "empty-trace-folder": lambda f: [p.unlink() for p in f.iterdir()],
     "markup-in-sentences": None,
 }
-# Damage the results reader does not yet survive per trace (the lead's issue 12 flips these; strict: XPASS fails).
-RESULTS_XFAIL = {("figures", "alternatives-deep"), ("report", "alternatives-deep"), ("figures", "matrix-npz-garbage")}
+RESULTS_XFAIL: set[tuple[str, str]] = set()  # every damage above is read per trace: the other trace is still drawn
 # Both commands read a results folder with the same reader: `report` (1.5 s a run) gets two of the damages.
-REPORT_RESULTS_CASES = {"alternatives-deep", "markup-in-sentences"}
+REPORT_RESULTS_CASES = {"manifest-deep", "markup-in-sentences"}
 RESULTS_PARAMS = [pytest.param(command, case, id=f"{command}-{case}",
                                marks=[pytest.mark.xfail(strict=True, reason=RESULTS_READER_XFAIL)] if (command, case) in RESULTS_XFAIL else [])
                   for command in ("figures", "report") for case in sorted(RESULTS_CASES)
@@ -600,7 +598,7 @@ def test_results_folder(command: str, case: str, tmp_path: Path) -> None:
 
 
 def _markup_results(folder: Path) -> None:
-    path = folder / "scores.csv"
+    path = folder / "metrics.csv"
     import pandas as pd
 
     table = pd.read_csv(path)

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from anchors.report.html import write_trace_report
+from anchors.report.figures import TRACE_FIGURES
+from anchors.report.html import write_report, write_trace_report
 from anchors.results import write_results
 from anchors.report.synthetic import synthetic_results
 
@@ -88,17 +89,14 @@ def test_a_complete_report_renders_every_plot_and_links_sentences(browser: objec
     results = synthetic_results(40, n_rollouts=10)
     table = results.sentences.copy()
     table.loc[1, "text"] = HOSTILE  # sentences are model output: they must stay text
-    folder = write_results(replace(results, sentences=table), tmp_path)
-    path = write_trace_report(folder)
+    path = write_report(replace(results, sentences=table), tmp_path / "synthetic.html")
     opened = open_report(browser, path)
     page = opened.page
     assert page.locator("#sentence-list li").count() == 40
     assert "<img src=x" in page.locator("#sentence-list li").nth(1).inner_text()
     assert page.locator("#sentence-list li").nth(0).inner_text().startswith("0")
     rendered = scroll_through_plots(opened)
-    assert sorted(rendered) == sorted(f"plot-{n}" for n in ("importance", "position", "graph", "resampling_matrix",
-                                                             "suppression_matrix", "receiver_heads", "vertical_profile",
-                                                             "agreement", "early_answering"))
+    assert sorted(rendered) == sorted(f"plot-{n}" for n in TRACE_FIGURES)
     assert page.locator(".plot-card[data-missing]").count() == 0
     page.locator("#sentence-list li").nth(13).click()
     assert page.locator("#detail h2").inner_text().startswith("Sentence 13")
@@ -144,7 +142,7 @@ def test_bad_input_still_renders_with_a_visible_note(browser: object, tmp_path: 
     page = opened.page
     notes = page.locator("#notes")
     assert notes.is_visible()
-    expected = {"missing_files": "matrix.npz not found", "nan_scores": "NaN for 6 of 12", "single_sentence": "single sentence"}[case]
+    expected = {"missing_files": "not in these results of your own: sentence matrix", "nan_scores": "NaN for 6 of 12", "single_sentence": "single sentence"}[case]
     assert expected in notes.inner_text()
     scroll_through_plots(opened)
     if case == "missing_files":
@@ -177,4 +175,52 @@ def test_a_300_sentence_report_opens(browser: object, tmp_path: Path) -> None:
     opened = open_report(browser, path)
     assert opened.page.locator("#sentence-list li").count() == 300
     assert len(scroll_through_plots(opened)) == 9
+    assert_clean(opened, path)
+
+
+@pytest.fixture(scope="module")
+def analyzed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`anchors analyze --methods all` on one short trace with the tiny random Qwen2: every panel has data."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from anchors.cli import app
+
+    folder = tmp_path_factory.mktemp("analyzed")
+    traces = folder / "one.jsonl"
+    traces.write_text(json.dumps({"id": "arith-25", "problem": "What is 12 - 5 + 8?", "gold_answer": "15",
+                                  "thinking": "First, 12 - 5 = 7.\n\nThen 7 + 8 = 15. So the answer is 15.",
+                                  "answer_text": "\n\nThe answer is \\boxed{15}."}) + "\n")
+    result = CliRunner().invoke(app, ["analyze", str(traces), "--model", "tiny-qwen2", "--device", "cpu", "--out",
+                                      str(folder / "out"), "--rollouts", "2", "--max-new-tokens", "8", "--bootstrap", "50",
+                                      "--samples", "1", "--tags", "offline"])
+    assert result.exit_code == 0, result.output
+    return folder / "out"
+
+
+def test_the_analyze_report_shows_every_method_and_follows_the_selected_sentence(browser: object, analyzed: Path) -> None:
+    path = analyzed / "arith-25" / "report.html"
+    opened = open_report(browser, path)
+    page = opened.page
+    rendered = scroll_through_plots(opened)
+    assert sorted(rendered) == sorted(f"plot-{n}" for n in TRACE_FIGURES)
+    assert page.locator(".plot-card[data-missing]").count() == 0
+    page.locator("#sentence-list li").nth(1).click()
+    state = page.evaluate("""() => Array.from(document.querySelectorAll('.plot[data-spec]')).map(div => ({
+        id: div.id, kind: window.anchorsReport.kindOf(div.id), selected: div.dataset.selected || null,
+        listed: window.anchorsReport.tableRows(div.id).includes(1),
+        points: (div.data || []).some(t => Array.isArray(t.selectedpoints) && t.selectedpoints.length > 0),
+        band: ((div.layout || {}).shapes || []).some(s => s.name === 'anchors-selection'),
+        row: (div.data || []).some(t => t.type === 'table' && JSON.stringify(((t.cells || {}).fill || {}).color || '').includes('#FFE7C2'))}))""")
+    with_axis = [s for s in state if s["kind"]]
+    assert {s["id"] for s in with_axis} >= {"plot-importance", "plot-graph", "plot-resampling_matrix", "plot-suppression_matrix",
+                                            "plot-patching", "plot-vertical_profile", "plot-validity", "plot-agreement"}
+    for s in with_axis:
+        assert s["selected"] == "1", s
+        shown = {"sentence-points": s["points"], "sentence-matrix": s["band"], "sentence-columns": s["band"],
+                 "sentence-table": s["row"] == s["listed"]}[s["kind"]]  # a table lights the row when it lists the sentence
+        assert shown, s
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "analyze_report.png"), full_page=True)
     assert_clean(opened, path)

@@ -31,18 +31,20 @@ def test_score_on_a_tiny_model_writes_every_file(traces: Path, tmp_path: Path) -
     first = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "a")])
     assert first.exit_code == 0, first.output
     folder = tmp_path / "a" / "tiny-1"
-    assert sorted(p.name for p in folder.iterdir()) == ["alternatives.json", "matrix.npz", "report.html", "run.json", "scores.csv", "scores.jsonl"]
+    assert sorted(p.name for p in folder.iterdir()) == ["alternatives.json", "manifest.json", "report.html", "scores.csv",
+                                                        "scores.jsonl", "sentence_matrix.npz"]
     rows = [json.loads(line) for line in (folder / "scores.jsonl").read_text().splitlines()]
     assert [r["index"] for r in rows] == [0, 1, 2] and all(r["n_resampled"] == 2 and r["n_forced"] == 2 for r in rows)
     from anchors.traces.taxonomy import TAG_COLOURS
 
     assert all(r["tag"] in TAG_COLOURS for r in rows)  # the offline tagger's first tag, on every sentence
-    run = json.loads((folder / "run.json").read_text())
-    assert run["model"].startswith("hf:tiny-qwen2@") and run["embedder"].startswith("all-MiniLM-L6-v2")
-    assert run["counts"]["rollouts_resampled"] == 2 * 4  # 3 sentences + the prefix after the whole thinking
-    assert run["versions"]["anchors"] and run["settings"]["seed"] == 0
+    entry = json.loads((folder / "manifest.json").read_text())["methods"]["blackbox"]
+    assert entry["model"].startswith("hf:tiny-qwen2@") and entry["settings"]["embedder"].startswith("all-MiniLM-L6-v2")
+    counts = entry["summary"]["counts"]
+    assert counts["rollouts_resampled"] == 2 * 4  # 3 sentences + the prefix after the whole thinking
+    assert entry["versions"]["anchors"] and entry["settings"]["seed"] == 0
     # a random model never boxes an answer: every rollout was closed and answered
-    assert run["counts"]["rollouts_closed"] == run["counts"]["rollouts_resampled"]
+    assert counts["rollouts_closed"] == counts["rollouts_resampled"]
     assert "tiny-1: top 3 sentences by counterfactual_importance_kl" in first.stdout
 
 

@@ -29,7 +29,8 @@ def synthetic_results(
     with_ci: bool = True,
 ) -> TraceResults:
     """A complete TraceResults: every paper metric (with bootstrap-like intervals), both matrices, receiver
-    heads with vertical scores, early-answering curves, and `n_rollouts` alternatives per sentence."""
+    heads with vertical scores, a patching map, early-answering curves, the trace-level tests' tables, and
+    `n_rollouts` alternatives per sentence."""
     rng = np.random.default_rng(seed)
     n = n_sentences
     anchor = n // 3 if anchor is None else anchor
@@ -52,6 +53,9 @@ def synthetic_results(
     return TraceResults(
         trace_id=trace_id, sentences=table, matrices=_matrices(rng, n, anchor),
         **_receivers(rng, n, n_layers, n_heads), early_answering=_early_answering(rng),
+        patching={"kl": np.abs(rng.normal(0, 0.1, (1, n_layers, n))), "sites": ["resid"]},
+        tables=_tests(rng, list(table["text"])), summaries={"validity": {"validity": "invalid", "correct": True},
+                                                           "early_answering": {"aoc": 0.4}},
         alternatives={i: [_sentence(rng, i) for _ in range(n_rollouts)] for i in range(n)},
         info={"problem": "A synthetic problem (random numbers, for testing the report).", "answer": "42",
               "gold_answer": "42", "is_correct": True, "model": "synthetic"},
@@ -79,6 +83,24 @@ def _receivers(rng: np.random.Generator, n: int, layers: int, heads: int) -> dic
     vertical[..., max(n - 4, 0):] = np.nan  # proximity_ignore = 4: the last sentences have no score
     receiver_heads = tuple((int(k // heads), int(k % heads)) for k in top)
     return {"head_scores": kurtosis, "vertical_scores": vertical, "receiver_heads": receiver_heads}
+
+
+def _tests(rng: np.random.Generator, texts: list[str]) -> dict[str, pd.DataFrame]:
+    """Rows shaped like the trace-level tests' (random numbers)."""
+    n = len(texts)
+    picked = sorted({int(i) for i in rng.integers(0, n, 3)})
+    validity = pd.DataFrame({"sentence_index": range(n), "text": texts, "label": rng.choice(["valid", "invalid", "no_claim"], n),
+                             "n_claims": rng.integers(0, 3, n), "n_invalid": rng.integers(0, 2, n)})
+    filler = pd.DataFrame({"condition": ["real", "none", "filler", "swapped"], "n_answered": 4,
+                           "accuracy": rng.uniform(0, 1, 4), "match_rate": rng.uniform(0, 1, 4), "thinking_tokens": [n * 12, 0, n * 12, n * 9]})
+    mistakes = pd.DataFrame({"sentence_index": picked, "kind": "number", "old": "3", "new": "4",
+                             "clean_match_rate": rng.uniform(0.5, 1, len(picked)), "corrupted_match_rate": rng.uniform(0, 1, len(picked))})
+    mistakes["match_drop"] = mistakes["clean_match_rate"] - mistakes["corrupted_match_rate"]
+    paraphrase = pd.DataFrame({"k": [n // 2], "x": [0.5], "original_match_rate": [1.0], "paraphrase_match_rate": [0.75], "match_drop": [0.25]})
+    resilience = pd.DataFrame({"sentence_index": picked, "text": [texts[i] for i in picked], "rounds": [[1, 2]] * len(picked),
+                               "censored": 0, "resilience": 1.5, "ci_pp_match": rng.uniform(-0.5, 0.5, len(picked)),
+                               "ci_pp_accuracy": rng.uniform(-0.5, 0.5, len(picked)), "ci_pp_kl": rng.uniform(0, 1, len(picked))})
+    return {"validity": validity, "filler": filler, "mistakes": mistakes, "paraphrase": paraphrase, "resilience": resilience}
 
 
 def _early_answering(rng: np.random.Generator) -> pd.DataFrame:

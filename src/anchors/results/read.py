@@ -62,6 +62,9 @@ def read_trace_results(folder: str | Path) -> TraceResults:
             parts.damage(f"{kind}: {exc}")
         except (KeyError, ValueError, TypeError, IndexError) as exc:  # a file of the right format with wrong content
             parts.damage(f"{kind}: unexpected content in {', '.join(entry.files)} ({type(exc).__name__}: {exc})")
+    absent = [f"{kind} ({command})" for kind, command in COMMANDS.items() if kind not in manifest.methods]
+    if absent and "table" not in manifest.methods:
+        parts.notes.append("not run on this trace yet: " + ", ".join(absent))
     return parts.result()
 
 
@@ -262,6 +265,11 @@ def _table(parts: _Parts, entry: MethodEntry) -> None:
         parts.fields["early_answering"] = pd.read_csv(early)
     parts.fields["alternatives"] = {int(k): v for k, v in entry.meta.get("alternatives", {}).items()}
     parts.fields["info"] = entry.meta.get("info", {})
+    given = {"sentence matrix": parts.fields["matrices"], "receiver-head arrays": parts.fields.get("head_scores") is not None,
+             "early-answering curve": early.is_file(), "resampled alternatives": parts.fields["alternatives"]}
+    missing = [what for what, present in given.items() if not present]
+    if missing:
+        parts.notes.append("not in these results of your own: " + ", ".join(missing))
 
 
 def _json_list(value: Any) -> Any:

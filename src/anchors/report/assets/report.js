@@ -179,7 +179,8 @@
     drawAll();
   }
   window.addEventListener("beforeprint", drawAll);
-  window.anchorsReport = { drawAll: drawAll, select: select };
+  window.anchorsReport = { drawAll: drawAll, select: select, kindOf: function (id) { return data.kind_of[id] || null; },
+                          tableRows: function (id) { return data.table_rows[id] || []; } };
 
   data.sentences.forEach(function (s) { items.push(buildItem(s)); });
   items.forEach(function (li) { list.appendChild(li); });
