@@ -26,9 +26,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from anchors.methods.adaptive import AdaptiveConfig, score_trace_adaptive
-from anchors.methods.blackbox import BlackBoxConfig
-from anchors.methods.scores import TraceScores, score_trace
+from anchors.methods.blackbox.adaptive import AdaptiveConfig, score_trace_adaptive
+from anchors.methods.blackbox.config import BlackBoxConfig
+from anchors.methods.blackbox.scores import TraceScores, score_trace
 from anchors.models.templates import paper_template
 from anchors.testing import PlantedWorld
 

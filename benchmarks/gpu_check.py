@@ -40,9 +40,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/rollout_engine.py: the timed runs
 
-from anchors.methods.receivers import ReceiverConfig, naive_sentence_attention, receiver_heads, sentence_attention
-from anchors.methods.sequence import encode_trace
-from anchors.methods.suppression import SuppressionConfig, suppression_matrix
+from anchors.methods.whitebox.receivers import ReceiverConfig, naive_sentence_attention, receiver_heads, sentence_attention
+from anchors.methods.whitebox.sequence import encode_trace
+from anchors.methods.whitebox.suppression import SuppressionConfig, suppression_matrix
 from anchors.models import load_model
 from anchors.models.hooks import hooked
 from anchors.rollouts.base import PrefixRequest, SamplingParams

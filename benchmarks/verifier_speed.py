@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from anchors.methods.arith_claims import check_sentence
+from anchors.arithmetic.claims import check_sentence
 from anchors.traces.segment import split_sentences
 from anchors.thought_anchors import load_thought_anchors
 

@@ -87,8 +87,8 @@ def one_receiver_run(method: str, tokens: int, model: str, device: str) -> dict[
     """Child process: load, run one sentence-attention computation, report time and memory."""
     import torch
 
-    from anchors.methods.receivers import naive_sentence_attention, sentence_attention
-    from anchors.methods.sequence import encode_trace
+    from anchors.methods.whitebox.receivers import naive_sentence_attention, sentence_attention
+    from anchors.methods.whitebox.sequence import encode_trace
     from anchors.models import load_model
     from anchors.models.hooks import hooked
 
@@ -157,8 +157,8 @@ def _receiver_row(stream: list[dict], naive: list[dict], cache_gib: float) -> li
 def suppression_table(args: argparse.Namespace) -> list[list[str]]:
     import numpy as np
 
-    from anchors.methods.sequence import encode_trace
-    from anchors.methods.suppression import SuppressionConfig, suppression_matrix
+    from anchors.methods.whitebox.sequence import encode_trace
+    from anchors.methods.whitebox.suppression import SuppressionConfig, suppression_matrix
     from anchors.models import load_model
 
     handle = load_model(args.model, device=args.device)

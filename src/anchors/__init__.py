@@ -46,23 +46,23 @@ _EXPORTS: dict[str, str] = {
     "make_sampler": "anchors.rollouts.factory",
     "resampling_requests": "anchors.rollouts.plan",
     "RolloutStore": "anchors.rollouts.store",
-    "BlackBoxConfig": "anchors.methods.blackbox",
-    "TraceScores": "anchors.methods.scores",
-    "SentenceScore": "anchors.methods.scores",
-    "score_trace": "anchors.methods.scores",
-    "score_rollouts": "anchors.methods.scores",
-    "AdaptiveConfig": "anchors.methods.adaptive",
-    "score_trace_adaptive": "anchors.methods.adaptive",
-    "load_ta_rollouts": "anchors.methods.ta_rollouts",
-    "compat_check": "anchors.methods.compat",
+    "BlackBoxConfig": "anchors.methods.blackbox.config",
+    "TraceScores": "anchors.methods.blackbox.scores",
+    "SentenceScore": "anchors.methods.blackbox.scores",
+    "score_trace": "anchors.methods.blackbox.scores",
+    "score_rollouts": "anchors.methods.blackbox.scores",
+    "AdaptiveConfig": "anchors.methods.blackbox.adaptive",
+    "score_trace_adaptive": "anchors.methods.blackbox.adaptive",
+    "load_ta_rollouts": "anchors.methods.blackbox.ta_rollouts",
+    "compat_check": "anchors.methods.blackbox.compat",
     "SentenceEmbedder": "anchors.models.embeddings",
-    "sentence_attention": "anchors.methods.receivers",
-    "receiver_heads": "anchors.methods.receivers",
-    "ReceiverConfig": "anchors.methods.receivers",
-    "suppression_matrix": "anchors.methods.suppression",
-    "SuppressionConfig": "anchors.methods.suppression",
-    "activation_patching": "anchors.methods.patching",
-    "PatchingConfig": "anchors.methods.patching",
+    "sentence_attention": "anchors.methods.whitebox.receivers",
+    "receiver_heads": "anchors.methods.whitebox.receivers",
+    "ReceiverConfig": "anchors.methods.whitebox.receivers",
+    "suppression_matrix": "anchors.methods.whitebox.suppression",
+    "SuppressionConfig": "anchors.methods.whitebox.suppression",
+    "activation_patching": "anchors.methods.whitebox.patching",
+    "PatchingConfig": "anchors.methods.whitebox.patching",
     "label_sentences": "anchors.labels",
     "SentenceLabels": "anchors.labels",
     "Taxonomy": "anchors.traces.taxonomy",
@@ -91,23 +91,23 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # static type checkers and IDEs see the real names
     from anchors.errors import AnchorsError, InputError, ModelLoadError
-    from anchors.methods.adaptive import AdaptiveConfig, score_trace_adaptive
-    from anchors.methods.blackbox import BlackBoxConfig
-    from anchors.methods.compat import compat_check
-    from anchors.methods.patching import PatchingConfig, activation_patching
-    from anchors.methods.receivers import (
+    from anchors.methods.blackbox.adaptive import AdaptiveConfig, score_trace_adaptive
+    from anchors.methods.blackbox.config import BlackBoxConfig
+    from anchors.methods.blackbox.compat import compat_check
+    from anchors.methods.whitebox.patching import PatchingConfig, activation_patching
+    from anchors.methods.whitebox.receivers import (
         ReceiverConfig,
         receiver_heads,
         sentence_attention,
     )
-    from anchors.methods.scores import (
+    from anchors.methods.blackbox.scores import (
         SentenceScore,
         TraceScores,
         score_rollouts,
         score_trace,
     )
-    from anchors.methods.suppression import SuppressionConfig, suppression_matrix
-    from anchors.methods.ta_rollouts import load_ta_rollouts
+    from anchors.methods.whitebox.suppression import SuppressionConfig, suppression_matrix
+    from anchors.methods.blackbox.ta_rollouts import load_ta_rollouts
     from anchors.metrics.categories import category_table
     from anchors.labels import SentenceLabels, label_sentences
     from anchors.models import ModelHandle, PromptTemplate, available_models, load_model

@@ -31,7 +31,7 @@ def _raise(trace: Trace, error: AnchorsError) -> None:
 
 @dataclass(frozen=True)
 class BlackBox:
-    """`anchors score`: the black-box metrics, sampled through `sampler` (see anchors.methods.scores)."""
+    """`anchors score`: the black-box metrics, sampled through `sampler` (see anchors.methods.blackbox.scores)."""
 
     config: Any  # BlackBoxConfig
     tags: str = "auto"  # auto, offline, llm or none: the function tag in each row
@@ -41,8 +41,8 @@ class BlackBox:
 def run_blackbox(traces: Sequence[Trace], sampler: Any, template: Any, spec: BlackBox, out: ResultsDir, *,
                  embedder: Any, on_error: OnError = _raise, on_trace: Callable[[Any], None] | None = None) -> list[Any]:
     """Score every trace (TraceScores each), writing each as soon as it is done."""
-    from anchors.methods.adaptive import score_trace_adaptive
-    from anchors.methods.scores import score_trace
+    from anchors.methods.blackbox.adaptive import score_trace_adaptive
+    from anchors.methods.blackbox.scores import score_trace
 
     settings = saving.blackbox_settings(spec.config, embedder.identity)
     _check(out, "blackbox", traces, spec.config.mode, settings, sampler.identity)
@@ -95,7 +95,7 @@ def run_tags(traces: Sequence[Trace], labeller: Any, mode: str, out: ResultsDir,
 def run_receivers(handle: Any, traces: Sequence[Trace], config: Any, out: ResultsDir, *, progress: Progress | None = None,
                   on_error: OnError = _raise) -> Any:
     """Receiver heads over all traces (the ranking is run-level) and each trace's scores."""
-    from anchors.methods.receivers import receiver_heads
+    from anchors.methods.whitebox.receivers import receiver_heads
 
     _check(out, "receivers", traces, config.mode, saving.config_settings(config), handle.name)
     result = receiver_heads(handle, traces, config, progress=progress, on_error=on_error)
@@ -106,7 +106,7 @@ def run_receivers(handle: Any, traces: Sequence[Trace], config: Any, out: Result
 
 def run_suppression(handle: Any, traces: Sequence[Trace], config: Any, out: ResultsDir, *,
                     progress: Progress | None = None, on_error: OnError = _raise) -> list[Any]:
-    from anchors.methods.suppression import suppression_matrix
+    from anchors.methods.whitebox.suppression import suppression_matrix
 
     _check(out, "suppression", traces, config.mode, saving.config_settings(config), handle.name)
     done = []
@@ -126,7 +126,7 @@ def run_patching(handle: Any, traces: Sequence[Trace], replacements: Callable[[T
                  out: ResultsDir, *, source: str | None = None, progress: Progress | None = None,
                  on_error: OnError = _raise) -> list[Any]:
     """Activation patching of each trace's sentences with the counterfactual sentences `replacements(trace)`."""
-    from anchors.methods.patching import activation_patching
+    from anchors.methods.whitebox.patching import activation_patching
 
     _check(out, "patching", traces, config.mode, saving.config_settings(config, replacements=source), handle.name)
     done = []
@@ -144,9 +144,9 @@ def run_patching(handle: Any, traces: Sequence[Trace], replacements: Callable[[T
 
 def run_causality_tests(traces: Sequence[Trace], config: Any, out: ResultsDir, *, sampler: Any = None,
                         importance: str | None = None, progress: Progress | None = None) -> Any:
-    """The trace-level tests (anchors.methods.causality); `importance` picks resilience's sentences by a
+    """The trace-level tests (anchors.methods.causality.run); `importance` picks resilience's sentences by a
     per-sentence column of the results folder (e.g. counterfactual_importance_kl) or 'ta' (the authors')."""
-    from anchors.methods.causality import run_causality
+    from anchors.methods.causality.run import run_causality
 
     for test in config.tests:
         kind = saving.causality_kind(test)
@@ -166,7 +166,7 @@ def sentence_scores(importance: str | None, traces: Sequence[Trace], out: Result
     if importance.endswith(".jsonl"):
         return read_importance(Path(importance))
     if importance == "ta":
-        from anchors.methods.resilience import importance_from_thought_anchors
+        from anchors.methods.causality.resilience import importance_from_thought_anchors
 
         scores = importance_from_thought_anchors(traces)
         if not scores:
@@ -255,7 +255,7 @@ def analyze(traces: Sequence[Trace], analysis: Analysis, out: ResultsDir, *, han
 
 def rollout_replacements(out: ResultsDir) -> Callable[[Trace], dict[int, str]]:
     """Patching's counterfactual T_i from the black-box run in `out`: the first resampled sentence that differs."""
-    from anchors.methods.replacements import pick_replacement
+    from anchors.methods.whitebox.replacements import pick_replacement
 
     def replacements(trace: Trace) -> dict[int, str]:
         folder = out.trace_dir(trace.id)

@@ -106,7 +106,7 @@ def test_bad_input(traces_file: Path, tmp_path: Path) -> None:
 def test_authors_importance_maps_onto_default_sentences(ta_data: Path) -> None:
     import numpy as np
 
-    from anchors.methods.resilience import importance_from_thought_anchors, select_sentences
+    from anchors.methods.causality.resilience import importance_from_thought_anchors, select_sentences
     from anchors.traces.segment import split_sentences
     from anchors.thought_anchors import ProblemFolder, load_thought_anchors
 

@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from anchors.cli import app
-from anchors.methods.compat import compat_check
+from anchors.methods.blackbox.compat import compat_check
 from anchors.models.embeddings import SentenceEmbedder
 
 SMALLEST = ("deepseek-r1-distill-llama-8b/incorrect_base_solution/problem_2236",

@@ -13,17 +13,17 @@ import numpy as np
 import pytest
 import torch
 
-import anchors.methods.sequence as sequence_module
+import anchors.methods.whitebox.sequence as sequence_module
 from anchors.errors import InputError
-from anchors.methods.patching import PatchingConfig, activation_patching
-from anchors.methods.receivers import (
+from anchors.methods.whitebox.patching import PatchingConfig, activation_patching
+from anchors.methods.whitebox.receivers import (
     ReceiverConfig,
     naive_sentence_attention,
     receiver_heads,
     sentence_attention,
 )
-from anchors.methods.sequence import encode_trace
-from anchors.methods.suppression import SuppressionConfig, suppression_matrix
+from anchors.methods.whitebox.sequence import encode_trace
+from anchors.methods.whitebox.suppression import SuppressionConfig, suppression_matrix
 from anchors.models import build_tiny_model, load_model
 from anchors.models.hooks import Hook, UnsupportedModelError, hooked
 from anchors.traces.records import Trace
@@ -126,7 +126,7 @@ def test_suppression_masks_exactly_the_chosen_keys(handle, trace):
     sequence = encode_trace(trace, handle)
     a, b = sequence.spans[3]
     seen = {}
-    from anchors.methods.suppression import _key_mask
+    from anchors.methods.whitebox.suppression import _key_mask
 
     hooks = [Hook("attn_scores", [1], _key_mask((a, b), heads=(2,))),
              Hook("pattern", [0, 1], lambda layer, _o, p: seen.__setitem__(layer, p.clone()))]

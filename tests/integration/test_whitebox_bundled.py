@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from anchors.methods.receivers import naive_sentence_attention, sentence_attention
-from anchors.methods.sequence import encode_trace
-from anchors.methods.suppression import SuppressionConfig, suppression_matrix
+from anchors.methods.whitebox.receivers import naive_sentence_attention, sentence_attention
+from anchors.methods.whitebox.sequence import encode_trace
+from anchors.methods.whitebox.suppression import SuppressionConfig, suppression_matrix
 from anchors.models import load_model
 from anchors.models.bundled import BUNDLED_MODELS, bundled_gguf_path
 from anchors.models.hooks import hooked

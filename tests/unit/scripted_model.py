@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from anchors.methods.trace_sampling import TraceSampler
+from anchors.methods.causality.sampling import TraceSampler
 from anchors.models.templates import PromptTemplate
 from anchors.rollouts.base import PrefixRequest, Rollout, SamplingParams, rollout_seed
 from anchors.traces.records import Trace

@@ -11,9 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 from anchors.cli import app
-from anchors.methods.adaptive import AdaptiveConfig, score_trace_adaptive, separated
-from anchors.methods.blackbox import BlackBoxConfig
-from anchors.methods.scores import score_trace
+from anchors.methods.blackbox.adaptive import AdaptiveConfig, score_trace_adaptive, separated
+from anchors.methods.blackbox.config import BlackBoxConfig
+from anchors.methods.blackbox.scores import score_trace
 from anchors.models.templates import paper_template
 from anchors.testing import PlantedWorld
 

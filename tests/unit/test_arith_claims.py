@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from anchors.methods.arith_claims import check_sentence, extract_claims
-from anchors.methods.arith_eval import MAX_BITS, DivisionByZero, ParseFailure, Unverifiable, evaluate
-from anchors.methods.mistakes import corrupt_sentence, mistake_targets
+from anchors.arithmetic.claims import check_sentence, extract_claims
+from anchors.arithmetic.evaluate import MAX_BITS, DivisionByZero, ParseFailure, Unverifiable, evaluate
+from anchors.methods.causality.mistakes import corrupt_sentence, mistake_targets
 from anchors.traces.segment import split_sentences
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -139,7 +139,7 @@ def test_any_arithmetic_looking_text_gets_a_label(text):
 
 
 def test_evaluator_refuses_instead_of_computing_huge_values():
-    from anchors.methods.arith_eval import Tok
+    from anchors.arithmetic.evaluate import Tok
 
     def tokens(*items):
         return [Tok(kind, text) for kind, text in items]

@@ -12,11 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from anchors.methods.blackbox import BlackBoxConfig
-from anchors.methods.sampling import plan_prompts, sample_trace_rollouts
+from anchors.methods.blackbox.config import BlackBoxConfig
+from anchors.methods.blackbox.sampling import plan_prompts, sample_trace_rollouts
 from anchors.results import ResultsDir, read_trace_results
 from anchors.results.save import save_blackbox
-from anchors.methods.scores import METRICS, score_trace
+from anchors.methods.blackbox.scores import METRICS, score_trace
 from anchors.models.templates import paper_template
 from anchors.rollouts.base import PrefixRequest, Rollout, SamplingParams, rollout_seed
 from anchors.testing import HashEmbedder, PlantedWorld

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from anchors.errors import InputError
-from anchors.methods.sampling import Grader
+from anchors.methods.blackbox.sampling import Grader
 from anchors.models.templates import (
     FORCED_ANSWER_SUFFIX,
     PAPER_FORCED_ANSWER_SUFFIX,

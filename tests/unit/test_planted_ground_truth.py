@@ -7,12 +7,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from anchors.methods.blackbox import BlackBoxConfig
-from anchors.methods.counterfactual import counterfactual_importance
-from anchors.methods.forced_answer import forced_answer_importance
-from anchors.methods.resampling import resampling_importance
-from anchors.methods.rollout_sets import TraceRollouts
-from anchors.methods.sampling import sample_trace_rollouts
+from anchors.methods.blackbox.config import BlackBoxConfig
+from anchors.methods.blackbox.counterfactual import counterfactual_importance
+from anchors.methods.blackbox.forced_answer import forced_answer_importance
+from anchors.methods.blackbox.resampling import resampling_importance
+from anchors.methods.blackbox.rollout_sets import TraceRollouts
+from anchors.methods.blackbox.sampling import sample_trace_rollouts
 from anchors.models.templates import paper_template
 from anchors.testing import PlantedWorld
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from anchors.errors import InputError
-from anchors.methods.replacements import (
+from anchors.methods.whitebox.replacements import (
     pick_replacement,
     read_replacements,
     replacements_from_rollouts,

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from anchors.report.html import render_report, write_report, write_trace_report
+from anchors.report.figures import TRACE_FIGURES
 from anchors.results import TraceResults, write_results
 from anchors.report.synthetic import synthetic_results
 
@@ -24,7 +25,7 @@ def _data(page: str) -> dict:
 def test_report_is_self_contained_and_offline() -> None:
     page = render_report(synthetic_results(20))
     assert re.search(r'<(script|link|img|iframe)[^>]+(src|href)=', page) is None  # nothing loaded from anywhere
-    assert page.count('<script type="application/json" id="spec-') == 9  # all nine plots have data
+    assert page.count('<script type="application/json" id="spec-') == len(TRACE_FIGURES)  # every plot has data
     assert "Plotly.newPlot" in page  # plotly.js itself is inlined
 
 

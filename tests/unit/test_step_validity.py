@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from scripted_model import ScriptedModel, make_trace, sampler
 
-from anchors.methods.causality import CausalityConfig, run_causality
-from anchors.methods.early_answering import EarlyAnsweringConfig
-from anchors.methods.step_validity import StepValidityConfig, answer_correctness, step_validity
+from anchors.methods.causality.run import CausalityConfig, run_causality
+from anchors.methods.causality.early_answering import EarlyAnsweringConfig
+from anchors.methods.causality.step_validity import StepValidityConfig, answer_correctness, step_validity
 from anchors.metrics.curves import answer_kl, area_over_curve, curve_on_grid, evenly_spaced, mean_and_se, normalized_aoc
 from anchors.results import ResultsDir, read_trace_results
 from anchors.results.save import save_causality

@@ -11,12 +11,12 @@ import pytest
 from typer.testing import CliRunner
 
 from anchors.cli import app
-from anchors.methods.blackbox import BlackBoxConfig
-from anchors.methods.compat import compat_check
-from anchors.methods.sampling import collect, prefix_requests, sampling_params
+from anchors.methods.blackbox.config import BlackBoxConfig
+from anchors.methods.blackbox.compat import compat_check
+from anchors.methods.blackbox.sampling import collect, prefix_requests, sampling_params
 from anchors.rollouts.plan import plan_prompts, stream
-from anchors.methods.scores import score_rollouts
-from anchors.methods.ta_rollouts import load_ta_rollouts
+from anchors.methods.blackbox.scores import score_rollouts
+from anchors.methods.blackbox.ta_rollouts import load_ta_rollouts
 from anchors.models.templates import paper_template
 from anchors.testing import PlantedWorld
 from anchors.traces.answers import extract_answer, grade

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from scripted_model import NUMBER, ScriptedModel, bag_of_words, make_trace, sampler
 
-from anchors.methods.early_answering import EarlyAnsweringConfig, early_answering, truncation_counts
-from anchors.methods.filler import FillerConfig, filler_tests, filler_text, swap_partners
-from anchors.methods.mistakes import MistakesConfig, inserted_mistakes
-from anchors.methods.paraphrase import ParaphraseConfig, paraphrase_test, prefix_counts
-from anchors.methods.resilience import ResilienceConfig, resilience, select_sentences
+from anchors.methods.causality.early_answering import EarlyAnsweringConfig, early_answering, truncation_counts
+from anchors.methods.causality.filler import FillerConfig, filler_tests, filler_text, swap_partners
+from anchors.methods.causality.mistakes import MistakesConfig, inserted_mistakes
+from anchors.methods.causality.paraphrase import ParaphraseConfig, paraphrase_test, prefix_counts
+from anchors.methods.causality.resilience import ResilienceConfig, resilience, select_sentences
 
 # ---------------------------------------------------------------------------------------------
 # Early answering

@@ -127,7 +127,7 @@ def _labeller(tags: str) -> Any:
 def _replacement_file(path: Path | None) -> Any:
     if path is None:
         return None
-    from anchors.methods.replacements import read_replacements
+    from anchors.methods.whitebox.replacements import read_replacements
 
     table = read_replacements(path)
     return lambda trace: table.get(trace.id, {})

@@ -103,7 +103,7 @@ def causality(
 
 def trace_sampler_for(engine: Any, template: Any, store: Path) -> Any:
     """The causality tests' sampler over any engine (local or server), reading and adding to the store."""
-    from anchors.methods.trace_sampling import TraceSampler
+    from anchors.methods.causality.sampling import TraceSampler
 
     handle = getattr(engine, "handle", None)
     count = (lambda text: len(handle.encode(text))) if handle is not None else None
@@ -115,12 +115,12 @@ def causality_config(tests: str = ",".join(TESTS), *, samples: int = 3, points: 
                      paraphrase_fractions: str = "0.5", top_k: int = 1, chains: int = 2, max_rounds: int = 3,
                      seed: int = 0) -> Any:
     """The tests' settings from the command's options (the defaults are the command's: analyze uses them too)."""
-    from anchors.methods.causality import CausalityConfig
-    from anchors.methods.early_answering import EarlyAnsweringConfig
-    from anchors.methods.filler import FillerConfig
-    from anchors.methods.mistakes import MistakesConfig
-    from anchors.methods.paraphrase import ParaphraseConfig
-    from anchors.methods.resilience import ResilienceConfig
+    from anchors.methods.causality.run import CausalityConfig
+    from anchors.methods.causality.early_answering import EarlyAnsweringConfig
+    from anchors.methods.causality.filler import FillerConfig
+    from anchors.methods.causality.mistakes import MistakesConfig
+    from anchors.methods.causality.paraphrase import ParaphraseConfig
+    from anchors.methods.causality.resilience import ResilienceConfig
 
     chosen = tuple(t.strip() for t in tests.split(",") if t.strip())
     continuing = {"continue_tokens": continue_tokens, "answer_tokens": answer_tokens, "seed": seed}

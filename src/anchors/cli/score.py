@@ -106,7 +106,7 @@ def score(
 
 def blackbox_config(mode: str, rollouts: int, max_new_tokens: int, forced: bool, matrix: bool, bootstrap: int | None,
                     fdr: float, threshold: float, seed: int) -> Any:
-    from anchors.methods.blackbox import BlackBoxConfig
+    from anchors.methods.blackbox.config import BlackBoxConfig
 
     return BlackBoxConfig(mode=check_mode(mode), rollouts=rollouts, max_new_tokens=max_new_tokens, forced=forced,  # type: ignore[arg-type]
                           matrix=matrix, bootstrap=bootstrap, fdr=fdr, similarity_threshold=threshold, seed=seed)
@@ -147,7 +147,7 @@ def score_example(model: str, out: Path) -> None:
 
 
 def _adaptive_plan(rollouts: int, max_rollouts: int, target_width: float) -> Any:
-    from anchors.methods.adaptive import AdaptiveConfig
+    from anchors.methods.blackbox.adaptive import AdaptiveConfig
 
     first = min(rollouts, max_rollouts)
     return AdaptiveConfig(initial=first, step=max(1, first // 2), max_rollouts=max_rollouts, target_width=target_width)
@@ -156,8 +156,8 @@ def _adaptive_plan(rollouts: int, max_rollouts: int, target_width: float) -> Any
 def _score_from_ta(root: Path, config: Any, embed: Any, out: Any, top: int, limit: int | None, skip_invalid: bool) -> None:
     """The metrics from rollouts on disk (no model); a metric they cannot give is the authors' stored value."""
     from anchors.analysis import write_reports
-    from anchors.methods.scores import score_rollouts
-    from anchors.methods.ta_rollouts import iter_ta_rollouts, with_authors_metrics
+    from anchors.methods.blackbox.scores import score_rollouts
+    from anchors.methods.blackbox.ta_rollouts import iter_ta_rollouts, with_authors_metrics
     from anchors.results.save import save_blackbox
 
     reader = ta_reader(root)
@@ -179,7 +179,7 @@ def _show(scores: Any, out: Any, top: int) -> None:
 
 
 def _print_top(scores: Any, k: int) -> None:
-    from anchors.methods.scores import HEADLINE
+    from anchors.methods.blackbox.scores import HEADLINE
 
     by = HEADLINE if HEADLINE in scores.computed_metrics else "different_trajectories_fraction"
     frame = scores.top(k, by=by)
@@ -214,7 +214,7 @@ def compat_check(
     skip_invalid: SkipInvalid = False,
 ) -> None:
     """Recompute the published metrics from the authors' files and report how many agree."""
-    from anchors.methods.compat import compat_check as run_check
+    from anchors.methods.blackbox.compat import compat_check as run_check
     from anchors.models.embeddings import SentenceEmbedder
 
     report = run_check(folder, SentenceEmbedder(embedder) if similarity else None, progress=console.track,

@@ -155,7 +155,7 @@ def patch(
 
 def receiver_config(mode: str, top_k: int = 20, *, proximity_ignore: int = 4, control_depth: bool = False,
                     include_layer_zero: bool = False, query_chunk: int | None = None) -> Any:
-    from anchors.methods.receivers import ReceiverConfig
+    from anchors.methods.whitebox.receivers import ReceiverConfig
 
     return ReceiverConfig(proximity_ignore=proximity_ignore, control_depth=control_depth, top_k=top_k,
                           exclude_layers=() if include_layer_zero else (0,), mode=check_mode(mode),  # type: ignore[arg-type]
@@ -165,7 +165,7 @@ def receiver_config(mode: str, top_k: int = 20, *, proximity_ignore: int = 4, co
 def suppression_config(mode: str, *, layers: str | None = None, heads: str | None = None, sentences: str | None = None,
                        temperature: float = 0.6, top_p: float = 0.9999, naive: bool = False,
                        query_chunk: int | None = None) -> Any:
-    from anchors.methods.suppression import SuppressionConfig
+    from anchors.methods.whitebox.suppression import SuppressionConfig
 
     return SuppressionConfig(layers=_indices(layers, "--layers"), heads=_indices(heads, "--heads"),
                              sources=_indices(sentences, "--sentences"), temperature=temperature, top_p=top_p,
@@ -175,7 +175,7 @@ def suppression_config(mode: str, *, layers: str | None = None, heads: str | Non
 def patching_config(mode: str, *, sites: str = "resid", layers: str | None = None, sentences: str | None = None,
                     align: str = "end", answer: str | None = None, batch_size: int = 8,
                     query_chunk: int | None = None) -> Any:
-    from anchors.methods.patching import SITES, PatchingConfig
+    from anchors.methods.whitebox.patching import SITES, PatchingConfig
 
     chosen = tuple(s.strip() for s in sites.split(",") if s.strip())
     if not chosen or any(s not in SITES for s in chosen):
@@ -213,7 +213,7 @@ def _replacement_source(path: Path | None, from_ta: Path | None, mode: str,
                         results: Any) -> tuple[Callable[[Any], dict[int, str]], str]:
     """Where each trace's counterfactual sentences T_i come from, and its name in the settings."""
     from anchors.analysis import rollout_replacements
-    from anchors.methods.replacements import read_replacements, thought_anchors_replacements
+    from anchors.methods.whitebox.replacements import read_replacements, thought_anchors_replacements
     from anchors.traces.segment import split_sentences
 
     if path is not None:

@@ -41,7 +41,7 @@ def blackbox_settings(config: Any, embedder: str | None) -> dict[str, Any]:
 
 
 def save_blackbox(out: ResultsDir, trace: Trace, scores: Any, *, embedder: str | None, source: str | None = None) -> Path:
-    """A TraceScores (anchors.methods.scores): the per-sentence rows, the sentence matrix, the alternatives."""
+    """A TraceScores (anchors.methods.blackbox.scores): the per-sentence rows, the sentence matrix, the alternatives."""
     rows = [_score_row(row) for row in scores.rows]
     computed = [c for c in (rows[0] if rows else {}) if c == "tag" or any(r[c] is not None for r in rows)]
     files: dict[str, Any] = {"rows": RowsWriter(rows, computed)}  # the CSV leaves out what was not computed

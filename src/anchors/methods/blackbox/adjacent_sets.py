@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from anchors.methods.blackbox import (
+from anchors.methods.blackbox.config import (
     KL_BOUNDS,
     BlackBoxConfig,
     Draws,
@@ -18,7 +18,7 @@ from anchors.methods.blackbox import (
     estimate_all,
     set_problem,
 )
-from anchors.methods.rollout_sets import RolloutArrays, TraceRollouts, tally
+from anchors.methods.blackbox.rollout_sets import RolloutArrays, TraceRollouts, tally
 from anchors.metrics.distributions import kl_from_counts, share
 
 NAMES = ("accuracy", "importance_accuracy", "importance_kl")

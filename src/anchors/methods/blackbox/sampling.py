@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from anchors.methods.blackbox import BlackBoxConfig
-from anchors.methods.rollout_sets import GradedRollout, PrefixRollouts, TraceRollouts
+from anchors.methods.blackbox.config import BlackBoxConfig
+from anchors.methods.blackbox.rollout_sets import GradedRollout, PrefixRollouts, TraceRollouts
 from anchors.models.templates import PromptTemplate
 from anchors.rollouts.base import PrefixRequest, Rollout, Sampler, SamplingParams
 from anchors.rollouts.generate import ANSWER_STEM

@@ -21,7 +21,7 @@ import numpy as np
 from jaxtyping import Float
 
 from anchors.errors import AnchorsError, InputError
-from anchors.methods.sequence import TraceSequence, check_length, encode_trace
+from anchors.methods.whitebox.sequence import TraceSequence, check_length, encode_trace
 from anchors.metrics.attention import (
     head_kurtosis,
     receiver_scores,

@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 from jaxtyping import Float
 
-from anchors.methods.blackbox import BlackBoxConfig
-from anchors.methods.rollout_sets import TraceRollouts, population
+from anchors.methods.blackbox.config import BlackBoxConfig
+from anchors.methods.blackbox.rollout_sets import TraceRollouts, population
 from anchors.models.embeddings import Embedder
 
 

@@ -27,8 +27,8 @@ import numpy as np
 import pandas as pd
 
 from anchors.errors import InputError
-from anchors.methods.tables import SCHEMA_VERSION, Row, frame
-from anchors.methods.trace_sampling import TraceSampler, answer_rates, forced_answers, reference_answer
+from anchors.methods.causality.tables import SCHEMA_VERSION, Row, frame
+from anchors.methods.causality.sampling import TraceSampler, answer_rates, forced_answers, reference_answer
 from anchors.metrics.curves import area_over_curve, curve_on_grid, mean_and_se, normalized_aoc
 from anchors.traces.answers import grade
 from anchors.traces.records import Trace

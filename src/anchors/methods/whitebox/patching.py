@@ -31,7 +31,7 @@ import numpy as np
 from jaxtyping import Float, Int
 
 from anchors.errors import InputError
-from anchors.methods.sequence import adds_bos
+from anchors.methods.whitebox.sequence import adds_bos
 from anchors.metrics.token_kl import full_kl, sequence_logprob
 from anchors.models.hooks import Hook, HookedModel, hooked
 from anchors.models.templates import PAPER_FORCED_ANSWER_SUFFIX

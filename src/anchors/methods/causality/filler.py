@@ -22,8 +22,8 @@ from typing import Any
 
 import pandas as pd
 
-from anchors.methods.tables import Row, frame
-from anchors.methods.trace_sampling import TraceSampler, answer_rates, forced_answers, stable_seed
+from anchors.methods.causality.tables import Row, frame
+from anchors.methods.causality.sampling import TraceSampler, answer_rates, forced_answers, stable_seed
 from anchors.metrics.curves import mean_and_se
 from anchors.traces.records import Trace
 

@@ -26,10 +26,10 @@ import numpy as np
 import pandas as pd
 from jaxtyping import Float
 
-from anchors.methods.blackbox import (
+from anchors.methods.blackbox.config import (
     KL_BOUNDS, SHARE_BOUNDS, BlackBoxConfig, Draws, Estimate, estimate_all, estimates_frame, set_problem,
 )
-from anchors.methods.rollout_sets import (
+from anchors.methods.blackbox.rollout_sets import (
     RolloutArrays,
     TraceRollouts,
     population,

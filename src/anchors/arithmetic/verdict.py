@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from anchors.methods.arith_eval import ArithError, DivisionByZero, ParseFailure, Unverifiable, evaluate
-from anchors.methods.arith_scan import Token
+from anchors.arithmetic.evaluate import ArithError, DivisionByZero, ParseFailure, Unverifiable, evaluate
+from anchors.arithmetic.scan import Token
 
 Verdict = Literal["valid", "invalid", "unchecked"]
 

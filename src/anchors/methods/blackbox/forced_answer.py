@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from anchors.methods.adjacent_sets import adjacent_set_estimates
-from anchors.methods.blackbox import BlackBoxConfig, Estimate, estimates_frame
-from anchors.methods.rollout_sets import TraceRollouts, forced_arrays
+from anchors.methods.blackbox.adjacent_sets import adjacent_set_estimates
+from anchors.methods.blackbox.config import BlackBoxConfig, Estimate, estimates_frame
+from anchors.methods.blackbox.rollout_sets import TraceRollouts, forced_arrays
 
 
 @dataclass(frozen=True)

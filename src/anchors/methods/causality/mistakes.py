@@ -23,9 +23,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from anchors.methods.arith_claims import extract_claims
-from anchors.methods.tables import Row, frame
-from anchors.methods.trace_sampling import TraceSampler, answer_rates, continuations, stable_seed
+from anchors.arithmetic.claims import extract_claims
+from anchors.methods.causality.tables import Row, frame
+from anchors.methods.causality.sampling import TraceSampler, answer_rates, continuations, stable_seed
 from anchors.metrics.curves import area_over_curve, evenly_spaced, mean_and_se
 from anchors.traces.records import Trace
 from anchors.traces.segment import Sentence, split_sentences

@@ -22,11 +22,11 @@ from typing import Any
 import numpy as np
 
 from anchors.errors import InputError
-from anchors.methods.blackbox import BlackBoxConfig
-from anchors.methods.counterfactual import counterfactual_importance
-from anchors.methods.rollout_sets import PrefixRollouts, TraceRollouts
-from anchors.methods.sampling import sample_trace_rollouts
-from anchors.methods.scores import TraceScores, rollout_counts, score_rollouts
+from anchors.methods.blackbox.config import BlackBoxConfig
+from anchors.methods.blackbox.counterfactual import counterfactual_importance
+from anchors.methods.blackbox.rollout_sets import PrefixRollouts, TraceRollouts
+from anchors.methods.blackbox.sampling import sample_trace_rollouts
+from anchors.methods.blackbox.scores import TraceScores, rollout_counts, score_rollouts
 from anchors.models.embeddings import Embedder
 
 

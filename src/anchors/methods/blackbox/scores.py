@@ -24,12 +24,12 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, create_model
 
-from anchors.methods.blackbox import BlackBoxConfig, Estimate
-from anchors.methods.counterfactual import CounterfactualImportance, counterfactual_importance
-from anchors.methods.forced_answer import ForcedAnswerImportance, forced_answer_importance
-from anchors.methods.resampling import ResamplingImportance, resampling_importance
-from anchors.methods.rollout_sets import TraceRollouts
-from anchors.methods.sentence_matrix import SentenceMatrix, sentence_matrix
+from anchors.methods.blackbox.config import BlackBoxConfig, Estimate
+from anchors.methods.blackbox.counterfactual import CounterfactualImportance, counterfactual_importance
+from anchors.methods.blackbox.forced_answer import ForcedAnswerImportance, forced_answer_importance
+from anchors.methods.blackbox.resampling import ResamplingImportance, resampling_importance
+from anchors.methods.blackbox.rollout_sets import TraceRollouts
+from anchors.methods.blackbox.sentence_matrix import SentenceMatrix, sentence_matrix
 from anchors.metrics.fdr import benjamini_hochberg
 from anchors.models.embeddings import Embedder
 from anchors.traces.segment import Sentence
@@ -206,7 +206,7 @@ def score_trace(
 ) -> TraceScores:
     """Sample, grade and score one trace (`trace`: a Trace, `sampler`: a rollouts Sampler, `template`: the
     model's PromptTemplate, used when the trace has no prompt of its own)."""
-    from anchors.methods.sampling import sample_trace_rollouts
+    from anchors.methods.blackbox.sampling import sample_trace_rollouts
     from anchors.models.embeddings import SentenceEmbedder
 
     started = time.perf_counter()

@@ -1,6 +1,6 @@
 """Step validity: are the trace's own arithmetic steps right, and does that relate to a correct answer?
 
-Every sentence of the thinking is checked by `arith_claims.check_sentence` (claims such as "3 × 13 = 39",
+Every sentence of the thinking is checked by `anchors.arithmetic.claims.check_sentence` (claims such as "3 × 13 = 39",
 "48 divided by 2 is 24", "\\frac{48}{2} = 24", checked exactly with sympy): a sentence is `valid`, `invalid`
 or `no_claim`. A trace is `invalid` if any checked claim is wrong, `valid` if it has at least one checked
 claim and none is wrong, and `no_claim` otherwise ("Beyond Semantics": formally validate each step).
@@ -23,8 +23,8 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from anchors.methods.arith_claims import check_sentence
-from anchors.methods.tables import Row, frame
+from anchors.arithmetic.claims import check_sentence
+from anchors.methods.causality.tables import Row, frame
 from anchors.traces.answers import grade
 from anchors.traces.records import Trace
 from anchors.traces.segment import split_sentences

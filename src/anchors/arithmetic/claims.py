@@ -26,10 +26,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from anchors.methods.arith_eval import ArithError, ParseFailure, evaluate
-from anchors.methods.arith_scan import Token, scan
-from anchors.methods.arith_verdict import Verdict
-from anchors.methods.arith_verdict import verdict as judge
+from anchors.arithmetic.evaluate import ArithError, ParseFailure, evaluate
+from anchors.arithmetic.scan import Token, scan
+from anchors.arithmetic.verdict import Verdict
+from anchors.arithmetic.verdict import verdict as judge
 
 SentenceLabel = Literal["valid", "invalid", "no_claim"]
 

@@ -18,20 +18,20 @@ import numpy as np
 import pandas as pd
 
 from anchors.errors import InputError
-from anchors.methods.early_answering import (
+from anchors.methods.causality.early_answering import (
     EarlyAnsweringConfig, EarlyAnsweringPoint, EarlyAnsweringResult, EarlyAnsweringTrace, early_answering,
 )  # fmt: skip
-from anchors.methods.filler import FillerConfig, FillerResult, FillerRow, filler_tests
-from anchors.methods.mistakes import MistakeRow, MistakesConfig, MistakesResult, MistakeTrace, inserted_mistakes
-from anchors.methods.paraphrase import ParaphraseConfig, Paraphraser, ParaphraseResult, ParaphraseRow, paraphrase_test
-from anchors.methods.resilience import (
+from anchors.methods.causality.filler import FillerConfig, FillerResult, FillerRow, filler_tests
+from anchors.methods.causality.mistakes import MistakeRow, MistakesConfig, MistakesResult, MistakeTrace, inserted_mistakes
+from anchors.methods.causality.paraphrase import ParaphraseConfig, Paraphraser, ParaphraseResult, ParaphraseRow, paraphrase_test
+from anchors.methods.causality.resilience import (
     EmbedFn, ResilienceConfig, ResilienceResult, ResilienceRow, default_embedder, resilience,
 )  # fmt: skip
-from anchors.methods.step_validity import (
+from anchors.methods.causality.step_validity import (
     ClaimRow, ContingencyRow, SentenceValidity, StepValidityConfig, StepValidityResult, TraceValidity, step_validity,
 )  # fmt: skip
-from anchors.methods.tables import SCHEMA_VERSION
-from anchors.methods.trace_sampling import TraceSampler
+from anchors.methods.causality.tables import SCHEMA_VERSION
+from anchors.methods.causality.sampling import TraceSampler
 from anchors.traces.records import Trace
 
 Progress = Callable[[Sequence[Trace], str], Iterator[Trace]]

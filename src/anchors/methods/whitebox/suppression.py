@@ -22,7 +22,7 @@ import numpy as np
 from jaxtyping import Float
 
 from anchors.errors import InputError
-from anchors.methods.sequence import TraceSequence, check_length, encode_trace
+from anchors.methods.whitebox.sequence import TraceSequence, check_length, encode_trace
 from anchors.metrics.token_kl import log_kl_by_span, normalise_rows, sparse_top_p_kl
 from anchors.models.hooks import Hook, HookedModel, RunOutput, hooked
 from anchors.traces.records import Trace

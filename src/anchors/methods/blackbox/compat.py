@@ -21,9 +21,9 @@ from typing import Any
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
-from anchors.methods.blackbox import BlackBoxConfig
-from anchors.methods.scores import METRICS, SCHEMA_VERSION, TraceScores, score_rollouts
-from anchors.methods.ta_rollouts import load_ta_rollouts
+from anchors.methods.blackbox.config import BlackBoxConfig
+from anchors.methods.blackbox.scores import METRICS, SCHEMA_VERSION, TraceScores, score_rollouts
+from anchors.methods.blackbox.ta_rollouts import load_ta_rollouts
 from anchors.metrics.categories import category_table
 from anchors.models.embeddings import Embedder
 from anchors.traces.segment import split_sentences

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from anchors.methods.tables import Row, frame
-from anchors.methods.trace_sampling import TraceSampler, answer_rates, continuations
+from anchors.methods.causality.tables import Row, frame
+from anchors.methods.causality.sampling import TraceSampler, answer_rates, continuations
 from anchors.traces.records import Trace
 from anchors.traces.segment import Sentence, split_sentences
 

@@ -31,8 +31,8 @@ import numpy as np
 import pandas as pd
 
 from anchors.errors import InputError
-from anchors.methods.tables import Row, frame
-from anchors.methods.trace_sampling import (
+from anchors.methods.causality.tables import Row, frame
+from anchors.methods.causality.sampling import (
     AnswerSample,
     TraceSampler,
     answer_rates,

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from anchors.errors import InputError
-from anchors.methods.rollout_sets import GradedRollout, PrefixRollouts, TraceRollouts
+from anchors.methods.blackbox.rollout_sets import GradedRollout, PrefixRollouts, TraceRollouts
 from anchors.thought_anchors import FolderReader, ProblemFolder
 from anchors.thought_anchors.folder import CHUNK_METRICS, ChunkRecord, SolutionRecord
 from anchors.traces.answers import answer_key
