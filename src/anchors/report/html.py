@@ -17,7 +17,7 @@ from plotly.offline import get_plotlyjs
 
 from anchors import __version__
 from anchors.report.figures import TRACE_FIGURES, FigureOrReason, format_value, trace_figures
-from anchors.results import TraceResults, read_trace_results
+from anchors.results import TraceResults, as_trace_results, read_trace_results
 from anchors.results.contract import report_path
 from anchors.viz.style import TAG_COLORS, UNTAGGED_COLOR, metric_label, tag_label, tag_order
 
@@ -54,9 +54,11 @@ def _asset(name: str) -> str:
     return resources.files("anchors.report").joinpath("assets", name).read_text(encoding="utf-8")
 
 
-def render_report(results: TraceResults, *, metric: str | None = None, alternatives: int = 5) -> str:
+def render_report(results: TraceResults | Any, *, metric: str | None = None, alternatives: int = 5) -> str:
     """The report as one HTML string (≈ 5 MB of it is plotly.js); at most `alternatives` resampled sentences
-    are kept per sentence, so 100 rollouts per sentence don't bloat the file."""
+    are kept per sentence, so 100 rollouts per sentence don't bloat the file. `results`: a TraceResults, or any
+    one trace's result (e.g. what `score_trace` returns)."""
+    results = as_trace_results(results)
     figures = trace_figures(results, metric)
     metric = metric or results.headline_metric
     cards = "\n".join(_card(name, figures[name]) for name in TRACE_FIGURES)
@@ -76,9 +78,10 @@ def render_report(results: TraceResults, *, metric: str | None = None, alternati
     )
 
 
-def write_report(results: TraceResults, path: str | Path | None = None, *, metric: str | None = None,
+def write_report(results: TraceResults | Any, path: str | Path | None = None, *, metric: str | None = None,
                  alternatives: int = 5) -> Path:
     """Write the report; `path` defaults to the report in the results' own trace folder, else `./<trace id>.html`."""
+    results = as_trace_results(results)
     if path is None:
         source = results.info.get("results_dir")
         path = report_path(source) if source else Path(f"{results.trace_id}.html")

@@ -11,8 +11,11 @@ from plotly.subplots import make_subplots
 
 from anchors.metrics.agreement import rank_agreement
 from anchors.viz.style import base_layout, metric_label, short, tag_color, tag_label, tag_order
+from anchors.viz import inputs
+from anchors.viz.inputs import accepts_results
 
 
+@accepts_results(inputs.importances)
 def method_agreement(
     scores: Mapping[str, Sequence[float] | np.ndarray],
     *,

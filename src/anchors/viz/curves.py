@@ -6,10 +6,13 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from anchors.viz.style import base_layout
+from anchors.viz import inputs
+from anchors.viz.inputs import accepts_results
 
 _PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
 
 
+@accepts_results(inputs.early_answering)
 def early_answering_curve(table: pd.DataFrame, *, title: str | None = None) -> go.Figure:
     """Lines of `agreement` against `fraction` (of the trace kept), one per `group` if the table has one
     (e.g. a length bucket), with a band from `agreement_lo`/`agreement_hi` when present."""

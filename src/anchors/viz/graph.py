@@ -10,6 +10,8 @@ import plotly.graph_objects as go
 from jaxtyping import Float
 
 from anchors.viz.style import NEGATIVE_COLOR, POSITIVE_COLOR, base_layout, short, tag_color, tag_label, tag_order
+from anchors.viz import inputs
+from anchors.viz.inputs import accepts_results
 
 _CURVE_POINTS = 12  # points per edge: enough for a smooth arc, few enough for thousands of edges
 _STRENGTH_BINS = 3  # edges are drawn in 3 opacity/width classes (one trace each) instead of one trace per edge
@@ -69,6 +71,7 @@ def _edge_trace(edges: list[tuple[int, int, float]], xs: np.ndarray, ys: np.ndar
                       line=dict(color=color, width=0.6 + 1.2 * level), opacity=0.25 + 0.3 * level)
 
 
+@accepts_results(inputs.graph)
 def sentence_graph(
     matrix: Float[np.ndarray, "sent sent"],
     importance: Sequence[float] | np.ndarray | None = None,

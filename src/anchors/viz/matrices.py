@@ -10,6 +10,8 @@ from jaxtyping import Float
 
 from anchors.viz.sentences import importance_bars
 from anchors.viz.style import base_layout
+from anchors.viz import inputs
+from anchors.viz.inputs import accepts_results
 
 
 def color_limit(values: np.ndarray, percentile: float = 99.0) -> float:
@@ -20,6 +22,7 @@ def color_limit(values: np.ndarray, percentile: float = 99.0) -> float:
     return limit if limit > 0 else (float(finite.max()) if finite.size and finite.max() > 0 else 1.0)
 
 
+@accepts_results(inputs.matrix)
 def sentence_heatmap(
     matrix: Float[np.ndarray, "sent sent"],
     *,
@@ -45,6 +48,7 @@ def sentence_heatmap(
     return fig
 
 
+@accepts_results(inputs.heads)
 def head_map(
     values: Float[np.ndarray, "layer head"],
     *,
@@ -68,6 +72,7 @@ def head_map(
     return fig
 
 
+@accepts_results(inputs.receiver_scores)
 def vertical_profile(
     scores: Float[np.ndarray, " sent"],
     *,
@@ -82,6 +87,7 @@ def vertical_profile(
     return importance_bars(scores, sentences=sentences, tags=tags, label=label, title=title)
 
 
+@accepts_results(inputs.patching)
 def layer_sentence_map(
     values: Float[np.ndarray, "layer sent"],
     *,

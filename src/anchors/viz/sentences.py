@@ -9,6 +9,8 @@ import plotly.graph_objects as go
 from jaxtyping import Float
 
 from anchors.viz.style import base_layout, short, tag_color, tag_label, tag_order
+from anchors.viz import inputs
+from anchors.viz.inputs import accepts_results
 
 ArrayLike = Sequence[float] | np.ndarray
 
@@ -30,6 +32,7 @@ def _defaults(n: int, sentences: Sequence[str] | None, tags: Sequence[str | None
     return texts, labels
 
 
+@accepts_results(inputs.per_sentence)
 def importance_bars(
     values: Float[np.ndarray, " sent"] | ArrayLike,
     *,
@@ -83,6 +86,7 @@ def normalised_positions(n: int) -> np.ndarray:
     return np.arange(n) / (n - 1) if n > 1 else np.full(n, 0.5)
 
 
+@accepts_results(inputs.by_position)
 def importance_by_position(
     values: ArrayLike,
     positions: ArrayLike | None = None,

@@ -32,7 +32,7 @@ class BlackBoxConfig:
     Fields left None take the mode's value (see `resolved`)."""
 
     mode: Mode = "default"
-    rollouts: int = 20  # per prefix (resampled), and as many forced answers
+    rollouts: int = 8  # per prefix (resampled), and as many forced answers (the CLI's default too)
     similarity_threshold: float = 0.8  # T_i is dissimilar to S_i iff cosine < this
     alpha: float | None = None  # KL smoothing: 1e-9 (paper), 0.5 Jeffreys (default)
     bootstrap: int | None = None  # resamples for the intervals: 0 (paper), 1000 (default)
@@ -45,7 +45,7 @@ class BlackBoxConfig:
     # sampling (methods.md §1: T = 0.6, top-p 0.95; token budgets are ours: the paper allows 16,384)
     temperature: float = 0.6
     top_p: float = 0.95
-    max_new_tokens: int = 256
+    max_new_tokens: int = 96
     forced_max_new_tokens: int = 16
     answer_method: str | None = None  # answer extractor of resampled rollouts; None: the mode's
 

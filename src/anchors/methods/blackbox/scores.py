@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -93,11 +93,21 @@ class TraceScores:
     run: dict[str, Any] = field(default_factory=dict)
     # per sentence index, a few distinct sentences the model wrote in its place when resampled (for the report)
     alternatives: dict[int, tuple[str, ...]] = field(default_factory=dict)
+    trace: Any = field(default=None, compare=False)  # the Trace scored (None when scored from rollouts alone)
 
     def to_pandas(self) -> pd.DataFrame:
-        """One row per sentence, every column of `SentenceScore` (NaN where undefined or not computed)."""
-        frame = pd.DataFrame([row.model_dump() for row in self.rows])
+        """One row per sentence: index, text, tag and the headline metric first, then every other column of
+        `SentenceScore` (NaN where undefined or not computed)."""
+        frame = pd.DataFrame([row.model_dump() for row in self.rows]).drop(columns=["schema_version", "trace_id"])
+        first = ["index", "text", "tag", HEADLINE]
+        frame = frame[first + [c for c in frame.columns if c not in first]]
         return frame.set_index("index", drop=False).rename_axis(None)
+
+    def plot(self, metric: str | None = None) -> Any:
+        """The importance-per-sentence figure (plotly), as for any trace's results (anchors.results.TraceResults.plot)."""
+        from anchors.results import as_trace_results  # results sit above the methods: imported on use only
+
+        return as_trace_results(self).plot(metric)
 
     def top(self, k: int = 5, by: str = HEADLINE) -> pd.DataFrame:
         """The k sentences with the highest `by` (NaN last)."""
@@ -213,7 +223,7 @@ def score_trace(
     rollouts = sample_trace_rollouts(trace, sampler, template, config, store=store, progress=progress)
     run = {"sampler": sampler.identity, "sampling_seconds": round(time.perf_counter() - started, 3),
            **rollout_counts(rollouts)}
-    return score_rollouts(rollouts, embedder or SentenceEmbedder(), config, tags, run)
+    return replace(score_rollouts(rollouts, embedder or SentenceEmbedder(), config, tags, run), trace=trace)
 
 
 def rollout_counts(rollouts: TraceRollouts) -> dict[str, int]:
