@@ -45,3 +45,28 @@ def test_similarity_fields_recomputed_within_tolerance(ta_data: Path, trace: str
         check = report.checks[field]
         print(f"{trace} {field}: {check.within}/{check.compared} within 0.02 (max deviation {check.max_deviation:.4f})")
         assert check.compared >= 26 and check.within / check.compared >= 0.95
+
+
+def test_score_from_a_released_folder_ranks_by_the_headline_metric(ta_data: Path, tmp_path: Path) -> None:
+    """Issue: the report ranked by `schema_version` and the headline metrics were 'not computed' although the
+    authors stored them. Metrics the released rollouts cannot give now come from chunks_labeled.json, marked."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from anchors.cli import app
+    from anchors.results import ResultsDir, read_trace_results
+
+    folder = ta_data / "deepseek-r1-distill-qwen-14b" / "correct_base_solution" / "problem_330"
+    result = CliRunner().invoke(app, ["score", "--from-ta", str(folder), "--mode", "paper", "--out", str(tmp_path),
+                                      "--tags", "none"])
+    assert result.exit_code == 0, result.output
+    back = read_trace_results(tmp_path / "problem_330")
+    assert back.headline_metric == "counterfactual_importance_kl" and "schema_version" not in back.metrics
+    stored = [c["counterfactual_importance_kl"] for c in json.loads((folder / "chunks_labeled.json").read_text())]
+    assert back.sentences["counterfactual_importance_kl"].tolist() == stored  # the authors' values, not NaN
+    summary = ResultsDir(tmp_path).trace_manifest("problem_330").methods["blackbox"].summary
+    assert "counterfactual_importance_kl" in summary["from_authors"]
+    assert "by counterfactual_importance_kl" in result.stdout
+    header = (tmp_path / "problem_330" / "report.html").read_text().split('<div class="facts">')[1].split("</div>")[0]
+    assert "ranked by" in header and "schema" not in header.lower()
