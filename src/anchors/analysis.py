@@ -39,8 +39,10 @@ class BlackBox:
 
 
 def run_blackbox(traces: Sequence[Trace], sampler: Any, template: Any, spec: BlackBox, out: ResultsDir, *,
-                 embedder: Any, on_error: OnError = _raise, on_trace: Callable[[Any], None] | None = None) -> list[Any]:
-    """Score every trace (TraceScores each), writing each as soon as it is done."""
+                 embedder: Any, on_error: OnError = _raise, on_trace: Callable[[Any], None] | None = None,
+                 bar: Callable[[str], Any] | None = None) -> list[Any]:
+    """Score every trace (TraceScores each), writing each as soon as it is done. `bar(trace id)` makes the one
+    progress display of a trace's sampling (anchors.console.TraceBar); without it each job shows its own."""
     from anchors.methods.blackbox.adaptive import score_trace_adaptive
     from anchors.methods.blackbox.scores import score_trace
 
@@ -48,17 +50,22 @@ def run_blackbox(traces: Sequence[Trace], sampler: Any, template: Any, spec: Bla
     _check(out, "blackbox", traces, spec.config.mode, settings, sampler.identity)
     done = []
     for trace in traces:
+        progress = bar(trace.id) if bar is not None else True
         try:
             tags = trace_tags(trace, spec.tags, spec.config.mode)
             store = str(out.store_path())
             if spec.adaptive is not None:
                 scores = score_trace_adaptive(trace, sampler, template, embedder, spec.config, spec.adaptive,
-                                              store=store, tags=tags)
+                                              store=store, tags=tags, progress=progress)
             else:
-                scores = score_trace(trace, sampler, template, spec.config, embedder=embedder, store=store, tags=tags)
+                scores = score_trace(trace, sampler, template, spec.config, embedder=embedder, store=store, tags=tags,
+                                     progress=progress)
         except AnchorsError as error:
             on_error(trace, error)
             continue
+        finally:
+            if progress is not True:
+                progress.close()
         saving.save_blackbox(out, trace, scores, embedder=embedder.identity)
         done.append(scores)
         if on_trace is not None:
@@ -234,10 +241,10 @@ class Analysis:
 
 def analyze(traces: Sequence[Trace], analysis: Analysis, out: ResultsDir, *, handle: Any, sampler: Any, template: Any,
             embedder: Any, trace_sampler: Any = None, progress: Progress | None = None,
-            on_error: OnError = _raise) -> list[Path]:
+            on_error: OnError = _raise, bar: Callable[[str], Any] | None = None) -> list[Path]:
     """Every chosen method on every trace into `out` (one model, one store), then the reports."""
     if analysis.blackbox is not None:
-        run_blackbox(traces, sampler, template, analysis.blackbox, out, embedder=embedder, on_error=on_error)
+        run_blackbox(traces, sampler, template, analysis.blackbox, out, embedder=embedder, on_error=on_error, bar=bar)
     if analysis.tags is not None:
         run_tags(traces, analysis.tags, analysis.tags_mode, out, progress=progress)
     if analysis.receivers is not None:

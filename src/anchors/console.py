@@ -50,6 +50,67 @@ def track(items: Sequence[T], description: str) -> Iterator[T]:
             bar.advance(task)
 
 
+# How wide the label of a progress bar may be: at 80 columns the bar, the count and the ETA must still fit.
+LABEL_WIDTH = 32
+
+
+def short_label(text: str, width: int = LABEL_WIDTH) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _bar(label_width: int = LABEL_WIDTH) -> Progress:
+    return Progress(TextColumn("{task.description}", markup=False), BarColumn(bar_width=None), MofNCompleteColumn(),
+                    TextColumn("ETA", style="dim"), TimeRemainingColumn(), console=stderr, transient=False,
+                    expand=False)
+
+
+class TraceBar:
+    """One bar for all the sampling of one trace: 'arith-25 · forced answers  ━━━  12/40  ETA 0:00:31'.
+
+    Each phase adds its rollouts to the total and names itself in the label; only rollouts actually sampled
+    advance it (store hits never enter the total), so the rate and ETA are those of sampling alone."""
+
+    def __init__(self, trace_id: str) -> None:
+        self.trace_id, self._bar, self._task = trace_id, None, None
+
+    def add(self, total: int, phase: str) -> None:
+        label = short_label(f"{short_label(self.trace_id, 14)} · {phase}")
+        if self._bar is None:
+            self._bar = _bar()
+            self._bar.start()
+            self._task = self._bar.add_task(label, total=total)
+        else:
+            task = self._bar.tasks[0]
+            self._bar.update(self._task, total=(task.total or 0) + total, description=label)
+
+    def advance(self) -> None:
+        if self._bar is not None:
+            self._bar.advance(self._task)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+
+class CountBar:
+    """A bar for work reported as (done, total), e.g. sentence embeddings; shown only while there is work."""
+
+    def __init__(self, label: str) -> None:
+        self.label, self._bar, self._task = short_label(label), None, None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self._bar is None and done < total:
+            self._bar = _bar()
+            self._bar.start()
+            self._task = self._bar.add_task(self.label, total=total)
+        if self._bar is not None:
+            self._bar.update(self._task, completed=done, total=total)
+            if done >= total:
+                self._bar.stop()
+                self._bar = None
+
+
 def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
     """A table of plain cells: `Text` objects, so neither markup nor the repr highlighter touches user text."""
     grid = Table(title=Text(title), title_justify="left", show_lines=False)

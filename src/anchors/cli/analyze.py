@@ -77,7 +77,8 @@ def analyze(
     failed: list[str] = []
     engine, trace_sampler = _samplers(handle, batch_size, results)
     reports = run_all(items, plan, results, handle=handle, sampler=engine, template=handle.template,
-                      embedder=_embedder(), trace_sampler=trace_sampler, progress=console.track, on_error=reporter(failed))
+                      embedder=_embedder(), trace_sampler=trace_sampler, progress=console.track, on_error=reporter(failed),
+                      bar=console.TraceBar)
     console.stdout.print(f"wrote {len(reports)} report(s): {results.index_path()}")
     finish(inputs, skip_invalid, failed)
 
@@ -151,4 +152,6 @@ def _samplers(handle: Any, batch_size: int, results: Any) -> tuple[Any, Any]:
 def _embedder() -> Any:
     from anchors.models.embeddings import SentenceEmbedder
 
-    return SentenceEmbedder()
+    embedder = SentenceEmbedder()
+    embedder.on_progress = console.CountBar("embedding sentences")
+    return embedder

@@ -122,8 +122,9 @@ def _score_traces(traces: list[Any], sampler: Any, template: Any, spec: Any, out
     from anchors.analysis import run_blackbox, write_reports
 
     failed: list[str] = []
+    embedder.on_progress = console.CountBar("embedding sentences")
     done = run_blackbox(traces, sampler, template, spec, out, embedder=embedder, on_error=reporter(failed),
-                        on_trace=lambda scores: _show(scores, out, top))
+                        on_trace=lambda scores: _show(scores, out, top), bar=console.TraceBar)
     if done:
         write_reports(out, [s.trace_id for s in done])
     return failed

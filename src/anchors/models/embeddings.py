@@ -15,7 +15,7 @@ import hashlib
 import importlib.metadata
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -78,13 +78,17 @@ class SentenceEmbedder:
         marker = "".join(f"{p.name}:{p.stat().st_size};" for p in sorted(self.path.glob("*")) if p.is_file())
         return f"{self.name}-{hashlib.sha256(marker.encode()).hexdigest()[:10]}"
 
+    # (done, total) after each chunk of a long encoding (a progress bar); None: silent
+    on_progress: Callable[[int, int], None] | None = None
+    _PROGRESS_CHUNK = 512
+
     def embed(self, texts: Sequence[str]) -> Float[np.ndarray, "n dim"]:
         """Unit-norm float32 embeddings, one row per text (duplicates embedded once)."""
         unique = list(dict.fromkeys(texts))
         found = self._cache.lookup(unique) if self._cache else {}
         missing = [t for t in unique if t not in found]
         if missing:
-            vectors = self._encode(missing)
+            vectors = self._encode_reporting(missing)
             found.update(zip(missing, vectors))
             if self._cache:
                 self._cache.add(missing, vectors)
@@ -95,6 +99,16 @@ class SentenceEmbedder:
     @property
     def dimension(self) -> int:
         return int(self._load().get_sentence_embedding_dimension())
+
+    def _encode_reporting(self, texts: list[str]) -> np.ndarray:
+        """`_encode` in chunks, reporting (done, total) to `on_progress` when there is enough work to show."""
+        if self.on_progress is None or len(texts) <= self._PROGRESS_CHUNK:
+            return self._encode(texts)
+        parts = []
+        for start in range(0, len(texts), self._PROGRESS_CHUNK):
+            parts.append(self._encode(texts[start:start + self._PROGRESS_CHUNK]))
+            self.on_progress(min(start + self._PROGRESS_CHUNK, len(texts)), len(texts))
+        return np.concatenate(parts)
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         vectors = self._load().encode(texts, batch_size=self.batch_size, normalize_embeddings=True,

@@ -45,6 +45,8 @@ def convert_gguf(gguf_path: Path, out_folder: Path) -> None:
     import torch
     import transformers
 
+    transformers.utils.logging.disable_progress_bar()  # anchors shows its own progress
+
     folder, name = str(gguf_path.parent), gguf_path.name
     try:
         model = transformers.AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)

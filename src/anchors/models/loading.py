@@ -145,6 +145,8 @@ def resolve_dtype(dtype: str | Any | None, device: Any) -> Any:
 def _load_hf_model(folder: Path, device: Any, dtype: Any) -> Any:
     import transformers
 
+    # transformers' own "Loading weights" bars would interleave with anchors' (a 0.1 s load needs none)
+    transformers.utils.logging.disable_progress_bar()
     try:
         model = transformers.AutoModelForCausalLM.from_pretrained(
             folder,

@@ -16,7 +16,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 from anchors.errors import AnchorsError
 from anchors.rollouts.base import PrefixRequest, Rollout, Sampler, SamplingParams
@@ -38,13 +38,15 @@ def collect_rollouts(
     params: SamplingParams,
     *,
     store: str | Path | RolloutStore | None = None,
-    progress: bool = True,
+    progress: bool | Progress = True,
     errors: Literal["raise", "keep"] = "raise",
+    phase: str = "sampling",
 ) -> dict[str, list[Rollout]]:
     """All wanted rollouts of every request, keyed by request key, each list sorted by rollout index.
 
     `store`: a path (or an open `RolloutStore`) to keep rollouts in and resume from; None keeps them in
-    memory. `errors`: a rollout the sampler could not produce (e.g. a server that stayed down) is never
+    memory. `progress`: True for a bar of this job, False for none, or an object with `add(total, phase)` and
+    `advance()` that several jobs share (one bar for all of a trace's sampling; `phase` names this job). `errors`: a rollout the sampler could not produce (e.g. a server that stayed down) is never
     stored; with "raise" (default) a `SamplingFailed` naming the cause is raised after everything else is
     kept, with "keep" the failed rollouts (`finish_reason == "error"`) are returned in their lists.
     """
@@ -54,7 +56,7 @@ def collect_rollouts(
         done = {r.key: db.stored_indices(identity, params, r) for r in requests} if db else {}
         todo = [replace(r, indices=tuple(k for k in r.wanted_indices() if k not in done.get(r.key, ())))
                 for r in requests]
-        fresh, failures = _run(sampler, todo, params, db, progress)
+        fresh, failures = _run(sampler, todo, params, db, progress, phase)
         results = _gather(requests, identity, params, db, fresh, failures if errors == "keep" else [])
     if failures and errors == "raise":
         raise SamplingFailed(_failure_summary(failures, db is not None), failures, results)
@@ -62,7 +64,7 @@ def collect_rollouts(
 
 
 def _run(sampler: Sampler, todo: Sequence[PrefixRequest], params: SamplingParams, db: RolloutStore | None,
-         progress: bool) -> tuple[dict[str, dict[int, Rollout]], list[Rollout]]:
+         progress: bool | Progress, phase: str) -> tuple[dict[str, dict[int, Rollout]], list[Rollout]]:
     """Sample what `todo` asks for; store (or keep) each good rollout once, list the failed ones."""
     wanted = {r.key: set(r.indices or ()) for r in todo}
     by_key = {r.key: r for r in todo}
@@ -72,7 +74,7 @@ def _run(sampler: Sampler, todo: Sequence[PrefixRequest], params: SamplingParams
     if total == 0:
         return fresh, failures
     provenance = db.register(sampler.identity, params, todo, _provenance(sampler)) if db else 0
-    with _progress_bar(total, sampler.identity, progress) as advance:
+    with _progress_bar(total, phase, progress) as advance:
         for rollout in sampler.sample(todo, params):
             if rollout.index not in wanted.get(rollout.key, ()):
                 continue  # a sampler that ignores `indices`, or a duplicate
@@ -144,10 +146,22 @@ def _failure_summary(failures: list[Rollout], stored: bool) -> str:
     return f"{len(failures)} rollout(s) failed: {cause} [×{count}]{others}; {kept}"
 
 
+class Progress(Protocol):
+    """A progress display several jobs share: each adds its total (and names its phase), then advances."""
+
+    def add(self, total: int, phase: str) -> None: ...
+
+    def advance(self) -> None: ...
+
+
 @contextlib.contextmanager
-def _progress_bar(total: int, label: str, show: bool) -> Iterator[Callable[[], None]]:
-    if not show:
+def _progress_bar(total: int, label: str, show: bool | Progress) -> Iterator[Callable[[], None]]:
+    if show is False:
         yield lambda: None
+        return
+    if show is not True:
+        show.add(total, label)
+        yield show.advance
         return
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                                TimeRemainingColumn)

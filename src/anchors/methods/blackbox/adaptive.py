@@ -51,7 +51,7 @@ class AdaptiveConfig:
 
 def score_trace_adaptive(
     trace: Any, sampler: Any, template: Any, embedder: Embedder, config: BlackBoxConfig = BlackBoxConfig(),
-    adaptive: AdaptiveConfig = AdaptiveConfig(), *, store: str | None = None, progress: bool = True,
+    adaptive: AdaptiveConfig = AdaptiveConfig(), *, store: str | None = None, progress: Any = True,
     tags: Any = None,
 ) -> TraceScores:
     """Like `score_trace`, sampling only as much as each sentence's interval needs; `run` records the rounds."""

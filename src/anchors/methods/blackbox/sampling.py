@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from anchors.methods.blackbox.config import BlackBoxConfig
 from anchors.methods.blackbox.rollout_sets import GradedRollout, PrefixRollouts, TraceRollouts
@@ -48,10 +49,10 @@ def prefix_requests(plan: PromptPlan, stops: Sequence[int], config: BlackBoxConf
 
 
 def collect(sampler: Sampler, requests: Sequence[PrefixRequest], params: SamplingParams, *,
-            store: str | Path | None = None, progress: bool = True) -> dict[str, list[Rollout]]:
+            store: str | Path | None = None, progress: Any = True, phase: str = "sampling") -> dict[str, list[Rollout]]:
     """`collect_rollouts` keeping failed rollouts in their lists (`r.ok` is False): a few failures from a
     server must not cost a long job; the metrics count them and a sentence left with none reports why."""
-    return collect_rollouts(sampler, requests, params, store=store, progress=progress, errors="keep")
+    return collect_rollouts(sampler, requests, params, store=store, progress=progress, errors="keep", phase=phase)
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ class Grader:
 
 def sample_trace_rollouts(
     trace: Trace, sampler: Sampler, template: PromptTemplate, config: BlackBoxConfig = BlackBoxConfig(), *,
-    store: str | Path | None = None, progress: bool = True, stops: Sequence[int] | None = None,
+    store: str | Path | None = None, progress: Any = True, stops: Sequence[int] | None = None,
     starts: Sequence[int] | None = None,
 ) -> TraceRollouts:
     """Split the trace, sample R_i (and F_i) for every prefix, close unfinished rollouts (default mode), grade.
@@ -99,9 +100,10 @@ def sample_trace_rollouts(
     requests = prefix_requests(plan, stops, config, starts)
     resample = [r for (kind, _), rs in requests.items() if kind == "resample" for r in rs]
     forced = [r for (kind, _), rs in requests.items() if kind == "forced" for r in rs]
-    got = collect(sampler, resample, sampling_params(config), store=store, progress=progress)
+    got = collect(sampler, resample, sampling_params(config), store=store, progress=progress, phase="resampling")
     if forced:
-        got |= collect(sampler, forced, sampling_params(config, forced=True), store=store, progress=progress)
+        got |= collect(sampler, forced, sampling_params(config, forced=True), store=store, progress=progress,
+                       phase="forced answers")
     grader = Grader(trace.gold_answer, config.mode, config.answer_method, plan.think_close, keep_sentences=config.matrix)
     streams = [stream(got, requests["resample", i], starts[i], stops[i]) for i in range(len(stops))]
     prefixes = []
@@ -123,7 +125,7 @@ def _graded_prefix(plan: PromptPlan, i: int, resampled: list[tuple[int, Rollout]
 
 def close_unfinished(
     plan: PromptPlan, prefixes: list[PrefixRollouts], streams: list[list[tuple[int, Rollout]]],
-    sampler: Sampler, grader: Grader, config: BlackBoxConfig, *, store: str | Path | None, progress: bool,
+    sampler: Sampler, grader: Grader, config: BlackBoxConfig, *, store: str | Path | None, progress: Any,
 ) -> list[PrefixRollouts]:
     """Give every answerless rollout an answer: its text + closing tag + answer stem, then a short sample."""
     requests, where = [], {}
@@ -137,7 +139,8 @@ def close_unfinished(
                 where[request.key] = (i, k)
     if not requests:
         return prefixes
-    answers = collect(sampler, requests, sampling_params(config, forced=True), store=store, progress=progress)
+    answers = collect(sampler, requests, sampling_params(config, forced=True), store=store, progress=progress,
+                      phase="closing")
     updated = [list(p.resampled) for p in prefixes]
     for key, (i, k) in where.items():
         done = [r for r in answers.get(key, []) if r.ok]

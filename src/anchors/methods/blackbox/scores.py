@@ -211,7 +211,7 @@ def _number(value: float) -> float:
 
 def score_trace(
     trace: Any, sampler: Any, template: Any, config: BlackBoxConfig = BlackBoxConfig(), *,
-    embedder: Embedder | None = None, store: str | None = None, progress: bool = True,
+    embedder: Embedder | None = None, store: str | None = None, progress: Any = True,
     tags: Sequence[str | None] | None = None,
 ) -> TraceScores:
     """Sample, grade and score one trace (`trace`: a Trace, `sampler`: a rollouts Sampler, `template`: the
