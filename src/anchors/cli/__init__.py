@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 
@@ -22,17 +22,17 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    rich_markup_mode=None,
+    rich_markup_mode="rich",  # help in boxes; every help text is escaped first (see _plain_help below)
 )
 
 # Options shared by several commands.
 SkipInvalid = Annotated[bool, typer.Option("--skip-invalid", help="Exit 0 even when some input lines are invalid (they are still reported).")]
 FromTA = Annotated[Path | None, typer.Option("--from-ta", help="Read traces from a Thought Anchors folder (problem.json + base_solution.json) instead of JSONL.")]
-ModeOption = Annotated[str, typer.Option("--mode", help="'default', or 'paper' to reproduce the published method's quirks.")]
+ModeOption = Annotated[Literal["default", "paper"], typer.Option("--mode", help="'default', or 'paper' to reproduce the published method's quirks.")]
 OutOption = Annotated[Path, typer.Option("--out", help="Results folder: OUT/<trace id>/ per trace (every command writes the same layout, so their results sit side by side), OUT/rollouts.sqlite, reports.")]
 StoreOption = Annotated[Path | None, typer.Option("--store", help="Rollout store (SQLite) to read and add to (default: OUT/rollouts.sqlite): a rollout any command sampled with the same settings is not sampled again.")]
 OverwriteOption = Annotated[bool, typer.Option("--overwrite", help="Replace results of this method made with other settings (otherwise refused before any work).")]
-TagsOption = Annotated[str, typer.Option("--tags", help="Function tags for each sentence: auto (an LLM endpoint when $ANCHORS_LABEL_BASE_URL is set, else the offline tagger), offline, llm, or none.")]
+TagsOption = Annotated[Literal["auto", "offline", "llm", "none"], typer.Option("--tags", help="Function tags for each sentence: auto (an LLM endpoint when $ANCHORS_LABEL_BASE_URL is set, else the offline tagger), offline, llm, or none.")]
 
 
 def _version(value: bool) -> None:
@@ -167,3 +167,30 @@ from anchors.cli import (
 from anchors.cli import whitebox  # noqa: E402,F401
 from anchors.cli import label  # noqa: E402,F401
 from anchors.cli import analyze  # noqa: E402,F401
+
+
+def _plain_help(typer_app: typer.Typer) -> None:
+    """Escape every help text once, so rich draws its boxes but never reads "[source, target]" or "<trace id>"
+    in a help text as markup (the texts describe arrays and paths, not styles)."""
+    import inspect
+    import typing
+
+    from rich.markup import escape
+
+    seen: set[int] = set()
+    for command in typer_app.registered_commands:
+        callback = inspect.unwrap(command.callback)  # type: ignore[arg-type]
+        if command.help is None and callback.__doc__:  # paragraphs joined into lines: rich wraps them itself
+            paragraphs = inspect.cleandoc(callback.__doc__).split("\n\n")
+            command.help = escape("\n\n".join(" ".join(p.split()) for p in paragraphs))
+        for hint in typing.get_type_hints(callback, include_extras=True).values():
+            for info in getattr(hint, "__metadata__", ()):
+                if getattr(info, "help", None) and id(info) not in seen:
+                    seen.add(id(info))
+                    info.help = escape(info.help)
+    for group in typer_app.registered_groups:
+        _plain_help(group.typer_instance)
+
+
+_plain_help(app)
+

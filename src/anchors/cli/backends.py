@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 
 from anchors.errors import AnchorsError
 
 ModelOption = Annotated[str, typer.Option("--model", help="Local: alias, folder, .gguf or hub name. Server: the served model name.")]
-BackendOption = Annotated[str, typer.Option("--backend", help="hf (local engine) or openai (OpenAI-compatible servers).")]
+BackendOption = Annotated[Literal["hf", "openai"], typer.Option("--backend", help="hf (local engine) or openai (OpenAI-compatible servers).")]
 BaseUrlOption = Annotated[list[str] | None, typer.Option("--base-url", help="Server base URL, e.g. http://127.0.0.1:8000/v1 (repeat for several; work is sharded by trace).")]
-ServerKindOption = Annotated[str, typer.Option("--server-kind", help="vllm, sglang, llama.cpp or openai: which neutral sampling fields to send.")]
+ServerKindOption = Annotated[Literal["vllm", "sglang", "llama.cpp", "openai"], typer.Option("--server-kind", help="vllm, sglang, llama.cpp or openai: which neutral sampling fields to send.")]
 ApiKeyEnvOption = Annotated[str, typer.Option("--api-key-env", help="Environment variable holding the API key (never stored).")]
-TemplateOption = Annotated[str | None, typer.Option("--template", help="Prompt template for traces without a prompt: paper, r1-distill, qwen3 or chat (default: the model's).")]
+TemplateOption = Annotated[Literal["paper", "r1-distill", "qwen3", "chat"] | None, typer.Option("--template", help="Prompt template for traces without a prompt: paper, r1-distill, qwen3 or chat (default: the model's).")]
 BatchSizeOption = Annotated[int, typer.Option("--batch-size", min=1, help="Local engine: rows decoded together.")]
 DeviceOption = Annotated[str | None, typer.Option("--device", help="cpu, cuda, cuda:1 (default: CUDA when present).")]
-DtypeOption = Annotated[str | None, typer.Option("--dtype", help="float32 or bfloat16.")]
+DtypeOption = Annotated[Literal["float32", "bfloat16", "float16"] | None, typer.Option("--dtype", help="float32 or bfloat16 (default: float32 on CPU).")]
 
 
 def build_sampler(model: str, backend: str, base_url: list[str] | None, server_kind: str, api_key_env: str,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 
@@ -19,6 +19,7 @@ from anchors.cli import (
     checks_outputs,
     handles_errors,
 )
+from anchors.cli.backends import DtypeOption, TemplateOption
 
 
 @app.command()
@@ -74,7 +75,7 @@ def _print_sentences(trace_id: str, sentences: list[Any]) -> None:
 def grade(
     traces: Annotated[Path | None, typer.Argument(help="JSONL file of traces.")] = None,
     mode: ModeOption = "default",
-    method: Annotated[str | None, typer.Option("--method", help="Answer extractor: boxed_last, boxed_first, answer_is, last_number, choice, auto (default: the mode's).")] = None,
+    method: Annotated[Literal["boxed_last", "boxed_first", "answer_is", "last_number", "choice", "auto"] | None, typer.Option("--method", help="Answer extractor: boxed_last, boxed_first, answer_is, last_number, choice, auto (default: the mode's).")] = None,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds per answer comparison before giving up with status 'timeout'.")] = 5.0,
     from_ta: FromTA = None,
     out: Annotated[Path | None, typer.Option("--out", help="Also write one JSON line per trace here.")] = None,
@@ -110,9 +111,9 @@ def generate(
     temperature: Annotated[float, typer.Option("--temperature", min=0.0)] = 0.6,
     top_p: Annotated[float, typer.Option("--top-p", min=0.0, max=1.0)] = 0.95,
     seed: Annotated[int, typer.Option("--seed")] = 0,
-    template: Annotated[str | None, typer.Option("--template", help="paper, r1-distill, qwen3 or chat (default: chosen from the model).")] = None,
+    template: TemplateOption = None,
     device: Annotated[str | None, typer.Option("--device", help="cpu, cuda, cuda:1 (default: CUDA when present).")] = None,
-    dtype: Annotated[str | None, typer.Option("--dtype", help="float32 or bfloat16.")] = None,
+    dtype: DtypeOption = None,
     skip_invalid: SkipInvalid = False,
 ) -> None:
     """Generate on-policy reasoning traces with a local model and append them to a JSONL file."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections
 import warnings
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Literal, Optional
 
 import typer
 
@@ -32,7 +32,7 @@ def label(
     traces: Annotated[Optional[Path], typer.Argument(help="JSONL file of traces to label.")] = None,
     from_ta: FromTA = None,
     mode: ModeOption = "default",
-    labeller: Annotated[str, typer.Option("--labeller", help="auto (LLM if an endpoint is configured, else offline), offline or llm.")] = "auto",
+    labeller: Annotated[Literal["auto", "offline", "llm"], typer.Option("--labeller", help="auto (LLM if an endpoint is configured, else offline), offline or llm.")] = "auto",
     base_url: Annotated[Optional[str], typer.Option("--base-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1 (default: $ANCHORS_LABEL_BASE_URL).")] = None,
     model: Annotated[Optional[str], typer.Option("--model", help="Model name sent to the endpoint (default: $ANCHORS_LABEL_MODEL or 'default').")] = None,
     api_key_env: Annotated[str, typer.Option("--api-key-env", help="Environment variable holding the endpoint's API key (never stored).")] = "ANCHORS_LABEL_API_KEY",

@@ -43,7 +43,7 @@ from anchors.cli.backends import (
 )
 
 compat_app = typer.Typer(help="Check anchors against the published method on data in the authors' layout.",
-                         no_args_is_help=True, rich_markup_mode=None)
+                         no_args_is_help=True, rich_markup_mode="rich")
 app.add_typer(compat_app, name="compat")
 
 Embedder = Annotated[str, typer.Option("--embedder", help="Sentence embedder: all-MiniLM-L6-v2 (bundled) or a sentence-transformers folder.")]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 
@@ -25,11 +25,10 @@ from anchors.cli import (
     reporter,
     results_dir,
 )
+from anchors.cli.backends import DeviceOption, DtypeOption
 from anchors.errors import InputError
 
 ModelOption = Annotated[str, typer.Option("--model", help="Model alias, local folder, .gguf file or hub name.")]
-DeviceOption = Annotated[str | None, typer.Option("--device", help="cpu, cuda, cuda:1 (default: CUDA when present).")]
-DtypeOption = Annotated[str | None, typer.Option("--dtype", help="float32 or bfloat16 (default: float32 on CPU).")]
 LayersOption = Annotated[str | None, typer.Option("--layers", help="Layers, e.g. '0,2,5-9' (default: all).")]
 SentencesOption = Annotated[str | None, typer.Option("--sentences", help="Sentence indices, e.g. '0-4,7' (default: all).")]
 ChunkOption = Annotated[int | None, typer.Option("--query-chunk", min=1, help="Queries per forward chunk (default: automatic, ~64 MiB of attention scores).")]
@@ -120,7 +119,7 @@ def patch(
     sites: Annotated[str, typer.Option("--sites", help="Comma-separated: resid (block input), attn (attention output), mlp (MLP output).")] = "resid",
     layers: LayersOption = None,
     sentences: SentencesOption = None,
-    align: Annotated[str, typer.Option("--align", help="Pair the last ('end') or first ('start') min(m, m') tokens of S_i and T_i.")] = "end",
+    align: Annotated[Literal["end", "start"], typer.Option("--align", help="Pair the last ('end') or first ('start') min(m, m') tokens of S_i and T_i.")] = "end",
     answer: Annotated[str | None, typer.Option("--answer", help="Answer to force (default: extracted from each trace's answer text).")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Layers patched per batched forward pass.")] = 8,
     query_chunk: ChunkOption = None,
