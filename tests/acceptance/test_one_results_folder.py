@@ -38,8 +38,15 @@ def one_trace(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def store_keys(path: Path) -> list[str]:
+    """One entry per stored rollout: its request key."""
     with sqlite3.connect(path) as db:
         return [row[0] for row in db.execute("SELECT request_key FROM rollouts")]
+
+
+def store_rows(path: Path) -> list[tuple]:
+    """What makes a stored rollout unique: (request key, sampler, params, prompt, seed, rollout index)."""
+    with sqlite3.connect(path) as db:
+        return db.execute("SELECT request_key, sampler, params, prompt_hash, request_seed, idx FROM rollouts").fetchall()
 
 
 def test_suppression_results_show_in_the_report_and_the_figures(one_trace: Path, tmp_path: Path) -> None:
@@ -97,18 +104,19 @@ def test_score_then_causality_resilience_reuses_every_planned_rollout(one_trace:
     invoke("resample", str(one_trace), *MODEL, "--rollouts", "2", "--max-new-tokens", "8", "--store", str(out / "rollouts.sqlite"))
     invoke("score", str(one_trace), *MODEL, *FAST, "--out", str(out))
     before = store_keys(out / "rollouts.sqlite")
-    invoke("causality", str(one_trace), *MODEL, "--tests", "resilience", "--importance", "counterfactual_importance_kl",
+    invoke("causality", str(one_trace), *MODEL, "--tests", "resilience", "--importance", "different_trajectories_fraction",
            "--continue-tokens", "8", "--chains", "2", "--continuations", "2", "--max-rounds", "2", "--out", str(out))
     after = store_keys(out / "rollouts.sqlite")
     new = [k for k in after if k not in set(before)]
-    assert len(after) == len(set(after)) and len(after) > len(before)  # no duplicates; later rounds are new
+    rows = store_rows(out / "rollouts.sqlite")
+    assert len(rows) == len(set(rows)) and len(after) > len(before)  # every rollout once; the later rounds are new
     assert not [k for k in new if k.split("/")[1] == "resample" and k.split("/")[2].isdigit()]  # no R_i sampled twice
     entry = ResultsDir(out).trace_manifest("arith-25").methods["resilience"]
-    assert entry.settings["importance"] == "counterfactual_importance_kl"
+    assert entry.settings["importance"] == "different_trajectories_fraction"  # a column score always fills
     table = read_trace_results(out / "arith-25").tables["resilience"]
     assert table["selection"].tolist() == ["importance"]
     again = len(store_keys(out / "rollouts.sqlite"))
-    invoke("causality", str(one_trace), *MODEL, "--tests", "resilience", "--importance", "counterfactual_importance_kl",
+    invoke("causality", str(one_trace), *MODEL, "--tests", "resilience", "--importance", "different_trajectories_fraction",
            "--continue-tokens", "8", "--chains", "2", "--continuations", "2", "--max-rounds", "2", "--out", str(out))
     assert len(store_keys(out / "rollouts.sqlite")) == again  # a rerun samples nothing
 
