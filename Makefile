@@ -16,7 +16,7 @@ PYTEST_ARGS ?=
 # AMX tiles, which crash with a general-protection fault in VMs that don't enable them.
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 
-.PHONY: install demo test clean-venv
+.PHONY: install demo test notebooks clean-venv
 
 install: $(STAMP)
 
@@ -38,6 +38,15 @@ $(DEV_STAMP): $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/anchors demo
+
+# JupyterLab on top of the demo's install, to open notebooks/ (`make notebooks`, then `.venv/bin/jupyter lab notebooks/`).
+NOTEBOOKS_STAMP := $(VENV)/.anchors-notebooks-installed
+$(NOTEBOOKS_STAMP): $(STAMP)
+	$(PIP) install -q -e ".[notebooks]"
+	touch $(NOTEBOOKS_STAMP)
+
+notebooks: $(NOTEBOOKS_STAMP)
+	@echo "JupyterLab is installed: .venv/bin/jupyter lab notebooks/"
 
 test: $(DEV_STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)

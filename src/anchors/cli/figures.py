@@ -68,7 +68,7 @@ def figures(
     skip_invalid: SkipInvalid = False,
 ) -> None:
     """Regenerate every figure from stored results alone (or the paper's black-box figures from the authors' data)
-    and print the category table (methods.md §4) the category figures plot."""
+    and print the category table the category figures plot (the paper's aggregation, docs/methods.md)."""
     from anchors.report.batch import write_all_figures
     from anchors.report.figures import TRACE_FIGURES
 
@@ -100,7 +100,7 @@ def _print_category_table(group: str, table: object, n_traces: int) -> None:
     import pandas as pd
 
     assert isinstance(table, pd.DataFrame)
-    head = f"{group}, {n_traces} trace(s): mean ± SE over trace means (methods.md §4)"
+    head = f"{group}, {n_traces} trace(s): mean ± SE over trace means"
     if table.empty:
         console.stdout.print(f"Category table, {head}: no tag has ≥ 3 sentences in ≥ 3 traces")
         return

@@ -59,7 +59,7 @@ def resample(
     from_ta: FromTA = None,
     skip_invalid: SkipInvalid = False,
 ) -> None:
-    """Resample every sentence of each trace N times (methods.md §4) with the local engine or a server."""
+    """Resample every sentence of each trace N times into the rollout store, with the local engine or a server (the black-box methods then read them with no sampling)."""
     from anchors.rollouts.jobs import SamplingFailed, collect_rollouts
     from anchors.rollouts.plan import resampling_requests, sampling_params
     from anchors.rollouts.store import default_store_path
