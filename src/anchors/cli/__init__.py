@@ -12,7 +12,8 @@ from typing import Annotated, Any, Literal
 
 import typer
 
-from anchors import __version__, console
+from anchors import console
+from anchors._version import __version__
 from anchors.cli.failures import checks_outputs, handles_errors, set_debug  # noqa: F401 (the command modules import the first two from here)
 from anchors.errors import AnchorsError
 

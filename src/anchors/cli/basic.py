@@ -103,7 +103,9 @@ def grade(
 @checks_outputs(out="file")
 def generate(
     model: Annotated[str, typer.Option("--model", help="Model alias, local folder, .gguf file or hub name.")] = "smollm2-135m",
-    problem: Annotated[str | None, typer.Option("--problem", help="One problem text.")] = None,
+    problem: Annotated[str | None, typer.Option("--problem", help="One problem text (its trace id: --id, else a hash of the text).")] = None,
+    problem_id: Annotated[str | None, typer.Option("--id", help="The trace id of --problem (letters, digits, . _ -).")] = None,
+    gold: Annotated[str | None, typer.Option("--gold", help="The gold answer of --problem, for grading.")] = None,
     problems: Annotated[Path | None, typer.Option("--problems", help="JSONL of problems: {\"id\", \"problem\", \"gold_answer\"}.")] = None,
     out: Annotated[Path, typer.Option("--out", help="JSONL file the traces are appended to (problems already in it are skipped).")] = Path("results/traces.jsonl"),
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N problems.")] = None,
@@ -123,7 +125,8 @@ def generate(
         problems_to_run,
     )
 
-    todo, reader = problems_to_run(problem=problem, problems_path=problems, out=out, limit=limit)
+    todo, reader = problems_to_run(problem=problem, problems_path=problems, out=out, limit=limit, problem_id=problem_id,
+                                   gold_answer=gold)
     if reader is not None:
         for bad in reader.problems:
             console.line_problem(bad)

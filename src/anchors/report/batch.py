@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,9 +34,17 @@ class FigureSet:
 
 
 def group_name(result: TraceResults) -> str:
-    """Traces are pooled per model (the paper's figures are per model); 'all-traces' when none is recorded."""
+    """Traces are pooled per model (the paper's figures are per model), in a folder named by the model's alias in
+    safe characters ('hf:smollm2-135m@ab12…:float32:cpu' → 'smollm2-135m'); 'all-traces' when none is recorded."""
     model = result.info.get("model") or (result.info.get("run") or {}).get("model")
-    return str(model).replace("/", "--") if model else "all-traces"
+    return model_alias(str(model)) if model else "all-traces"
+
+
+def model_alias(identity: str) -> str:
+    """The model name inside a sampler identity (backend prefix, weights hash, dtype and device dropped)."""
+    name = identity.split(":", 1)[1] if re.match(r"^(hf|openai|ray):", identity) else identity
+    name = name.split("@", 1)[0].split("+", 1)[0]
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name.replace("/", "--")).strip("_") or "all-traces"
 
 
 def write_all_figures(

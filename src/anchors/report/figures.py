@@ -210,7 +210,9 @@ def pooled_figures(
     figures: dict[str, FigureOrReason] = {}
     table = category_table(pooled, present) if present and "tag" in pooled.columns else pd.DataFrame()
     for metric in present:
-        figures[f"categories_{metric}"] = category_figure(table, metric)
+        has_rows = not table.empty and (table["metric"] == metric).any()
+        figures[f"categories_{metric}"] = category_figure(table, metric) if has_rows else (
+            f"too little data for {metric}: no tag has ≥ 3 sentences in ≥ 3 traces")  # a note, not an empty figure
     headline = next((r.headline_metric for r in results if r.headline_metric), None)
     if headline and headline in pooled.columns:
         positions = np.concatenate([normalised_positions(r.n_sentences) for r in results])

@@ -15,7 +15,7 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
-from anchors import __version__
+from anchors._version import __version__
 from anchors.report.figures import TRACE_FIGURES, FigureOrReason, format_value, trace_figures
 from anchors.results import TraceResults, as_trace_results, read_trace_results
 from anchors.results.contract import report_path

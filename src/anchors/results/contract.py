@@ -54,7 +54,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from anchors import __version__
+from anchors._version import __version__
 from anchors.errors import InputError
 from anchors.rollouts.store import STORE_FILE
 from anchors.traces.records import Trace

@@ -7,6 +7,8 @@ closing tag appended by anchors after the token budget or end of text, followed 
 
 from __future__ import annotations
 
+import hashlib
+
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,14 +44,22 @@ def example_problems_path() -> Path:
 
 
 def problems_to_run(
-    *, problem: str | None, problems_path: Path | None, out: Path, limit: int | None
+    *, problem: str | None, problems_path: Path | None, out: Path, limit: int | None, problem_id: str | None = None,
+    gold_answer: str | None = None,
 ) -> tuple[list[Problem], RecordReader[Problem] | None]:
-    """The problems still lacking a trace in `out` (so an interrupted run resumes), and their reader."""
+    """The problems still lacking a trace in `out` (so an interrupted run resumes), and their reader. A single
+    `problem` is named `problem_id`, else by a hash of its text (so two problems into one file stay apart)."""
     if (problem is None) == (problems_path is None):
         raise InputError("give exactly one of --problem TEXT or --problems FILE.jsonl")
+    if problem_id is not None and problem is None:
+        raise InputError("--id names the single --problem; a problems file carries its own ids")
     reader = None
     if problem is not None:
-        todo = [Problem(id="problem", problem=problem)]
+        name = problem_id or "problem-" + hashlib.sha256(problem.encode("utf-8")).hexdigest()[:10]
+        try:
+            todo = [Problem(id=name, problem=problem, gold_answer=gold_answer)]
+        except ValueError:
+            raise InputError(f"--id {problem_id!r}: use letters, digits, '.', '_' and '-' (it names a results folder)") from None
     else:
         reader = read_problems(problems_path)  # type: ignore[arg-type]
         todo = list(reader)

@@ -130,7 +130,7 @@ def _opened(store: str | Path | RolloutStore | None) -> Iterator[RolloutStore | 
 
 
 def _provenance(sampler: Sampler) -> dict[str, object]:
-    from anchors import __version__
+    from anchors._version import __version__
 
     own = getattr(sampler, "provenance", None)
     record = dict(own()) if callable(own) else {}

@@ -4,7 +4,7 @@ returns a `plotly.graph_objects.Figure`; `write_figures` saves them as offline H
 from anchors.viz.agreement import method_agreement
 from anchors.viz.categories import category_figure
 from anchors.viz.curves import early_answering_curve
-from anchors.viz.export import standalone_html, write_figures, write_static
+from anchors.viz.export import notebook_images, standalone_html, write_figures, write_static
 from anchors.viz.graph import select_edges, sentence_graph
 from anchors.viz.matrices import head_map, layer_sentence_map, sentence_heatmap, vertical_profile
 from anchors.viz.sentences import importance_bars, importance_by_position
@@ -20,6 +20,7 @@ __all__ = [
     "importance_by_position",
     "layer_sentence_map",
     "method_agreement",
+    "notebook_images",
     "metric_label",
     "results_table",
     "select_edges",

@@ -143,3 +143,15 @@ def standalone_html(fig: go.Figure, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.write_html(path, include_plotlyjs=True, include_mathjax=False, config={"responsive": True, "displaylogo": False})
     return path
+
+
+def notebook_images() -> bool:
+    """Show each figure in a notebook as interactive plotly and also as a static PNG (kept in the notebook's
+    outputs, so GitHub and nbviewer show the plots). Needs the browser kaleido uses; without one the plots stay
+    interactive only and this returns False."""
+    import plotly.io as pio
+
+    if not _browser_found():
+        return False
+    pio.renderers.default = "plotly_mimetype+png"
+    return True
