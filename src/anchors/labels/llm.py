@@ -15,7 +15,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from anchors.labels.endpoint import ChatClient, EndpointConfig
 from anchors.labels.result import SentenceLabels, warn
-from anchors.paths import cache_dir
+from anchors.paths import atomic_write_text, cache_dir
 from anchors.traces.taxonomy import UNKNOWN, Taxonomy, load_taxonomy
 
 # Bump when the prompt or the reply handling changes: cached labels from another version are not reused.
@@ -171,11 +170,7 @@ class LLMLabeller:
     def _store_cache(self, key: str, record: CachedLabels) -> None:
         if not self.config.use_cache:
             return
-        folder = cache_dir("labels")
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{key}.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(record.model_dump_json())
-        os.replace(tmp, folder / f"{key}.json")
+        atomic_write_text(cache_dir("labels") / f"{key}.json", record.model_dump_json())
 
 
 # --- prompts -------------------------------------------------------------------------------------------------

@@ -24,7 +24,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +35,7 @@ from anchors.errors import InputError
 from anchors.labels.endpoint import ChatClient, EndpointConfig, EndpointError
 from anchors.labels.llm import extract_json
 from anchors.outcomes.base import WORDS_LEAD, Outcome, OutcomeResult, OutcomeStatus, answer_part, class_token
-from anchors.paths import cache_dir
+from anchors.paths import atomic_write_text, cache_dir
 
 if TYPE_CHECKING:
     from anchors.traces.records import Trace
@@ -233,11 +232,7 @@ class JudgeOutcome(Outcome):
     def _store(self, key: str, verdict: CachedVerdict) -> None:
         if not self.config.use_cache:
             return
-        folder = cache_dir("judge")
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{key}.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(verdict.model_dump_json())
-        os.replace(tmp, folder / f"{key}.json")
+        atomic_write_text(cache_dir("judge") / f"{key}.json", verdict.model_dump_json())
 
 
 # --- prompts ---------------------------------------------------------------------------------------------------

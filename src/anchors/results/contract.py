@@ -44,7 +44,6 @@ import datetime as dt
 import hashlib
 import io
 import json
-import os
 import tempfile
 import zipfile
 from collections.abc import Callable, Mapping
@@ -56,6 +55,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from anchors._version import __version__
 from anchors.errors import InputError
+from anchors.paths import atomic_write
 from anchors.rollouts.store import STORE_FILE
 from anchors.traces.records import Trace
 from anchors.traces.segment import Mode, split_sentences
@@ -411,15 +411,7 @@ def _remove_stale(folder: Path, old: MethodEntry | None, names: list[str]) -> No
 
 
 def _atomic(path: Path, write: Writer) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; results are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, write)
 
 
 def _entry(kind: str, settings: Mapping[str, Any], model: str | None, files: list[str],

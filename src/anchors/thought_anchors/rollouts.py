@@ -11,13 +11,12 @@ read back (`read_solutions`, `load_thought_anchors`).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from anchors.errors import InputError
+from anchors.paths import atomic_write_text
 from anchors.rollouts.base import PrefixRequest, Rollout
 from anchors.rollouts.plan import ROLLOUT_BLOCK, stream
 from anchors.thought_anchors.folder import BASE_SOLUTION, PROBLEM, SOLUTIONS, ProblemFolder, SolutionRecord
@@ -88,10 +87,4 @@ def _record(request: PrefixRequest, rollout: Rollout, gold: str | None, mode: Mo
 
 
 def _write_json(path: Path, value: Any) -> None:
-    """Write atomically (temporary file + rename): a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(handle, "w", encoding="utf-8") as stream:
-        json.dump(value, stream, ensure_ascii=False, indent=1)
-    os.chmod(tmp, 0o644)  # mkstemp makes it private; these files are meant to be shared
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(value, ensure_ascii=False, indent=1))

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +16,7 @@ from typing import IO, Any, Generic, Literal, TypeVar
 
 from pydantic import ValidationError
 
+from anchors.paths import atomic_write
 from anchors.errors import InputError
 from anchors.traces.records import TRACE_ID_PATTERN, Problem, Trace
 
@@ -277,20 +276,17 @@ class TraceWriter:
 
 def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any] | Trace]) -> int:
     """Write (replace) a JSONL file atomically: readers never see a half-written file. Returns the count."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     count = 0
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+
+    def write(tmp: Path) -> None:
+        nonlocal count
+        with tmp.open("w", encoding="utf-8") as handle:
             for row in rows:
                 text = row.to_json_line() if isinstance(row, Trace) else json.dumps(row, ensure_ascii=False)
                 handle.write(text + "\n")
                 count += 1
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    atomic_write(path, write)
     return count
 
 

@@ -7,28 +7,24 @@ step-validity test needs no model; every other test samples from one.
 
 from __future__ import annotations
 
-import dataclasses
-import datetime
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from anchors.errors import InputError
 from anchors.methods.causality.early_answering import (
-    EarlyAnsweringConfig, EarlyAnsweringPoint, EarlyAnsweringResult, EarlyAnsweringTrace, early_answering,
+    EarlyAnsweringConfig, EarlyAnsweringResult, early_answering,
 )  # fmt: skip
-from anchors.methods.causality.filler import FillerConfig, FillerResult, FillerRow, filler_tests
-from anchors.methods.causality.mistakes import MistakeRow, MistakesConfig, MistakesResult, MistakeTrace, inserted_mistakes
-from anchors.methods.causality.paraphrase import ParaphraseConfig, Paraphraser, ParaphraseResult, ParaphraseRow, paraphrase_test
+from anchors.methods.causality.filler import FillerConfig, FillerResult, filler_tests
+from anchors.methods.causality.mistakes import MistakesConfig, MistakesResult, inserted_mistakes
+from anchors.methods.causality.paraphrase import ParaphraseConfig, Paraphraser, ParaphraseResult, paraphrase_test
 from anchors.methods.causality.resilience import (
-    EmbedFn, ResilienceConfig, ResilienceResult, ResilienceRow, default_embedder, resilience,
+    EmbedFn, ResilienceConfig, ResilienceResult, default_embedder, resilience,
 )  # fmt: skip
 from anchors.methods.causality.step_validity import (
-    ClaimRow, ContingencyRow, SentenceValidity, StepValidityConfig, StepValidityResult, TraceValidity, step_validity,
+    StepValidityConfig, StepValidityResult, step_validity,
 )  # fmt: skip
 from anchors.methods.causality.tables import SCHEMA_VERSION
 from anchors.methods.causality.sampling import TraceSampler

@@ -1,23 +1,16 @@
-"""Result rows that go to disk: frozen pydantic records with a `schema_version`, written as JSONL and CSV.
-
-NaN means "computed, but undefined" (e.g. a match rate over zero answered samples). JSONL writes it as
-`null` (standard JSON), CSV as an empty cell; reading a row back turns `null` into NaN again. A test that was
-not run writes no file at all ("not computed").
-"""
+"""The rows of the trace-level tests: frozen pydantic records with a `schema_version` (anchors.results writes
+them as JSONL and CSV). NaN means "computed, but undefined" (e.g. a match rate over zero answered samples); a row
+read back with null in a float field gets NaN."""
 
 from __future__ import annotations
 
-import json
-import math
-from collections.abc import Iterable, Sequence
-from pathlib import Path
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import Any
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, field_validator
 
 SCHEMA_VERSION = 1
-RowT = TypeVar("RowT", bound="Row")
 
 
 class Row(BaseModel):
