@@ -10,7 +10,7 @@ through `on_error` and the others go on.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,10 +19,10 @@ from anchors.errors import AnchorsError, InputError
 from anchors.results import ResultsDir, read_trace_results
 from anchors.results import save as saving
 from anchors.traces.records import Trace
+from anchors.types import Progress
 
 METHODS = ("blackbox", "tags", "receivers", "suppression", "patching", "causality")
 OnError = Callable[[Trace, AnchorsError], None]
-Progress = Callable[[Sequence[Any], str], Iterable[Any]]
 
 
 def _raise(trace: Trace, error: AnchorsError) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[2] / "src"
 # Lowest first; a module may import its own layer or any lower one.
 LAYERS = [
-    {"errors", "paths", "console", "_version"},
+    {"errors", "paths", "console", "_version", "types"},
     {"traces", "metrics"},
     {"arithmetic", "models"},
     {"rollouts"},

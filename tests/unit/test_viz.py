@@ -10,8 +10,9 @@ from scipy.stats import spearmanr
 
 from anchors.metrics.agreement import rank_agreement
 from anchors.metrics.categories import category_table
+from anchors.traces.taxonomy import TAG_COLOURS
 from anchors.viz import (
-    TAG_COLORS, category_figure, early_answering_curve, head_map, importance_bars, importance_by_position,
+    category_figure, early_answering_curve, head_map, importance_bars, importance_by_position,
     method_agreement, select_edges, sentence_graph, sentence_heatmap, vertical_profile,
 )
 from anchors.viz.matrices import color_limit
@@ -33,7 +34,7 @@ def test_importance_bars_colour_by_tag_and_carry_ci_whiskers() -> None:
     assert set(traces) == {"plan generation", "active computation", "untagged"}
     plan = traces["plan generation"]
     assert list(plan.x) == [0, 2] and list(plan.y) == [0.5, 0.9]
-    assert plan.marker.color == TAG_COLORS["plan_generation"]
+    assert plan.marker.color == TAG_COLOURS["plan_generation"]
     assert np.allclose(plan.error_y.array, [0.2, 0.2]) and np.allclose(plan.error_y.arrayminus, [0.1, 0.1])
     untagged = traces["untagged"]
     assert np.isnan(untagged.y[0]) and untagged.customdata[0][2] == "NaN (undefined)"

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from anchors.models.handle import ModelHandle
+from anchors.types import FinishReason
 
-FinishReason = Literal["eos", "stop", "length"]
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,8 +15,8 @@ from anchors.report.html import write_report
 from anchors.results.contract import report_path
 from anchors.results.trace import TraceResults
 from anchors.viz.export import FORMATS, check_formats, write_figures
+from anchors.types import Progress
 
-Progress = Callable[[Sequence[TraceResults], str], Iterable[TraceResults]]
 
 
 @dataclass(frozen=True)

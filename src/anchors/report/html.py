@@ -19,7 +19,8 @@ from anchors._version import __version__
 from anchors.report.figures import TRACE_FIGURES, FigureOrReason, format_value, trace_figures
 from anchors.results import TraceResults, as_trace_results, read_trace_results
 from anchors.results.contract import report_path
-from anchors.viz.style import TAG_COLORS, UNTAGGED_COLOR, metric_label, tag_label, tag_order
+from anchors.traces.taxonomy import TAG_COLOURS
+from anchors.viz.style import UNTAGGED_COLOR, metric_label, tag_label, tag_order
 
 PLOT_TITLES = {
     "importance": "Importance per sentence",
@@ -205,7 +206,7 @@ def _report_data(r: TraceResults, metric: str | None, figures: dict[str, FigureO
         "metrics": metrics, "labels": {m: metric_label(m) for m in metrics}, "sentences": sentences,
         "position": {s["index"]: k for k, s in enumerate(sentences)},
         "alternatives": {str(k): list(v)[:keep] for k, v in r.alternatives.items() if keep > 0},
-        "tag_colors": TAG_COLORS, "untagged_color": UNTAGGED_COLOR,
+        "tag_colors": TAG_COLOURS, "untagged_color": UNTAGGED_COLOR,
         "kind_of": {f"plot-{n}": kind for n, kind in PLOT_SENTENCE_AXIS.items() if isinstance(figures.get(n), go.Figure)},
         "table_rows": {f"plot-{n}": [int(i) for i in r.tables[n]["sentence_index"]] for n, kind in PLOT_SENTENCE_AXIS.items()
                        if kind == "sentence-table" and isinstance(figures.get(n), go.Figure) and "sentence_index" in r.tables[n]},

@@ -11,7 +11,7 @@ import pandas as pd
 
 from anchors.metrics.categories import PAPER_METRICS
 from anchors.results.trace import TraceResults
-from anchors.viz.style import TAG_COLORS
+from anchors.traces.taxonomy import TAG_COLOURS, UNKNOWN
 
 _WORDS = ("so", "the", "answer", "is", "we", "need", "to", "check", "wait", "compute", "sum", "of", "then", "let",
           "me", "first", "area", "times", "plus", "minus", "equals", "hmm", "maybe", "again")
@@ -34,7 +34,7 @@ def synthetic_results(
     rng = np.random.default_rng(seed)
     n = n_sentences
     anchor = n // 3 if anchor is None else anchor
-    tags = list(TAG_COLORS)
+    tags = [t for t in TAG_COLOURS if t != UNKNOWN]
     table = pd.DataFrame({
         "index": np.arange(n),
         "text": [_sentence(rng, i) for i in range(n)],

@@ -15,11 +15,12 @@ import hashlib
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
-FinishReason = Literal["eos", "stop", "length", "error"]
+from anchors.types import FinishReason
+
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,11 +18,11 @@ from anchors.errors import AnchorsError, InputError
 from anchors.paths import project_root
 from anchors.traces.jsonl import RecordReader, TraceWriter, read_problems, read_traces
 from anchors.traces.records import Problem, SamplingSettings, Trace
+from anchors.types import Progress
 
 if TYPE_CHECKING:
     from anchors.models import ModelHandle
 
-Progress = Callable[[Sequence[Problem], str], Iterator[Problem]]
 
 
 @dataclass(frozen=True)

@@ -25,18 +25,18 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, Union
+from typing import Union
 
 from anchors.errors import InputError
 from anchors.traces import grade_cache, grading
 from anchors.traces.grading import GradeStatus, shutdown_workers
+from anchors.types import Mode
 
 __all__ = [  # noqa: RUF022 - grouped by role, not sorted
     "Grade", "GradeStatus", "grade", "answers_equal", "answer_key", "extract_answer", "boxed_answers",
     "METHODS", "DEFAULT_METHOD", "clear_grade_cache", "shutdown_workers",
 ]  # fmt: skip
 
-Mode = Literal["default", "paper"]
 MODES: tuple[str, ...] = ("default", "paper")
 METHODS: tuple[str, ...] = ("boxed_first", "boxed_last", "answer_is", "last_number", "choice", "auto", "paper")
 # The extractor each mode uses when the caller names none.

@@ -26,11 +26,10 @@ from __future__ import annotations
 import bisect
 import re
 from dataclasses import dataclass
-from typing import Literal
 
 from anchors.errors import InputError
+from anchors.types import Mode
 
-Mode = Literal["default", "paper"]
 Span = tuple[int, int]
 
 __all__ = ["Mode", "Sentence", "join_sentences", "leading_text", "split_sentences"]

@@ -8,11 +8,10 @@ from anchors.viz.export import notebook_images, standalone_html, write_figures, 
 from anchors.viz.graph import select_edges, sentence_graph
 from anchors.viz.matrices import head_map, layer_sentence_map, sentence_heatmap, vertical_profile
 from anchors.viz.sentences import importance_bars, importance_by_position
-from anchors.viz.style import TAG_COLORS, metric_label
+from anchors.viz.style import metric_label
 from anchors.viz.tables import results_table
 
 __all__ = [
-    "TAG_COLORS",
     "category_figure",
     "early_answering_curve",
     "head_map",

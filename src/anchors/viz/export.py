@@ -8,19 +8,19 @@ network. plotly.js comes from the installed plotly package, so nothing is fetche
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
 from anchors.errors import AnchorsError
+from anchors.types import Progress
 
 FORMATS = ("html", "png", "svg")
 STATIC_FORMATS = ("png", "svg", "pdf", "jpg", "webp")
 PLOTLY_JS = "plotly.min.js"
 _BATCH = 8  # figures per kaleido call: a progress step every few seconds
-Progress = Callable[[Sequence, str], Iterable]
 DEFAULT_SIZE = (1000, 650)
 
 

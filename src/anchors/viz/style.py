@@ -8,9 +8,8 @@ import plotly.graph_objects as go
 
 from anchors.traces.taxonomy import TAG_COLOURS, UNKNOWN, UNKNOWN_COLOUR
 
-# One colour per tag of the built-in taxonomy (methods.md §5), in the order legends list it: the taxonomy is the
-# single source, so a tag looks the same in every figure, report and label table.
-TAG_COLORS: dict[str, str] = {tag: colour for tag, colour in TAG_COLOURS.items() if tag != UNKNOWN}
+# The tag palette is the taxonomy's (TAG_COLOURS, one definition): a tag looks the same in every figure, report
+# and label table. Legends list the tags in the taxonomy's order, `unknown` drawn as untagged.
 UNTAGGED_COLOR = UNKNOWN_COLOUR
 POSITIVE_COLOR = "#B2182B"
 NEGATIVE_COLOR = "#2166AC"
@@ -25,12 +24,18 @@ METRIC_LABELS: dict[str, str] = {
     "different_trajectories_fraction": "different-trajectories fraction",
     "overdeterminedness": "overdeterminedness",
     "receiver_score": "receiver-head score",
+    "suppression_effect": "suppression effect on later sentences",
+    "suppression_answer": "suppression effect on the answer (log-KL)",
+    "patching_effect": "patching effect (forced-answer KL)",
+    "mistake_match_drop": "inserted-mistake match drop",
+    "resilience": "resilience (rounds)",
+    "ci_pp_kl": "CI++ (KL)",
 }
 FONT = dict(family="Helvetica, Arial, sans-serif", size=13)
 
 
 def tag_color(tag: str | None) -> str:
-    return TAG_COLORS.get(tag or "", UNTAGGED_COLOR)
+    return TAG_COLOURS.get(tag or "", UNTAGGED_COLOR)
 
 
 def tag_label(tag: str | None) -> str:
@@ -43,8 +48,8 @@ def metric_label(metric: str) -> str:
 
 def tag_order(tags: list[str | None]) -> list[str | None]:
     """Distinct tags, taxonomy order first, unknown tags alphabetically, untagged last."""
-    known = [t for t in TAG_COLORS if t in tags]
-    other = sorted({t for t in tags if t and t not in TAG_COLORS})
+    known = [t for t in TAG_COLOURS if t != UNKNOWN and t in tags]
+    other = sorted({t for t in tags if t and t not in TAG_COLOURS})
     return known + other + ([None] if None in tags else [])
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -21,8 +20,8 @@ from jaxtyping import Float, Int
 from anchors.errors import InputError
 from anchors.metrics.bootstrap import bias_corrected_interval, percentile_interval, resample_indices
 from anchors.metrics.distributions import JEFFREYS_ALPHA, PAPER_ALPHA
+from anchors.types import Mode
 
-Mode = Literal["default", "paper"]
 
 
 @dataclass(frozen=True)

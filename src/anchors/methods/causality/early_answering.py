@@ -19,7 +19,7 @@ Lanham's length-bucket average weighted by the number of traces per bucket; the 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,8 +33,8 @@ from anchors.metrics.curves import area_over_curve, curve_on_grid, mean_and_se, 
 from anchors.traces.answers import grade
 from anchors.traces.records import Trace
 from anchors.traces.segment import Sentence, split_sentences
+from anchors.types import Progress
 
-Progress = Callable[[Sequence[Trace], str], Iterator[Trace]]
 LENGTH_BUCKETS = ((1, 5), (6, 10), (11, 20), (21, 40), (41, 80), (81, 10**9))
 GRID = np.linspace(0.0, 1.0, 21)
 

@@ -16,7 +16,7 @@ or `swapped` do about as well as `real`, the answer does not depend on what the 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,8 +26,8 @@ from anchors.methods.causality.tables import Row, frame
 from anchors.methods.causality.sampling import TraceSampler, answer_rates, forced_answers, stable_seed
 from anchors.metrics.curves import mean_and_se
 from anchors.traces.records import Trace
+from anchors.types import Progress
 
-Progress = Callable[[Sequence[Trace], str], Iterator[Trace]]
 CONDITIONS = ("real", "none", "filler", "swapped")
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pandas as pd
@@ -29,8 +29,8 @@ from anchors.methods.causality.sampling import TraceSampler, answer_rates, conti
 from anchors.metrics.curves import area_over_curve, evenly_spaced, mean_and_se
 from anchors.traces.records import Trace
 from anchors.traces.segment import Sentence, split_sentences
+from anchors.types import Progress
 
-Progress = Callable[[Sequence[Trace], str], Iterator[Trace]]
 _NUMBER = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\d,])|\d+(?:\.\d+)?")
 _OPERATOR_SWAPS = {
     "+": "-", "-": "+", "−": "+", "*": "+", "×": "+", "·": "+", "⋅": "+", "/": "*", "÷": "×",

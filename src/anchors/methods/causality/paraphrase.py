@@ -14,7 +14,7 @@ recorded as failed (`paraphrase_ok = False`) and not measured.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
@@ -23,8 +23,8 @@ from anchors.methods.causality.tables import Row, frame
 from anchors.methods.causality.sampling import TraceSampler, answer_rates, continuations
 from anchors.traces.records import Trace
 from anchors.traces.segment import Sentence, split_sentences
+from anchors.types import Progress
 
-Progress = Callable[[Sequence[Trace], str], Iterator[Trace]]
 Paraphraser = Callable[[Trace, str], str]  # (trace, text to paraphrase) -> paraphrase
 
 INSTRUCTION = (

@@ -22,7 +22,7 @@ black-box methods, or the authors' `counterfactual_importance_kl`), else `top_k`
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,8 +42,8 @@ from anchors.methods.causality.sampling import (
 from anchors.metrics.curves import answer_kl, evenly_spaced, mean_and_se
 from anchors.traces.records import Trace
 from anchors.traces.segment import Sentence, split_sentences
+from anchors.types import Progress
 
-Progress = Callable[[Sequence[Trace], str], Iterator[Trace]]
 EmbedFn = Callable[[Sequence[str]], np.ndarray]  # texts -> one row per text (cosine is taken on normalised rows)
 
 

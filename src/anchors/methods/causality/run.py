@@ -7,7 +7,7 @@ step-validity test needs no model; every other test samples from one.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,8 +29,8 @@ from anchors.methods.causality.step_validity import (
 from anchors.methods.causality.tables import SCHEMA_VERSION
 from anchors.methods.causality.sampling import TraceSampler
 from anchors.traces.records import Trace
+from anchors.types import Progress
 
-Progress = Callable[[Sequence[Trace], str], Iterator[Trace]]
 TESTS = ("validity", "early", "filler", "mistakes", "paraphrase", "resilience")
 MODEL_TESTS = frozenset(TESTS) - {"validity"}
 

@@ -17,7 +17,7 @@ sloppy chains such as "3182 − 319 + 1 = 3182 − 319 = 2863" are invalid (exce
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -28,8 +28,8 @@ from anchors.methods.causality.tables import Row, frame
 from anchors.traces.answers import grade
 from anchors.traces.records import Trace
 from anchors.traces.segment import split_sentences
+from anchors.types import Progress
 
-Progress = Callable[[Sequence[Trace], str], Iterator[Trace]]
 VALIDITY = ("valid", "invalid", "no_claim")
 CORRECTNESS = ("correct", "incorrect", "ungraded")
 

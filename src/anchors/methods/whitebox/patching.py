@@ -39,6 +39,7 @@ from anchors.traces.answers import extract_answer
 from anchors.traces.records import Trace
 from anchors.traces.segment import Mode, Sentence, split_sentences
 from anchors.traces.token_spans import check_token_spans, encode_with_spans
+from anchors.types import Progress
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -46,7 +47,6 @@ if TYPE_CHECKING:
     from anchors.models.handle import ModelHandle
 
 T = TypeVar("T")
-Progress = Callable[[Sequence[T], str], Iterator[T]]
 Site = Literal["resid", "attn", "mlp"]
 SITES: tuple[Site, ...] = ("resid", "attn", "mlp")
 _HOOK_POINT = {"resid": "resid_pre", "attn": "attn_out", "mlp": "mlp_out"}

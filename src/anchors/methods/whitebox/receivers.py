@@ -33,6 +33,7 @@ from anchors.metrics.attention import (
 from anchors.models.hooks import Hook, HookedModel, hooked
 from anchors.traces.records import Trace
 from anchors.traces.segment import Mode
+from anchors.types import Progress
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -40,7 +41,6 @@ if TYPE_CHECKING:
     from anchors.models.handle import ModelHandle
 
 T = TypeVar("T")
-Progress = Callable[[Sequence[T], str], Iterator[T]]
 
 __all__ = [
     "ReceiverConfig",

@@ -14,7 +14,7 @@ benchmark). Their KL is 0 by construction, so `raw[j, s] = ln(1e-9)` for j < s.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
@@ -27,6 +27,7 @@ from anchors.metrics.token_kl import log_kl_by_span, normalise_rows, sparse_top_
 from anchors.models.hooks import Hook, HookedModel, RunOutput, hooked
 from anchors.traces.records import Trace
 from anchors.traces.segment import Mode
+from anchors.types import Progress
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
     from anchors.models.handle import ModelHandle
 
 T = TypeVar("T")
-Progress = Callable[[Sequence[T], str], Iterator[T]]
 # Positions per KL chunk: this many floats / vocabulary size (32 MiB per float32 [pos, vocab] tensor).
 KL_CHUNK_ELEMENTS = 2**23
 
