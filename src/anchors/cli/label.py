@@ -55,8 +55,6 @@ def label(
     if text_only:
         raise AnchorsError("--text-only only applies to fitting: anchors label --fit LABELLED --text-only")
     from anchors.labels.api import resolve_labeller
-    from anchors.labels.dataset import labelled_from_result
-    from anchors.traces.segment import split_sentences
 
     chosen = resolve_labeller(labeller, taxonomy=taxonomy, llm=_llm_config(base_url, model, api_key_env, batch_size, max_retries, no_cache),  # type: ignore[arg-type]
                               tagger=tagger)
@@ -64,39 +62,53 @@ def label(
     inputs = Inputs(traces, from_ta)
     items = list(inputs)
     folder = _results_folder(out, overwrite, chosen, items, check_mode(mode))
-    split = [split_sentences(trace.thinking, mode=check_mode(mode)) for trace in items]  # type: ignore[arg-type]
-    _embed_ahead(chosen, [s.text for sentences in split for s in sentences])
-    rows, counts, labelled = [], collections.Counter(), []
-    for trace, sentences in console.track(list(zip(items, split)), "labelling"):
-        result = _label_one(chosen, trace, [s.text for s in sentences])
-        rows.extend({**row, "start": s.start, "end": s.end} for row, s in zip(result.to_records(), sentences))
-        counts.update(result.tags)
+    labelled = _label_traces(chosen, items, check_mode(mode), folder, show=out is None)
+    _write_labels(labelled, items, out, folder, save_labelled)
+    inputs.exit_if_invalid(skip_invalid)
+
+
+def _label_traces(labeller: Any, traces: list[Any], mode: str, folder: Any, show: bool) -> list[tuple[Any, Any, Any]]:
+    """(trace, its sentences, its labels) per trace, each written to the results folder when there is one."""
+    from anchors.traces.segment import split_sentences
+
+    split = [split_sentences(trace.thinking, mode=mode) for trace in traces]  # type: ignore[arg-type]
+    _embed_ahead(labeller, [s.text for sentences in split for s in sentences])
+    done = []
+    for trace, sentences in console.track(list(zip(traces, split)), "labelling"):
+        result = _label_one(labeller, trace, [s.text for s in sentences])
         if folder is not None:
             from anchors.results.save import save_tags
 
-            save_tags(folder, trace, result, check_mode(mode))  # type: ignore[arg-type]
-        if save_labelled is not None and len(result):
-            labelled.append(labelled_from_result(result, trace.id, trace.problem).model_dump(mode="json", exclude_none=True))
-        if out is None:
+            save_tags(folder, trace, result, mode)  # type: ignore[arg-type]
+        if show:
             console.table(f"{trace.id}: {len(result)} sentences", ["#", "tag", "text"],
                           [(i, tag, text) for i, (tag, text) in enumerate(zip(result.tags, result.sentences))])
+        done.append((trace, sentences, result))
+    return done
+
+
+def _write_labels(labelled: list[tuple[Any, Any, Any]], traces: list[Any], out: Path | None, folder: Any,
+                  save_labelled: Path | None) -> None:
+    from anchors.labels.dataset import labelled_from_result
+    from anchors.traces.jsonl import write_jsonl
+
+    counts = collections.Counter(tag for _, _, result in labelled for tag in result.tags)
     if folder is not None:
         from anchors.analysis import write_reports
 
-        write_reports(folder, [t.id for t in items])
-        console.table(f"wrote the tags of {len(items)} trace(s) to {out}/<trace id>/", ["tag", "sentences"], counts.most_common())
+        write_reports(folder, [t.id for t in traces])
+        console.table(f"wrote the tags of {len(traces)} trace(s) to {out}/<trace id>/", ["tag", "sentences"], counts.most_common())
     elif out is not None:
-        from anchors.traces.jsonl import write_jsonl
-
+        rows = [{**row, "start": s.start, "end": s.end} for _, sentences, result in labelled
+                for row, s in zip(result.to_records(), sentences)]
         write_jsonl(out, rows)
         console.table(f"wrote {len(rows)} labelled sentences to {out}", ["tag", "sentences"], counts.most_common())
     if save_labelled is not None:
-        from anchors.traces.jsonl import write_jsonl
-
-        write_jsonl(save_labelled, labelled)
-        console.stdout.print(f"wrote {len(labelled)} labelled traces to {save_labelled}; fit a tagger on them with: "
+        sets = [labelled_from_result(result, trace.id, trace.problem).model_dump(mode="json", exclude_none=True)
+                for trace, _, result in labelled if len(result)]
+        write_jsonl(save_labelled, sets)
+        console.stdout.print(f"wrote {len(sets)} labelled traces to {save_labelled}; fit a tagger on them with: "
                              f"anchors label --fit {save_labelled} --out tagger.npz", highlight=False, soft_wrap=True)
-    inputs.exit_if_invalid(skip_invalid)
 
 
 def _results_folder(out: Path | None, overwrite: bool, labeller: Any, traces: list[Any], mode: str) -> Any:
