@@ -84,16 +84,11 @@ def trace_tags(trace: Trace, labeller: str, mode: str) -> list[str | None] | Non
 
 def run_tags(traces: Sequence[Trace], labeller: Any, mode: str, out: ResultsDir, *, progress: Progress | None = None) -> list[Any]:
     """Function tags of every trace's sentences (a resolved labeller, see anchors.labels.resolve_labeller)."""
-    from anchors.labels.api import label_with
-    from anchors.traces.segment import split_sentences
+    from anchors.labels.api import label_traces
 
-    split = [[s.text for s in split_sentences(t.thinking, mode=mode)] for t in traces]  # type: ignore[arg-type]
-    if hasattr(labeller, "embed_ahead"):
-        labeller.embed_ahead([text for texts in split for text in texts])
     _check(out, "tags", traces, mode, saving.tags_settings(labeller.name, labeller.taxonomy.name), None)
     labelled = []
-    for trace, texts in zip(progress(traces, "labelling") if progress else traces, split):
-        labels = label_with(labeller, texts, problem=trace.problem, trace_id=trace.id)
+    for trace, labels in zip(traces, label_traces(traces, labeller=labeller, mode=mode, progress=progress)):  # type: ignore[arg-type]
         saving.save_tags(out, trace, labels, mode)  # type: ignore[arg-type]
         labelled.append(labels)
     return labelled

@@ -68,22 +68,30 @@ def label(
 
 
 def _label_traces(labeller: Any, traces: list[Any], mode: str, folder: Any, show: bool) -> list[tuple[Any, Any, Any]]:
-    """(trace, its sentences, its labels) per trace, each written to the results folder when there is one."""
+    """(trace, its sentences, its labels) per trace, each written to the results folder when there is one; the
+    labeller's repairs are printed as warnings as they happen."""
+    from anchors.labels.api import label_traces
+    from anchors.labels.result import LabelWarning
     from anchors.traces.segment import split_sentences
 
     split = [split_sentences(trace.thinking, mode=mode) for trace in traces]  # type: ignore[arg-type]
     _embed_ahead(labeller, [s.text for sentences in split for s in sentences])
     done = []
-    for trace, sentences in console.track(list(zip(traces, split)), "labelling"):
-        result = _label_one(labeller, trace, [s.text for s in sentences])
-        if folder is not None:
-            from anchors.results.save import save_tags
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", LabelWarning)
+        labels = label_traces(traces, labeller=labeller, mode=mode, progress=console.track)  # type: ignore[arg-type]
+        for trace, sentences, result in zip(traces, split, labels):
+            for warning in caught:
+                console.warn(str(warning.message))
+            caught.clear()
+            if folder is not None:
+                from anchors.results.save import save_tags
 
-            save_tags(folder, trace, result, mode)  # type: ignore[arg-type]
-        if show:
-            console.table(f"{trace.id}: {len(result)} sentences", ["#", "tag", "text"],
-                          [(i, tag, text) for i, (tag, text) in enumerate(zip(result.tags, result.sentences))])
-        done.append((trace, sentences, result))
+                save_tags(folder, trace, result, mode)  # type: ignore[arg-type]
+            if show:
+                console.table(f"{trace.id}: {len(result)} sentences", ["#", "tag", "text"],
+                              [(i, tag, text) for i, (tag, text) in enumerate(zip(result.tags, result.sentences))])
+            done.append((trace, sentences, result))
     return done
 
 
@@ -132,18 +140,6 @@ def _embed_ahead(labeller: Any, texts: list[str], chunk: int = 2048) -> None:
     chunks = [texts[start:start + chunk] for start in range(0, len(texts), chunk)]
     for part in console.track(chunks, f"embedding {len(texts)} sentences"):
         labeller.embed_ahead(part)
-
-
-def _label_one(labeller: Any, trace: Any, texts: list[str]) -> Any:
-    from anchors.labels.api import label_with
-    from anchors.labels.result import LabelWarning
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", LabelWarning)
-        result = label_with(labeller, texts, problem=trace.problem, trace_id=trace.id)
-    for warning in caught:
-        console.warn(str(warning.message))
-    return result
 
 
 def _llm_config(base_url: str | None, model: str | None, api_key_env: str, batch_size: int, max_retries: int,
