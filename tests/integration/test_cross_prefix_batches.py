@@ -97,3 +97,33 @@ def test_cross_prefix_sampling_is_reproducible_and_resumable(handle) -> None:
     assert {k: strip(v) for k, v in picked.items()} == {k: strip(v[-1:]) for k, v in first.items()}
     texts = [r.text for v in first.values() for r in v]
     assert len(set(texts)) == len(texts)  # every row sampled with its own randomness
+
+
+def forced_requests(handle, n: int, seed: int = 1) -> list[PrefixRequest]:
+    """Forced-answer prompts of one trace, as `anchors score` makes them: each sentence prefix + the same
+    forced-answer suffix, so no prompt lies inside another; they part where the shorter prefix ends."""
+    thinking = "Ten sevens are seventy. Two more sevens make fourteen. Seventy and fourteen make eighty-four. "
+    ends = [i + 2 for i, c in enumerate(thinking) if c == "."]
+    return [PrefixRequest(key=f"f/{i}", prompt_text=handle.template.render_forced_answer("What is 12 * 7?", thinking[:end]),
+                          n=n, seed=seed + i) for i, end in enumerate([0, *ends])]
+
+
+@pytest.mark.parametrize("params", [SamplingParams(max_new_tokens=10, temperature=1.0, top_p=0.9),
+                                    SamplingParams(max_new_tokens=10, temperature=0.0, logprobs=True)],
+                         ids=["sampled", "greedy"])
+def test_forced_answer_prompts_batched_give_the_tokens_of_one_request_at_a_time(handle, params) -> None:
+    """Same seeds, one job vs one job per request: identical tokens. The two runs differ only in float rounding
+    (other rows share the matmuls), which can move a token only at a near-tie closer than ~1e-6; on a few
+    hundred tokens a difference means a row saw something other than its own prompt."""
+    from anchors.rollouts.nesting import nesting_groups
+
+    requests = forced_requests(handle, n=3)
+    engine = LocalEngine(handle, batch_size=5)
+    assert len(nesting_groups([handle.encode(r.prompt_text) for r in requests], engine.max_tail)) == 1
+    together = run(engine, requests, params)
+    for request in requests:
+        alone = run(engine, [request], params)[request.key]
+        assert [r.token_ids for r in together[request.key]] == [r.token_ids for r in alone]
+        if params.logprobs:
+            for got, expected in zip(together[request.key], alone):
+                assert got.logprobs == pytest.approx(expected.logprobs, abs=tolerance(1e-5))
