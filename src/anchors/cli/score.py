@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -39,8 +42,18 @@ app.add_typer(compat_app, name="compat")
 Embedder = Annotated[str, typer.Option("--embedder", help="Sentence embedder: all-MiniLM-L6-v2 (bundled) or a sentence-transformers folder.")]
 
 
+def _profiling(command: Any) -> Any:
+    """With --profile, run the command under cProfile (see `_profiled`)."""
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with _profiled(Path(kwargs["out"]) / "profile.pstats" if kwargs.get("profile") else None):
+            return command(*args, **kwargs)
+    return run
+
+
 @app.command()
 @handles_errors
+@_profiling
 def score(
     traces: Annotated[Path | None, typer.Argument(help="JSONL file of traces.")] = None,
     from_ta: FromTA = None,
@@ -71,6 +84,7 @@ def score(
     device: DeviceOption = None,
     dtype: DtypeOption = None,
     skip_invalid: SkipInvalid = False,
+    profile: Annotated[bool, typer.Option("--profile", help="Print each trace's time per phase (sampling, grading, embedding, metrics, report; also in run.json) and write a cProfile of the run to OUT/profile.pstats (python -m pstats, snakeviz).")] = False,
 ) -> None:
     """Which sentences of each trace cause its answer: resample from every sentence, grade, and score."""
     from anchors.methods.blackbox import BlackBoxConfig
@@ -84,7 +98,7 @@ def score(
     if from_ta is not None:
         if traces is not None:
             raise typer.BadParameter("give either a TRACES.jsonl file or --from-ta DIR, not both")
-        _score_from_ta(from_ta, config, embed, out, top, limit)
+        _score_from_ta(from_ta, config, embed, out, top, limit, profile)
         return
     inputs = Inputs(traces, None)
     sampler, prompt_template, _ = build_sampler(model, backend, base_url, server_kind, api_key_env, batch_size,
@@ -99,7 +113,7 @@ def score(
             break
         started = time.perf_counter()
         scores = _score_one(trace, sampler, prompt_template, embed, config, out, adaptive_plan, _tags(trace, tags, config.mode))
-        _write_and_show(scores, out, embed.identity, str(traces), out / "rollouts.sqlite", top, started)
+        _write_and_show(scores, out, embed.identity, str(traces), out / "rollouts.sqlite", top, started, profile)
     inputs.exit_if_invalid(skip_invalid)
 
 
@@ -149,7 +163,7 @@ def _score_one(trace: Any, sampler: Any, template: Any, embed: Any, config: Any,
     return score_trace(trace, sampler, template, config, embedder=embed, store=store, tags=tags)
 
 
-def _score_from_ta(root: Path, config: Any, embed: Any, out: Path, top: int, limit: int | None) -> None:
+def _score_from_ta(root: Path, config: Any, embed: Any, out: Path, top: int, limit: int | None, profile: bool) -> None:
     from anchors.methods.scores import score_rollouts
     from anchors.methods.ta_rollouts import iter_ta_rollouts
 
@@ -158,24 +172,57 @@ def _score_from_ta(root: Path, config: Any, embed: Any, out: Path, top: int, lim
             break
         started = time.perf_counter()
         scores = score_rollouts(rollouts, embed, config, tags)
-        _write_and_show(scores, out, embed.identity, str(root), None, top, started)
+        _write_and_show(scores, out, embed.identity, str(root), None, top, started, profile)
 
 
 def _write_and_show(scores: Any, out: Path, embedder: str, source: str, store: Path | None, top: int,
-                    started: float) -> None:
-    from dataclasses import replace
-
-    from anchors.methods.score_files import run_record, write_scores
-
-    scores = replace(scores, run={**scores.run, "total_seconds": round(time.perf_counter() - started, 3)})
-    folder = write_scores(scores, out, run_record(scores, embedder=embedder, source=source,
-                                                   store=str(store) if store else None))
+                    started: float, profile: bool = False) -> None:
+    from anchors.methods.score_files import add_timing, run_record, write_scores
     from anchors.report.html import write_trace_report
 
+    began = time.perf_counter()
+    folder = write_scores(scores, out, run_record(scores, embedder=embedder, source=source,
+                                                   store=str(store) if store else None))
     report = write_trace_report(folder)
+    timing = {"report_seconds": round(time.perf_counter() - began, 3), "total_seconds": round(time.perf_counter() - started, 3)}
+    add_timing(folder, timing)
     _print_top(scores, top)
+    if profile:
+        _print_phases(scores.trace_id, {**scores.run, **timing})
     matrix = "matrix.npz, " if scores.matrix else ""
     console.stdout.print(f"wrote {folder}/ (scores.jsonl, scores.csv, {matrix}alternatives.json, run.json, {report.name})")
+
+
+def _print_phases(trace_id: str, run: dict[str, Any]) -> None:
+    total = run["total_seconds"]
+    phases = [(k.removesuffix("_seconds"), v) for k, v in run.items() if k.endswith("_seconds") and k != "total_seconds"]
+    rows = [(name, f"{seconds:.2f}", f"{seconds / total:.0%}" if total else "") for name, seconds in phases]
+    rows.append(("other (function tags, segmentation)", f"{total - sum(s for _, s in phases):.2f}", ""))
+    console.table(f"{trace_id}: {total:.2f} s by phase", ["phase", "seconds", "share"], rows)
+
+
+@contextlib.contextmanager
+def _profiled(path: Path | None) -> Iterator[None]:
+    """Profile the block with cProfile into `path` (None: no profiling) and print its 15 costliest calls."""
+    if path is None:
+        yield
+        return
+    import cProfile
+    import io
+    import pstats
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        yield
+    finally:
+        profiler.disable()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        profiler.dump_stats(path)
+        listing = io.StringIO()
+        pstats.Stats(profiler, stream=listing).sort_stats("cumulative").print_stats(15)
+        console.stdout.print(listing.getvalue().strip(), markup=False, highlight=False, soft_wrap=True)
+        console.stdout.print(f"wrote {path} (python -m pstats {path})")
 
 
 def _print_top(scores: Any, k: int) -> None:

@@ -93,6 +93,13 @@ def write_scores(scores: TraceScores, out_dir: str | Path, record: RunRecord) ->
     return folder
 
 
+def add_timing(folder: str | Path, seconds: dict[str, float]) -> None:
+    """Merge `seconds` into run.json's timing: phases timed after the results were written (the report)."""
+    path = Path(folder) / RUN_JSON
+    record = _read_record(path)
+    _atomic_text(path, record.model_copy(update={"timing": {**record.timing, **seconds}}).model_dump_json(indent=2) + "\n")
+
+
 def read_scores(folder: str | Path) -> TraceScores:
     """Read back what `write_scores` wrote (rows validated; a newer schema is refused with a clear error)."""
     folder = Path(folder)
