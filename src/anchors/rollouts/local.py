@@ -1,16 +1,17 @@
 """The local rollout engine: shared-prefix batched sampling with a Hugging Face model.
 
 How it is fast:
-* Each prompt's KV cache is computed once and repeated for the rollouts sampled from it (a preallocated
-  cache, `batch_select_indices` to drop rows); where prompts nest (sentence i's prefix inside sentence i+1's,
-  the usual case when resampling a trace), the longest one is encoded once and the others slice its cache.
-  Prompts whose last few tokens differ from the longest one's (`max_tail`; text prefixes ending in a space
-  tokenize so) join its group too: the differing tokens are fed one per step before sampling starts.
+* Each group of prompts is encoded once: where prompts nest (sentence i's prefix inside sentence i+1's, the
+  usual case when resampling a trace), or share all but their last `max_tail` tokens (forced-answer prompts:
+  each prefix + the same suffix; closing prompts: a prefix + a rollout + the closing text), the longest one
+  is encoded and the others take the part they share from its cache.
+* That cache is held once, however many rows continue it, and each step's attention reads it once for all
+  rows (`models.kvcache`): decoding a small model is bound by memory reads, and a shared prefix is most of
+  what would otherwise be read once per row.
 * A batch holds rows of several requests of one group (black-box scoring asks for few rollouts of many
-  nested prefixes; decoding a small model is bound by reading its weights once per step, so more rows per
-  step cost little). The batch's cache is the group's cache up to the longest part any of its rows shares;
-  each row masks the positions beyond its own shared part (a 2D attention mask) and gets its own position
-  ids, so it sees exactly its prompt. Rows that finish (EOS, stop string, boxed answer, budget) are dropped.
+  prompts; more rows per step cost little). Each row's own prompt tokens beyond its shared part run in one
+  batched forward, left-padded, once per distinct prompt (`models.rowbatch`); masks and position ids make
+  every row see exactly its own prompt. Rows that finish (EOS, stop string, boxed answer, budget) are dropped.
 
 How it stays reproducible: within a group, the requests' full index ranges, in request order, are cut into
 fixed *units* of `batch_size` rows (the last rows of one request and the first of the next may share a
@@ -270,14 +271,16 @@ def _nucleus(scaled: torch.Tensor, top_p: float, uniforms: torch.Tensor) -> torc
 
     values, order = torch.topk(scaled, min(NUCLEUS_CANDIDATES, scaled.shape[-1]), dim=-1)
     probs = torch.exp(values - torch.logsumexp(scaled, dim=-1, keepdim=True))
-    wide = probs.sum(dim=-1) < top_p
+    wide = (probs.sum(dim=-1) < top_p).cpu()  # the one transfer deciding the paths (each sync stalls a GPU)
     chosen = torch.empty(scaled.shape[0], dtype=torch.long, device=scaled.device)
-    narrow = ~wide
-    if narrow.any():
-        chosen[narrow] = _pick(probs[narrow], order[narrow], top_p, uniforms[narrow.cpu()])
-    if wide.any():
-        ordered, full_order = torch.sort(scaled[wide], dim=-1, descending=True, stable=True)
-        chosen[wide] = _pick(torch.softmax(ordered, dim=-1), full_order, top_p, uniforms[wide.cpu()])
+    narrow_rows, wide_rows = torch.nonzero(~wide).view(-1), torch.nonzero(wide).view(-1)
+    if len(narrow_rows):
+        at = narrow_rows.to(scaled.device)
+        chosen[at] = _pick(probs[at], order[at], top_p, uniforms[narrow_rows])
+    if len(wide_rows):
+        at = wide_rows.to(scaled.device)
+        ordered, full_order = torch.sort(scaled[at], dim=-1, descending=True, stable=True)
+        chosen[at] = _pick(torch.softmax(ordered, dim=-1), full_order, top_p, uniforms[wide_rows])
     return chosen
 
 
