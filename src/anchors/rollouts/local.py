@@ -169,7 +169,9 @@ class LocalEngine:
         import torch
 
         # Row j's k-th sampled token is drawn with its own k-th uniform.
-        uniforms = torch.stack([_uniforms(row.seed, max(row.budget for row in rows)) for row in rows])
+        uniforms = torch.zeros(len(rows), max(max(row.budget, 1) for row in rows), dtype=torch.float64)
+        for j, row in enumerate(rows):
+            uniforms[j, :max(row.budget, 1)] = _uniforms(row.seed, row.budget)
         active = list(range(len(rows)))
         logits = batch.start()
         for step in range(uniforms.shape[1]):
