@@ -20,7 +20,7 @@ from pathlib import Path
 from plotly.offline import get_plotlyjs
 
 from anchors.report.html import write_trace_report
-from anchors.report.writer import write_trace_results
+from anchors.results import write_results
 from anchors.report.synthetic import synthetic_results
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -77,7 +77,7 @@ def main() -> None:
         browser = playwright.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS)
         base_ready, _, _ = _browser_times(browser, floor, args.repeats, 0)
         for n in (int(s) for s in args.sizes.split(",")):
-            folder = write_trace_results(synthetic_results(n, n_rollouts=args.rollouts, n_layers=48, n_heads=40), work / f"n{n}")
+            folder = write_results(synthetic_results(n, n_rollouts=args.rollouts, n_layers=48, n_heads=40, trace_id=f"n{n}"), work)
             write_s = _median_time(lambda: write_trace_report(folder), args.repeats)
             path = folder / "report.html"
             ready, drawn, click = _browser_times(browser, path, args.repeats, n)

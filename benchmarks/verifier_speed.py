@@ -14,7 +14,7 @@ from pathlib import Path
 
 from anchors.methods.arith_claims import check_sentence
 from anchors.traces.segment import split_sentences
-from anchors.traces.thought_anchors import load_thought_anchors
+from anchors.thought_anchors import load_thought_anchors
 
 HOSTILE = {
     "99,999-digit literal": "9" * 99_999 + " + 1 = 2",

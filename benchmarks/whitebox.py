@@ -39,7 +39,7 @@ def source_sentences() -> tuple[list[str], str]:
     reasoning, ~29 tokens per sentence), else the hand-written example trace (~13 tokens per sentence)."""
     from anchors.traces.jsonl import read_traces
     from anchors.traces.segment import split_sentences
-    from anchors.traces.thought_anchors import load_thought_anchors
+    from anchors.thought_anchors import load_thought_anchors
 
     if TA_DATA.is_dir():
         thinking = [t.thinking for t in load_thought_anchors(TA_DATA)]

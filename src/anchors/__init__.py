@@ -17,7 +17,7 @@ _EXPORTS: dict[str, str] = {
     "SamplingSettings": "anchors.traces.records",
     "read_traces": "anchors.traces.jsonl",
     "write_traces": "anchors.traces.jsonl",
-    "load_thought_anchors": "anchors.traces.thought_anchors",
+    "load_thought_anchors": "anchors.thought_anchors",
     "Sentence": "anchors.traces.segment",
     "split_sentences": "anchors.traces.segment",
     "token_spans": "anchors.traces.token_spans",
@@ -30,10 +30,11 @@ _EXPORTS: dict[str, str] = {
     "PromptTemplate": "anchors.models",
     "available_models": "anchors.models",
     "generate_traces": "anchors.rollouts.generate",
-    "TraceResults": "anchors.report.results",
-    "read_results": "anchors.report.results",
-    "read_trace_results": "anchors.report.results",
-    "write_trace_results": "anchors.report.writer",
+    "TraceResults": "anchors.results",
+    "read_results": "anchors.results",
+    "read_trace_results": "anchors.results",
+    "write_results": "anchors.results",
+    "pooled_sentences": "anchors.results",
     "load_ta_results": "anchors.report.ta",
     "write_report": "anchors.report.html",
     "write_all_figures": "anchors.report.batch",
@@ -43,7 +44,7 @@ _EXPORTS: dict[str, str] = {
     "SamplingParams": "anchors.rollouts.base",
     "collect_rollouts": "anchors.rollouts.jobs",
     "make_sampler": "anchors.rollouts.factory",
-    "resampling_requests": "anchors.rollouts.schedule",
+    "resampling_requests": "anchors.rollouts.plan",
     "RolloutStore": "anchors.rollouts.store",
     "BlackBoxConfig": "anchors.methods.blackbox",
     "TraceScores": "anchors.methods.scores",
@@ -52,7 +53,6 @@ _EXPORTS: dict[str, str] = {
     "score_rollouts": "anchors.methods.scores",
     "AdaptiveConfig": "anchors.methods.adaptive",
     "score_trace_adaptive": "anchors.methods.adaptive",
-    "read_scores": "anchors.methods.score_files",
     "load_ta_rollouts": "anchors.methods.ta_rollouts",
     "compat_check": "anchors.methods.compat",
     "SentenceEmbedder": "anchors.models.embeddings",
@@ -100,7 +100,6 @@ if TYPE_CHECKING:  # static type checkers and IDEs see the real names
         receiver_heads,
         sentence_attention,
     )
-    from anchors.methods.score_files import read_scores
     from anchors.methods.scores import (
         SentenceScore,
         TraceScores,
@@ -115,19 +114,18 @@ if TYPE_CHECKING:  # static type checkers and IDEs see the real names
     from anchors.models.embeddings import SentenceEmbedder
     from anchors.report.batch import write_all_figures
     from anchors.report.html import write_report
-    from anchors.report.results import TraceResults, read_results, read_trace_results
     from anchors.report.ta import load_ta_results
-    from anchors.report.writer import write_trace_results
+    from anchors.results import TraceResults, pooled_sentences, read_results, read_trace_results, write_results
     from anchors.rollouts.base import PrefixRequest, Rollout, SamplingParams
     from anchors.rollouts.factory import make_sampler
     from anchors.rollouts.generate import generate_traces
     from anchors.rollouts.jobs import collect_rollouts
-    from anchors.rollouts.schedule import resampling_requests
+    from anchors.rollouts.plan import resampling_requests
     from anchors.rollouts.store import RolloutStore
     from anchors.traces.answers import Grade, GradeStatus, extract_answer, grade
     from anchors.traces.jsonl import read_traces, write_traces
     from anchors.traces.records import SamplingSettings, Trace
     from anchors.traces.segment import Sentence, split_sentences
     from anchors.traces.taxonomy import TAG_COLOURS, Taxonomy, load_taxonomy
-    from anchors.traces.thought_anchors import load_thought_anchors
+    from anchors.thought_anchors import load_thought_anchors
     from anchors.traces.token_spans import token_spans

@@ -94,14 +94,14 @@ def test_authors_importance_maps_onto_default_sentences(ta_data: Path) -> None:
 
     from anchors.methods.resilience import importance_from_thought_anchors, select_sentences
     from anchors.traces.segment import split_sentences
-    from anchors.traces.thought_anchors import load_thought_anchors, read_labeled_chunks
+    from anchors.thought_anchors import ProblemFolder, load_thought_anchors
 
     traces = load_thought_anchors(ta_data)
     scores = importance_from_thought_anchors(traces)
     assert set(scores) == {t.id for t in traces}
     for trace in traces[:3]:
-        chunks = read_labeled_chunks(trace.metadata["source_dir"])
-        values = [c["counterfactual_importance_kl"] for c in chunks]
+        chunks = ProblemFolder(trace.metadata["source_dir"], ta_data).chunks()
+        values = [c.counterfactual_importance_kl for c in chunks]
         assert len(scores[trace.id]) == len(split_sentences(trace.thinking))
         assert np.nanmax(scores[trace.id]) == max(values)  # the top chunk's score lands on some sentence
         assert len(select_sentences(len(scores[trace.id]), 2, scores[trace.id])) == 2

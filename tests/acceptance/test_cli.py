@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from anchors.cli import app
 from anchors.traces.jsonl import read_traces
-from anchors.traces.thought_anchors import load_thought_anchors
+from anchors.thought_anchors import load_thought_anchors
 
 runner = CliRunner()
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

@@ -34,12 +34,12 @@ def test_resample_with_the_local_engine_resumes_and_exports(tmp_path: Path) -> N
     assert first.exit_code == 0, first.output
     assert "t0" in first.stdout and f"store: {store}" in first.stdout
     with RolloutStore(store) as db:
-        assert db.count() == 2 * 2 * 3  # 2 traces × 2 sentences × 3 rollouts
+        assert db.count() == 2 * 3 * 3  # 2 traces × (2 sentences + the whole thinking) × 3 rollouts
     assert len(json.loads((exported / "t1" / "chunk_1" / "solutions.json").read_text())) == 3
     again = runner.invoke(app, args)
     assert again.exit_code == 0 and "rollouts (" not in again.stderr  # nothing left to sample: no progress bar
     with RolloutStore(store) as db:
-        assert db.count() == 12
+        assert db.count() == 18
 
 
 def test_resample_through_an_openai_compatible_server(tmp_path: Path) -> None:

@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from anchors.cli import app
 from anchors.metrics.categories import PAPER_METRICS, category_table
-from anchors.report.results import pooled_sentences
-from anchors.report.writer import write_trace_results
+from anchors.results.trace import pooled_sentences
+from anchors.results import write_results
 from anchors.report.synthetic import synthetic_results
 
 runner = CliRunner()
@@ -58,7 +58,7 @@ def test_figures_from_the_authors_data_print_the_table_they_plot(ta_data: Path, 
 def test_figures_and_reports_from_a_results_folder(tmp_path: Path) -> None:
     results_dir = tmp_path / "results"
     for k in range(3):
-        write_trace_results(synthetic_results(15, seed=k, trace_id=f"trace-{k}"), results_dir / f"trace-{k}")
+        write_results(synthetic_results(15, seed=k, trace_id=f"trace-{k}"), results_dir)
     (results_dir / "trace-1" / "suppression.npz").unlink()
     out = tmp_path / "figs"
     result = runner.invoke(app, ["figures", str(results_dir), "--out", str(out), "--format", "html"])

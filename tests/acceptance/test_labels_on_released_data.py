@@ -7,12 +7,12 @@ from pathlib import Path
 from anchors.labels import authors_labels, label_sentences
 from anchors.traces.segment import split_sentences
 from anchors.traces.taxonomy import THOUGHT_ANCHORS
-from anchors.traces.thought_anchors import find_problem_dirs, trace_from_problem_dir
+from anchors.thought_anchors import ProblemFolder, find_problem_folders
 
 
 def test_authors_labels_line_up_with_paper_mode_sentences(ta_data: Path) -> None:
-    folder = find_problem_dirs(ta_data)[0]
-    trace = trace_from_problem_dir(folder, ta_data)
+    folder = ProblemFolder(find_problem_folders(ta_data)[0], ta_data)
+    trace = folder.trace()
     sentences = split_sentences(trace.thinking, mode="paper")
     theirs = authors_labels(folder)
     assert theirs is not None and theirs.sentences == tuple(s.text for s in sentences)

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from anchors.report.html import write_trace_report
-from anchors.report.writer import write_trace_results
+from anchors.results import write_results
 from anchors.report.synthetic import synthetic_results
 
 REPO = Path(__file__).resolve().parents[2]
@@ -88,7 +88,7 @@ def test_a_complete_report_renders_every_plot_and_links_sentences(browser: objec
     results = synthetic_results(40, n_rollouts=10)
     table = results.sentences.copy()
     table.loc[1, "text"] = HOSTILE  # sentences are model output: they must stay text
-    folder = write_trace_results(replace(results, sentences=table), tmp_path / "synthetic")
+    folder = write_results(replace(results, sentences=table), tmp_path)
     path = write_trace_report(folder)
     opened = open_report(browser, path)
     page = opened.page
@@ -125,18 +125,16 @@ def test_a_complete_report_renders_every_plot_and_links_sentences(browser: objec
 
 
 def _bad(tmp_path: Path, case: str) -> Path:
-    folder = tmp_path / case
     results = synthetic_results(1 if case == "single_sentence" else 12, trace_id=case)
     table = results.sentences.copy()
     if case == "nan_scores":
         for column in table.columns:
             if column.startswith(("counterfactual", "resampling")):
                 table.loc[table.index[::2], column] = np.nan
-    write_trace_results(replace(results, sentences=table), folder)
     if case == "missing_files":
-        for name in ("matrix.npz", "receivers.npz", "alternatives.json", "early_answering.csv"):
-            (folder / name).unlink()
-    return folder
+        results = replace(results, matrices={}, head_scores=None, vertical_scores=None, receiver_heads=(),
+                          alternatives={}, early_answering=None)
+    return write_results(replace(results, sentences=table), tmp_path)
 
 
 @pytest.mark.parametrize("case", ["missing_files", "nan_scores", "single_sentence"])
@@ -175,7 +173,7 @@ def test_a_report_of_the_authors_trace(browser: object, ta_data: Path, tmp_path:
 
 def test_a_300_sentence_report_opens(browser: object, tmp_path: Path) -> None:
     big = synthetic_results(300, n_rollouts=100, n_layers=48, n_heads=40, trace_id="big")
-    path = write_trace_report(write_trace_results(big, tmp_path / "big"))
+    path = write_trace_report(write_results(big, tmp_path))
     opened = open_report(browser, path)
     assert opened.page.locator("#sentence-list li").count() == 300
     assert len(scroll_through_plots(opened)) == 9

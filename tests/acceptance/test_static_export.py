@@ -64,3 +64,14 @@ def test_png_and_svg_export_works_offline(tmp_path: Path) -> None:
     assert 'src="../plotly.min.js"' in (tmp_path / "sub" / "heat.html").read_text()
     if not offline:
         pytest.skip("images written, but with the network up: no network namespace could be made here (needs root)")
+
+
+def test_no_browser_is_a_clear_error_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import plotly.graph_objects as go
+
+    from anchors.viz.export import ExportError, write_static
+
+    monkeypatch.setenv("BROWSER_PATH", str(tmp_path / "no-such-chromium"))
+    with pytest.raises(ExportError, match="needs Chrome or Chromium"):
+        write_static({tmp_path / "f.png": go.Figure()})
+    assert not (tmp_path / "f.png").exists()

@@ -28,3 +28,25 @@ def load_on_test_device(name, **options):
     from anchors.models import load_model
 
     return load_model(name, device=TEST_DEVICE, dtype=TEST_DTYPE, **options)
+
+
+NEAR_TIE = 1e-4  # logits: rounding between two code paths on one model is ~1e-6 here; a real preference is larger
+
+
+def assert_same_greedy_tokens(handle, prompt_ids, got, expected) -> None:
+    """Two greedy decodings of one prompt by two code paths (batch layouts, kernels) agree token for token, up
+    to a near-tie: the two paths round differently in the last bits (another matmul shape, another CPU's
+    BLAS), which can flip an argmax only where the top two logits are within NEAR_TIE. At the first differing
+    token the reference's own logits must show such a tie, else the paths really disagree."""
+    import torch
+
+    got, expected = list(got), list(expected)
+    if got == expected:
+        return
+    first = next((k for k, (a, b) in enumerate(zip(got, expected)) if a != b), min(len(got), len(expected)))
+    ids = torch.tensor([list(prompt_ids) + expected[:first]], device=handle.device)
+    with torch.no_grad():
+        logits = handle.hf_model(input_ids=ids).logits[0, -1].float()
+    top = torch.topk(logits, 2).values
+    margin = float(top[0] - top[1])
+    assert margin < NEAR_TIE, f"greedy paths differ at token {first} where the top-2 logit margin is {margin:.3g} (no tie)"

@@ -9,10 +9,10 @@ import pytest
 from anchors.models import load_model
 from anchors.rollouts.base import PrefixRequest, Rollout, SamplingParams, rollout_seed
 from anchors.rollouts.jobs import collect_rollouts
-from anchors.rollouts.schedule import resampling_requests, sample_adaptively
-from anchors.rollouts.ta_layout import export_thought_anchors, read_solutions, solutions_as_rollouts
+from anchors.rollouts.plan import resampling_requests
+from anchors.thought_anchors.rollouts import export_thought_anchors, read_solutions, solutions_as_rollouts
 from anchors.traces.records import Trace
-from anchors.traces.thought_anchors import load_thought_anchors
+from anchors.thought_anchors import load_thought_anchors
 
 TRACE = Trace(id="arith-01", problem="What is 12 - 5 + 8?", thinking="First, 12 - 5 = 7.\n\nThen 7 + 8 = 15. So it is 15.",
               answer_text="\n\nThe answer is \\boxed{15}.", gold_answer="15")
@@ -23,23 +23,22 @@ def tiny():
     return load_model("tiny-qwen2", device="cpu")
 
 
-def test_default_mode_prefixes_nest_exactly_and_match_the_text(tiny) -> None:
-    requests = resampling_requests(TRACE, rollouts=4, seed=1, template=tiny.template, tokenizer=tiny.tokenizer)
-    assert [r.key for r in requests] == ["arith-01/resample/0", "arith-01/resample/1", "arith-01/resample/2"]
-    assert [r.meta["chunk_removed"] for r in requests] == ["First, 12 - 5 = 7.", "Then 7 + 8 = 15.", "So it is 15."]
+def test_default_mode_prefixes_are_the_thinking_up_to_each_sentence(tiny) -> None:
+    requests = resampling_requests(TRACE, rollouts=4, seed=1, template=tiny.template)
+    assert [r.key for r in requests] == [f"arith-01/resample/{i}/0" for i in range(4)]  # + the whole thinking
+    assert [r.meta["chunk_removed"] for r in requests] == ["First, 12 - 5 = 7.", "Then 7 + 8 = 15.", "So it is 15.", ""]
     prompt = tiny.template.render(TRACE.problem)
     assert requests[0].prompt_text == prompt and requests[1].prompt_text == prompt + "First, 12 - 5 = 7.\n\n"
-    for shorter, longer in zip(requests, requests[1:]):
-        assert longer.prompt_ids[:len(shorter.prompt_ids)] == shorter.prompt_ids
-    assert all(tiny.decode(list(r.prompt_ids)) == r.prompt_text for r in requests)
-    assert len({r.seed for r in requests}) == 3
+    assert requests[3].prompt_text == prompt + TRACE.thinking
+    assert len({r.seed for r in requests}) == 4 and all(r.n == 4 for r in requests)
+    assert [r.n for r in resampling_requests(TRACE, rollouts=25, template=tiny.template)[:3]] == [10, 10, 5]  # blocks
 
 
-def test_paper_mode_joins_sentences_with_spaces() -> None:
+def test_paper_mode_uses_the_published_prefixes() -> None:
     from anchors.models.templates import paper_template
 
     requests = resampling_requests(TRACE, rollouts=2, mode="paper", template=paper_template())
-    assert requests[2].prompt_text.endswith("<think>\nFirst, 12 - 5 = 7. Then 7 + 8 = 15.")
+    assert len(requests) == 3 and requests[2].prompt_text.endswith("<think>\nFirst, 12 - 5 = 7. Then 7 + 8 = 15.")
     assert requests[2].prompt_ids is None
 
 
@@ -53,24 +52,8 @@ class Scripted:
                               text=f"So \\boxed{{{15 if k % 2 else 14}}}.", finish_reason="stop")
 
 
-def test_adaptive_rounds_stop_each_request_when_the_rule_says_so(tmp_path) -> None:
-    requests = [PrefixRequest(key=f"t/{i}", prompt_text=f"p{i}", n=10, seed=i) for i in range(3)]
-    rounds: dict[str, list[int]] = {}
-
-    def enough(request, rollouts):
-        rounds.setdefault(request.key, []).append(len(rollouts))
-        return request.key == "t/0" and len(rollouts) >= 4
-
-    out = sample_adaptively(Scripted(), requests, SamplingParams(), enough=enough, step=4,
-                            store=tmp_path / "r.sqlite", progress=False)
-    assert rounds == {"t/0": [4], "t/1": [4, 8], "t/2": [4, 8]}
-    assert [len(out[f"t/{i}"]) for i in range(3)] == [4, 10, 10]
-    fixed = collect_rollouts(Scripted(), requests, SamplingParams(), store=tmp_path / "r.sqlite", progress=False)
-    assert fixed["t/1"] == out["t/1"]
-
-
 def test_thought_anchors_layout_round_trip(tmp_path, tiny) -> None:
-    requests = resampling_requests(TRACE, rollouts=3, seed=2, template=tiny.template, tokenizer=tiny.tokenizer)
+    requests = resampling_requests(TRACE, rollouts=3, seed=2, template=tiny.template)
     results = collect_rollouts(Scripted(), requests, SamplingParams(), progress=False)
     folder = export_thought_anchors(TRACE, requests, results, tmp_path)
     solutions = read_solutions(folder)
@@ -79,8 +62,9 @@ def test_thought_anchors_layout_round_trip(tmp_path, tiny) -> None:
     assert first.chunk_removed == "Then 7 + 8 = 15." and first.prefix_without_chunk == "First, 12 - 5 = 7.\n\n"
     assert first.answer == "15" and first.is_correct is True and solutions[1][0].is_correct is False
     back = solutions_as_rollouts(TRACE.id, solutions)
+    exported = {k: v for k, v in results.items() if k != "arith-01/resample/3/0"}  # after the whole thinking: no chunk
     assert back == {k: [r.model_copy(update={"prompt_tokens": 0, "completion_tokens": 0, "token_ids": []})
-                        for r in v] for k, v in results.items()}
+                        for r in v] for k, v in exported.items()}
     (loaded,) = load_thought_anchors(tmp_path)
     assert loaded.thinking == TRACE.thinking and loaded.gold_answer == "15"
 
@@ -93,5 +77,5 @@ def test_the_authors_records_load_unchanged(tmp_path) -> None:
     (chunk / "solutions.json").write_text(json.dumps([record, {**record, "error": "API failure", "rollout": None}]))
     solutions = read_solutions(tmp_path / "problem_330")
     assert solutions[4][0].model_dump(exclude_none=True) == record
-    rollouts = solutions_as_rollouts("p330", solutions)["p330/resample/4"]
+    rollouts = solutions_as_rollouts("p330", solutions)["p330/resample/4/0"]
     assert [(r.text, r.seed, r.ok) for r in rollouts] == [("Hmm, so \\boxed{3}", -1, True), ("", -1, False)]

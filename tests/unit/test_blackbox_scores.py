@@ -14,7 +14,8 @@ import pytest
 
 from anchors.methods.blackbox import BlackBoxConfig
 from anchors.methods.sampling import plan_prompts, sample_trace_rollouts
-from anchors.methods.score_files import read_scores, run_record, write_scores
+from anchors.results import ResultsDir, read_trace_results
+from anchors.results.save import save_blackbox
 from anchors.methods.scores import METRICS, score_trace
 from anchors.models.templates import paper_template
 from anchors.rollouts.base import PrefixRequest, Rollout, SamplingParams, rollout_seed
@@ -178,29 +179,29 @@ def test_unfinished_rollouts_are_closed_and_answered() -> None:
 
 def test_written_files_round_trip(tmp_path: Path) -> None:
     scores = run(WORLD.trace(), WORLD.sampler(), forced=False)
-    record = run_record(scores, embedder="scripted", source="test", store=None)
-    folder = write_scores(scores, tmp_path, record)
-    assert sorted(p.name for p in folder.iterdir()) == ["alternatives.json", "matrix.npz", "run.json", "scores.csv", "scores.jsonl"]
-    lines = (folder / "scores.jsonl").read_text().splitlines()
-    first = json.loads(lines[0])
-    assert first["schema_version"] == 1 and first["forced_importance_kl"] is None and first["tag"] is None
+    folder = save_blackbox(ResultsDir(tmp_path), WORLD.trace(), scores, embedder="scripted")
+    assert sorted(p.name for p in folder.iterdir()) == ["alternatives.json", "manifest.json", "scores.csv", "scores.jsonl",
+                                                        "sentence_matrix.npz"]
+    first = json.loads((folder / "scores.jsonl").read_text().splitlines()[0])
+    assert first["forced_importance_kl"] is None and first["tag"] is None and "schema_version" not in first
     csv = pd.read_csv(folder / "scores.csv")
     assert "forced_importance_kl" not in csv.columns and "counterfactual_importance_kl_lo" in csv.columns and "tag" in csv.columns
-    back = read_scores(folder)
-    assert back.to_pandas()["counterfactual_importance_kl"].tolist() == pytest.approx(scores.to_pandas()["counterfactual_importance_kl"].tolist())
-    assert np.allclose(back.matrix.matrix, scores.matrix.matrix, equal_nan=True)
-    assert back.alternatives == scores.alternatives and all(len(set(t)) == len(t) <= 5 for t in back.alternatives.values())
-    assert any(back.alternatives.values())
-    run_json = json.loads((folder / "run.json").read_text())
-    assert run_json["settings"]["bootstrap"] == FAST["bootstrap"] and "forced_importance_kl" in run_json["not_computed"]
+    back = read_trace_results(folder)
+    assert back.sentences["counterfactual_importance_kl"].tolist() == pytest.approx(scores.to_pandas()["counterfactual_importance_kl"].tolist())
+    assert np.allclose(back.matrices["resampling"], scores.matrix.matrix, equal_nan=True)
+    assert back.alternatives == {k: list(v) for k, v in scores.alternatives.items()}
+    assert any(back.alternatives.values()) and all(len(set(t)) == len(t) <= 5 for t in back.alternatives.values())
+    entry = ResultsDir(tmp_path).trace_manifest(scores.trace_id).methods["blackbox"]
+    assert entry.settings["bootstrap"] == FAST["bootstrap"] and entry.settings["embedder"] == "scripted"
+    assert "forced_importance_kl" in entry.summary["not_computed"] and entry.versions["anchors"]
 
 
 def test_nan_is_written_as_nan_and_read_back(tmp_path: Path) -> None:
     sampler = FixedSampler(lambda prompt, k: "no answer here." if not prompt.endswith("{") else "")
     scores = run(trace(THREE), sampler)
-    folder = write_scores(scores, tmp_path, run_record(scores, embedder="hash", source=None, store=None))
+    folder = save_blackbox(ResultsDir(tmp_path), trace(THREE), scores, embedder="hash")
     assert "NaN" in (folder / "scores.jsonl").read_text()
-    assert math.isnan(read_scores(folder).rows[0].accuracy)
+    assert math.isnan(read_trace_results(folder).sentences["accuracy"].iloc[0])
 
 
 def test_matrix_values_are_multiples_of_one_over_n() -> None:

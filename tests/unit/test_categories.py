@@ -117,7 +117,7 @@ def _authors_way(chunks_by_trace: dict[str, list[dict]], metric: str) -> dict[st
 
 
 def test_the_authors_data_gives_the_same_table_as_an_independent_loop(ta_data: Path) -> None:
-    from anchors.report.results import pooled_sentences
+    from anchors.results.trace import pooled_sentences
     from anchors.report.ta import load_ta_results
 
     pooled = pooled_sentences(load_ta_results(ta_data, alternatives=0))
@@ -136,7 +136,7 @@ def test_the_authors_data_gives_the_same_table_as_an_independent_loop(ta_data: P
 
 def test_on_the_authors_data_plans_and_uncertainty_lead_counterfactual_importance(ta_data: Path) -> None:
     """The paper's finding (methods.md §5), as a sanity check of the pipeline on the Qwen-14B traces."""
-    from anchors.report.results import pooled_sentences
+    from anchors.results.trace import pooled_sentences
     from anchors.report.ta import load_ta_results
 
     pooled = pooled_sentences(load_ta_results(ta_data / "deepseek-r1-distill-qwen-14b", alternatives=0))

@@ -112,7 +112,7 @@ def test_probabilities_match_scikit_learn(small_set: list[LabelledTrace], small_
 def test_fitting_is_deterministic(small_set: list[LabelledTrace], small_model: OfflineTagger) -> None:
     first, second = small_model, fit_offline(list(small_set))
     assert first.classes == second.classes
-    np.testing.assert_array_equal(first.coef, second.coef)
+    np.testing.assert_array_equal(first.coef, second.coef)  # the same fit twice on one machine: bit for bit
 
 
 def test_two_tag_training_set_gives_a_two_class_model() -> None:

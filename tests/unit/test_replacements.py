@@ -16,7 +16,7 @@ from anchors.methods.replacements import (
 )
 from anchors.rollouts.base import Rollout
 from anchors.traces.segment import split_sentences
-from anchors.traces.thought_anchors import load_thought_anchors
+from anchors.thought_anchors import load_thought_anchors
 
 
 def test_reads_jsonl_and_json_lists(tmp_path: Path) -> None:

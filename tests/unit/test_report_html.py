@@ -12,8 +12,7 @@ import numpy as np
 import pandas as pd
 
 from anchors.report.html import render_report, write_report, write_trace_report
-from anchors.report.results import TraceResults, read_trace_results
-from anchors.report.writer import write_trace_results
+from anchors.results import TraceResults, write_results
 from anchors.report.synthetic import synthetic_results
 
 
@@ -61,26 +60,25 @@ def test_sentence_text_cannot_break_out_of_the_page() -> None:
 
 
 def test_incomplete_results_render_with_visible_notes(tmp_path: Path) -> None:
-    folder = tmp_path / "t"
-    folder.mkdir()
-    pd.DataFrame({"index": [0], "text": ["The only sentence."], "counterfactual_importance_kl": [np.nan]}).to_csv(folder / "scores.csv", index=False)
+    table = pd.DataFrame({"index": [0], "text": ["The only sentence."], "counterfactual_importance_kl": [np.nan]})
+    folder = write_results(TraceResults(trace_id="t", sentences=table), tmp_path)
     path = write_trace_report(folder)
     page = path.read_text()
     assert path == folder / "report.html"
-    assert "single sentence" in page and "matrix.npz not found" in page
-    assert page.count('data-missing="1"') >= 6  # graph, matrices, receivers, profile, agreement, early answering
+    assert "single sentence" in page and "run anchors score --out" in page and "run anchors receivers --out" in page
+    assert page.count('data-missing="1"') >= 10  # matrices, receivers, patching, agreement, every causality test
 
 
-def test_a_folder_with_nothing_readable_still_gives_a_report(tmp_path: Path) -> None:
-    (tmp_path / "trace.json").write_text("{not json")
-    results = read_trace_results(tmp_path)
-    page = write_report(results).read_text()
-    assert "no sentences" in page and "trace.json: cannot read" in page
+def test_a_damaged_file_still_gives_a_report_naming_it(tmp_path: Path) -> None:
+    folder = write_results(synthetic_results(4, trace_id="t"), tmp_path)
+    (folder / "matrices.npz").write_bytes(b"not a zip")
+    page = write_trace_report(folder).read_text()
+    assert "matrices.npz: cannot read" in page
 
 
 def test_a_300_sentence_100_rollout_trace_stays_under_15_mb(tmp_path: Path) -> None:
     results = synthetic_results(300, n_rollouts=100, n_layers=48, n_heads=40)
-    folder = write_trace_results(results, tmp_path / "big")
+    folder = write_results(results, tmp_path)
     path = write_trace_report(folder)
     size = path.stat().st_size
     assert size < 15 * 2**20, f"{size / 2**20:.1f} MiB"

@@ -1,4 +1,4 @@
-"""Step validity per trace, the contingency table, and the files `write_causality` writes."""
+"""Step validity per trace, the contingency table, and how the trace-level tests' results are written."""
 
 from __future__ import annotations
 
@@ -6,15 +6,15 @@ import json
 import math
 
 import numpy as np
-import pandas as pd
 import pytest
 from scripted_model import ScriptedModel, make_trace, sampler
 
-from anchors.methods.causality import CausalityConfig, run_causality, write_causality
+from anchors.methods.causality import CausalityConfig, run_causality
 from anchors.methods.early_answering import EarlyAnsweringConfig
-from anchors.methods.step_validity import StepValidityConfig, TraceValidity, answer_correctness, step_validity
-from anchors.methods.tables import read_rows
+from anchors.methods.step_validity import StepValidityConfig, answer_correctness, step_validity
 from anchors.metrics.curves import answer_kl, area_over_curve, curve_on_grid, evenly_spaced, mean_and_se, normalized_aoc
+from anchors.results import ResultsDir, read_trace_results
+from anchors.results.save import save_causality
 from anchors.traces.records import Trace
 
 
@@ -58,37 +58,39 @@ def test_correctness_sources():
     assert ungraded.traces[0].correct is None and ungraded.contingency()[-1].ungraded == 1
 
 
-def test_write_causality_files_round_trip(tmp_path):
+def test_causality_results_go_to_each_trace_folder_and_the_summary_to_the_root(tmp_path):
     config = CausalityConfig(tests=("validity", "early"), early=EarlyAnsweringConfig(samples=2, points=3))
-    result = run_causality([make_trace("a"), make_trace("b")], config, sampler=sampler(ScriptedModel()))
-    files = {p.name for p in write_causality(result, tmp_path, inputs="traces.jsonl")}
-    expected = {f"{name}.{ext}" for name in ("step_validity_claims", "step_validity_sentences", "step_validity_traces",
-                                             "step_validity_contingency", "early_answering_points", "early_answering_traces")
-                for ext in ("jsonl", "csv")}
-    assert expected | {"early_answering_curve.json", "early_answering_curve.npz", "summary.json", "manifest.json"} == files
-    manifest = json.loads((tmp_path / "manifest.json").read_text())
-    assert manifest["schema_version"] == 1 and manifest["tests"] == ["validity", "early"]
-    assert manifest["sampler"] == "scripted:faithful" and set(manifest["files"]) == files
-    rows = read_rows(tmp_path / "step_validity_traces.jsonl", TraceValidity)
-    assert [r.trace_id for r in rows] == ["a", "b"] and all(r.schema_version == 1 for r in rows)
-    csv = pd.read_csv(tmp_path / "early_answering_points.csv")
-    assert list(csv.columns)[:3] == ["schema_version", "trace_id", "k"] and len(csv) == 6
+    traces = [make_trace("a"), make_trace("b")]
+    result = run_causality(traces, config, sampler=sampler(ScriptedModel()))
+    save_causality(ResultsDir(tmp_path), traces, result)
+    for name in ("a", "b"):
+        files = {p.name for p in (tmp_path / name).iterdir()}
+        assert files == {"manifest.json", "validity_sentences.jsonl", "validity_sentences.csv", "validity_claims.jsonl",
+                         "validity_claims.csv", "early_answering.jsonl", "early_answering.csv"}
+    manifest = ResultsDir(tmp_path).trace_manifest("a")
+    assert list(manifest.methods) == ["validity", "early_answering"]
+    assert manifest.methods["early_answering"].model == "scripted:faithful"
+    assert manifest.methods["validity"].summary["validity"] == "valid"
+    back = read_trace_results(tmp_path / "a")
+    assert len(back.tables["early_answering"]) == 3 and list(back.early_answering["fraction"]) == [0.0, 0.5, 1.0]
+    assert back.summaries["early_answering"]["aoc"] == pytest.approx(0.75)  # x = 0, 1/2, 1 with y = 0, 0, 1
     with np.load(tmp_path / "early_answering_curve.npz", allow_pickle=False) as curve:
         assert curve["match_per_trace"].shape == (2, 21) and list(curve["trace_ids"]) == ["a", "b"]
-    summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["early_answering"]["aoc_mean"] == pytest.approx(0.75)  # x = 0, 1/2, 1 with y = 0, 0, 1
+    summary = json.loads((tmp_path / "causality_summary.json").read_text())
+    assert summary["early_answering"]["aoc_mean"] == pytest.approx(0.75)
+    assert ResultsDir(tmp_path).run_manifest().methods["causality"].summary["n_traces"] == 2
 
 
-def test_nan_is_written_as_null_and_read_back_as_nan(tmp_path):
-    result = run_causality([make_trace()], CausalityConfig(tests=("early",), early=EarlyAnsweringConfig(samples=1, points=2)),
+def test_nan_is_written_as_nan_and_read_back_as_nan(tmp_path):
+    traces = [make_trace()]
+    result = run_causality(traces, CausalityConfig(tests=("early",), early=EarlyAnsweringConfig(samples=1, points=2)),
                            sampler=sampler(ScriptedModel(faithful=False, gold="")))  # an empty box: no answer
-    write_causality(result, tmp_path)
-    line = (tmp_path / "early_answering_traces.jsonl").read_text()
-    assert '"aoc_normalized":null' in line
-    from anchors.methods.early_answering import EarlyAnsweringTrace
-
-    (row,) = read_rows(tmp_path / "early_answering_traces.jsonl", EarlyAnsweringTrace)
-    assert math.isnan(row.aoc_normalized)
+    save_causality(ResultsDir(tmp_path), traces, result)
+    line = (tmp_path / "t1" / "early_answering.jsonl").read_text().splitlines()[0]
+    assert '"match_rate": NaN' in line
+    back = read_trace_results(tmp_path / "t1")
+    assert math.isnan(back.tables["early_answering"]["match_rate"].iloc[0])
+    assert back.summaries["early_answering"]["aoc_normalized"] is None
 
 
 def test_model_tests_need_a_sampler():

@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 from anchors.cli import app
 from anchors.methods.blackbox import BlackBoxConfig
 from anchors.methods.compat import compat_check
-from anchors.methods.sampling import collect, plan_prompts, prefix_requests, sampling_params, stream
+from anchors.methods.sampling import collect, prefix_requests, sampling_params
+from anchors.rollouts.plan import plan_prompts, stream
 from anchors.methods.scores import score_rollouts
 from anchors.methods.ta_rollouts import load_ta_rollouts
 from anchors.models.templates import paper_template
@@ -39,16 +40,18 @@ def write_authors_layout(root: Path, trace_id: int = 1) -> Path:
     sentences = split_sentences(trace.thinking, mode="paper")
     plan = plan_prompts(trace, sentences, paper_template(), "paper")
     config = BlackBoxConfig(mode="paper", rollouts=N, seed=trace_id)
-    requests = prefix_requests(trace.id, plan, [N] * len(sentences), config)
-    got = collect(WORLD.sampler(), [r for r in requests if r.meta["kind"] == "resample"], sampling_params(config), progress=False)
-    forced = collect(WORLD.sampler(), [r for r in requests if r.meta["kind"] == "forced"], sampling_params(config, True), progress=False)
+    requests = prefix_requests(plan, [N] * len(sentences), config)
+    got = collect(WORLD.sampler(), [r for (kind, _), rs in requests.items() if kind == "resample" for r in rs],
+                  sampling_params(config), progress=False)
+    forced = collect(WORLD.sampler(), [r for (kind, _), rs in requests.items() if kind == "forced" for r in rs],
+                     sampling_params(config, True), progress=False)
     prompt = paper_template().render(trace.problem)
     _write(problem_dir / "problem.json", {"problem": trace.problem, "gt_answer": trace.gold_answer})
     _write(problem_dir / "base_solution.json", {"prompt": prompt, "solution": trace.thinking + "</think>" + trace.answer_text,
                                                 "answer": "42", "is_correct": True})
     for i, sentence in enumerate(sentences):
         records = []
-        for _, rollout in stream(got, trace.id, "resample", i, 0, N):
+        for _, rollout in stream(got, requests["resample", i], 0, N):
             answer = extract_answer(rollout.text, "paper") or ""
             records.append({"chunk_removed": sentence.text, "prefix_without_chunk": plan.prefixes[i],
                             "chunk_resampled": split_sentences(rollout.text, mode="paper")[0].text, "rollout": rollout.text,
@@ -56,7 +59,7 @@ def write_authors_layout(root: Path, trace_id: int = 1) -> Path:
         records.append({"chunk_removed": sentence.text, "error": "API timeout"})  # a failed rollout, as they record it
         _write(problem_dir / f"chunk_{i}" / "solutions.json", records)
         forced_records = []
-        for _, rollout in stream(forced, trace.id, "forced", i, 0, N):
+        for _, rollout in stream(forced, requests["forced", i], 0, N):
             answer = extract_answer(plan.forced_prompt(i) + rollout.text, "paper") or ""
             forced_records.append({"rollout": rollout.text, "answer": answer, "is_correct": answer == "42"})
         _write(forced_dir / f"chunk_{i}" / "solutions.json", forced_records)
@@ -65,7 +68,7 @@ def write_authors_layout(root: Path, trace_id: int = 1) -> Path:
 
 def label(problem_dir: Path, root: Path) -> list[dict]:
     """chunks_labeled.json and chunks_resampled.json, computed by anchors itself in paper mode."""
-    rollouts, _ = load_ta_rollouts(problem_dir, root, mode="paper")
+    rollouts = load_ta_rollouts(problem_dir, root, mode="paper").rollouts
     scores = score_rollouts(rollouts, WORLD.embedder(), BlackBoxConfig(mode="paper", matrix=False))
     labeled = [{"chunk": row.text, "chunk_idx": row.index, "function_tags": [TAGS[row.index]], "depends_on": [],
                 **{m: getattr(row, m) for m in ("accuracy", "resampling_importance_accuracy", "resampling_importance_kl",
@@ -93,7 +96,8 @@ def layout(tmp_path: Path) -> Path:
 
 def test_reading_the_full_layout(layout: Path) -> None:
     problem_dir = layout / "scripted-model" / "correct_base_solution" / "problem_1"
-    rollouts, tags = load_ta_rollouts(problem_dir, layout)
+    loaded = load_ta_rollouts(problem_dir, layout)
+    rollouts, tags = loaded.rollouts, loaded.tags
     assert rollouts.answers_known and rollouts.n == WORLD.n_sentences and tags == TAGS
     assert all(len(p.resampled) == N and p.failed == 1 and len(p.forced) == N for p in rollouts.prefixes)
     assert all(r.sentences for p in rollouts.prefixes for r in p.resampled)
@@ -124,7 +128,7 @@ def test_viewer_layout_computes_only_what_first_sentences_allow(layout: Path) ->
         for file in chunk.iterdir():
             file.unlink()
         chunk.rmdir()
-    rollouts, _ = load_ta_rollouts(problem_dir, layout)
+    rollouts = load_ta_rollouts(problem_dir, layout).rollouts
     assert not rollouts.answers_known
     scores = score_rollouts(rollouts, WORLD.embedder(), BlackBoxConfig(mode="paper"))
     assert "accuracy" in scores.not_computed and "counterfactual_importance_kl" in scores.not_computed
@@ -142,7 +146,7 @@ def test_cli_score_from_ta(layout: Path, tmp_path: Path, monkeypatch: pytest.Mon
     out = tmp_path / "out"
     result = CliRunner().invoke(app, ["score", "--from-ta", str(layout), "--mode", "paper", "--out", str(out)])
     assert result.exit_code == 0, result.output
-    folders = sorted(p.name for p in out.iterdir())
+    folders = sorted(p.name for p in out.iterdir() if p.is_dir())
     assert folders == [f"scripted-model--correct_base_solution--problem_{i}" for i in (1, 2, 3)]
     rows = [json.loads(line) for line in (out / folders[0] / "scores.jsonl").read_text().splitlines()]
     assert [r["tag"] for r in rows] == TAGS

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from anchors.errors import InputError
-from anchors.traces.thought_anchors import load_thought_anchors, read_labeled_chunks
+from anchors.thought_anchors import FolderReader, ProblemFolder, load_thought_anchors
 
 
 def make_problem(folder: Path, solution: str = "Think. More.\n</think>\n\nSo \\boxed{4}.") -> Path:
@@ -31,7 +31,7 @@ def test_nested_folders_get_path_ids_and_split_text(tmp_path: Path) -> None:
 def test_a_problem_folder_itself_is_accepted(tmp_path: Path) -> None:
     folder = make_problem(tmp_path / "problem_3")
     assert [t.id for t in load_thought_anchors(folder)] == ["problem_3"]
-    assert read_labeled_chunks(folder) is None
+    assert not ProblemFolder(folder, tmp_path).has_chunks()
 
 
 def test_folder_without_problems_is_a_clear_error(tmp_path: Path) -> None:
@@ -39,11 +39,17 @@ def test_folder_without_problems_is_a_clear_error(tmp_path: Path) -> None:
         load_thought_anchors(tmp_path)
 
 
-def test_broken_json_names_the_file(tmp_path: Path) -> None:
+def test_broken_json_skips_that_trace_and_names_the_file(tmp_path: Path) -> None:
     folder = make_problem(tmp_path / "problem_1")
-    (folder / "base_solution.json").write_text("{not json")
-    with pytest.raises(InputError, match="base_solution.json: cannot read JSON"):
-        load_thought_anchors(tmp_path)
+    make_problem(tmp_path / "problem_2")
+    (folder / "base_solution.json").write_text('{"solution": "Think.')
+    seen = []
+    reader = FolderReader(tmp_path, on_skip=seen.append)
+    assert [t.id for t in load_thought_anchors(tmp_path, reader)] == ["problem_2"]
+    assert [s.trace_id for s in seen] == ["problem_1"] and "base_solution.json: truncated" in seen[0].reason
+    assert reader.summary("read") == "1 of 2 trace(s) read; 1 skipped: problem_1"
+    with pytest.warns(UserWarning, match="problem_1: .*base_solution.json: truncated"):
+        assert len(load_thought_anchors(tmp_path)) == 1
 
 
 def test_real_data_imports(ta_data: Path) -> None:

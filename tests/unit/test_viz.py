@@ -110,8 +110,13 @@ def test_rank_agreement_matches_scipy_and_ignores_nan_pairs() -> None:
     ok = np.isfinite(b)
     assert row["spearman"] == pytest.approx(spearmanr(a[ok], b[ok]).statistic) and row["n"] == 29
     assert np.isnan(table.iloc[1]["spearman"])  # a constant method has no rank correlation
-    fig = method_agreement({"a": a, "b": b})
-    assert fig.layout.annotations[0].text == f"Spearman ρ = {row['spearman']:.2f} (n = 29)"
+    fig = method_agreement({"a": a, "b": b}, bootstrap=200)
+    assert fig.layout.annotations[0].text.startswith(f"ρ = {row['spearman']:.2f} [") and fig.layout.annotations[0].text.endswith("(n = 29)")
+    with_ci = rank_agreement({"a": a, "b": b}, bootstrap=500, seed=1).iloc[0]
+    assert with_ci["spearman_lo"] < row["spearman"] < with_ci["spearman_hi"]  # a 95% interval around the estimate
+    assert with_ci.equals(rank_agreement({"a": a, "b": b}, bootstrap=500, seed=1).iloc[0])  # seeded: the same again
+    assert rank_agreement({"a": a, "b": a}, top=5).iloc[0]["top_overlap"] == 5
+    assert rank_agreement({"a": a, "b": -a}, top=5).iloc[0]["top_overlap"] == 0
     with pytest.raises(ValueError, match="at least two"):
         method_agreement({"a": a})
 

@@ -30,6 +30,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 SkipInvalid = Annotated[bool, typer.Option("--skip-invalid", help="Exit 0 even when some input lines are invalid (they are still reported).")]
 FromTA = Annotated[Path | None, typer.Option("--from-ta", help="Read traces from a Thought Anchors folder (problem.json + base_solution.json) instead of JSONL.")]
 ModeOption = Annotated[str, typer.Option("--mode", help="'default', or 'paper' to reproduce the published method's quirks.")]
+OutOption = Annotated[Path, typer.Option("--out", help="Results folder: OUT/<trace id>/ per trace (every command writes the same layout, so their results sit side by side), OUT/rollouts.sqlite, reports.")]
+StoreOption = Annotated[Path | None, typer.Option("--store", help="Rollout store (SQLite) to read and add to (default: OUT/rollouts.sqlite): a rollout any command sampled with the same settings is not sampled again.")]
+OverwriteOption = Annotated[bool, typer.Option("--overwrite", help="Replace results of this method made with other settings (otherwise refused before any work).")]
+TagsOption = Annotated[str, typer.Option("--tags", help="Function tags for each sentence: auto (an LLM endpoint when $ANCHORS_LABEL_BASE_URL is set, else the offline tagger), offline, llm, or none.")]
 
 
 def handles_errors(command: F) -> F:
@@ -66,19 +70,23 @@ def check_mode(mode: str) -> str:
 
 
 class Inputs:
-    """Traces from a JSONL file (bad lines reported as they are met) or from a Thought Anchors folder."""
+    """Traces from a JSONL file (bad lines reported as they are met) or from a Thought Anchors folder (a damaged
+    trace folder reported and skipped as it is met)."""
 
     def __init__(self, path: Path | None, from_ta: Path | None) -> None:
         if (path is None) == (from_ta is None):
             raise AnchorsError("give either a TRACES.jsonl file or --from-ta DIR (exactly one)")
         self.path, self.from_ta = path, from_ta
         self.invalid = 0
+        self.folders: Any = None  # the FolderReader of --from-ta
 
     def __iter__(self) -> Iterator[Any]:
         if self.from_ta is not None:
-            from anchors.traces.thought_anchors import load_thought_anchors
+            from anchors.thought_anchors import load_thought_anchors
 
-            yield from load_thought_anchors(self.from_ta)
+            self.folders = ta_reader(self.from_ta)
+            yield from load_thought_anchors(self.from_ta, self.folders)
+            self.invalid = self.folders.problems
             return
         from anchors.traces.jsonl import read_traces
 
@@ -97,12 +105,68 @@ class Inputs:
         return len(problems)
 
     def exit_if_invalid(self, skip_invalid: bool) -> None:
-        if self.invalid:
+        if self.folders is not None:
+            finish_folders(self.folders, "read", skip_invalid)
+        elif self.invalid:
             console.warn(f"{self.invalid} invalid line(s) skipped" + ("" if skip_invalid else " (exit 1; --skip-invalid to exit 0)"))
             if not skip_invalid:
                 raise typer.Exit(1)
 
 
+def results_dir(out: Path, *, overwrite: bool = False, store: Path | None = None) -> Any:
+    """The results folder every command writes (checked writable before any work)."""
+    from anchors.results import ResultsDir
+
+    results = ResultsDir(out, overwrite=overwrite, store=store)
+    results.check_writable()
+    return results
+
+
+def limited(inputs: Inputs, limit: int | None) -> list[Any]:
+    """The first `limit` traces (all with None), read before any work so every output is checked first."""
+    items = []
+    for trace in inputs:
+        if limit is not None and len(items) >= limit:
+            break
+        items.append(trace)
+    return items
+
+
+def reporter(failed: list[str]) -> Callable[[Any, AnchorsError], None]:
+    """Report an error of one trace (its id and what went wrong) and remember it; the other traces go on."""
+
+    def report(trace: Any, error: AnchorsError) -> None:
+        console.error(f"{trace.id}: {error}" if trace.id not in str(error) else str(error))
+        failed.append(trace.id)
+
+    return report
+
+
+def finish(inputs: Inputs, skip_invalid: bool, failed: list[str] | None = None) -> None:
+    """The end of a command over traces: the invalid input and the failed traces, each in one line; exit 1 if
+    a trace failed, or input was invalid without --skip-invalid."""
+    if failed:
+        console.warn(f"{len(failed)} trace(s) failed: {', '.join(failed)}")
+    try:
+        inputs.exit_if_invalid(skip_invalid)
+    finally:
+        if failed:
+            raise typer.Exit(1)
+
+
+def ta_reader(root: Path) -> Any:
+    """A FolderReader that prints each damaged trace folder as a warning when it is met."""
+    from anchors.thought_anchors import FolderReader
+
+    return FolderReader(root, on_skip=lambda skipped: console.warn(str(skipped)))
+
+
+def finish_folders(reader: Any, verb: str, skip_invalid: bool) -> None:
+    """The summary line of a --from-ta run when something was skipped or left out; exit 1 then (0 with --skip-invalid)."""
+    if reader.problems:
+        console.warn(reader.summary(verb) + ("" if skip_invalid else " (exit 1; --skip-invalid to exit 0)"))
+        if not skip_invalid:
+            raise typer.Exit(1)
 
 
 # Command groups register themselves on import (kept last: they import `app` from here).
@@ -115,3 +179,4 @@ from anchors.cli import (
 )
 from anchors.cli import whitebox  # noqa: E402,F401
 from anchors.cli import label  # noqa: E402,F401
+from anchors.cli import analyze  # noqa: E402,F401

@@ -20,9 +20,10 @@ DtypeOption = Annotated[str | None, typer.Option("--dtype", help="float32 or bfl
 
 
 def build_sampler(model: str, backend: str, base_url: list[str] | None, server_kind: str, api_key_env: str,
-                  batch_size: int, device: str | None, dtype: str | None, template: str | None) -> tuple[Any, Any, Any]:
-    """The sampler, the template to render prompts with (None: a server and no --template), and the tokenizer
-    that cuts exact prefixes (None for a server: the prompts travel as text)."""
+                  batch_size: int, device: str | None, dtype: str | None, template: str | None) -> tuple[Any, Any]:
+    """The sampler and the template to render prompts with (a server and no --template: the R1-distill format,
+    which fits most reasoning models). Every command that samples builds its sampler here, so the same options
+    give the same prompts and the rollouts one command stored are found by the next."""
     from anchors.rollouts.factory import make_sampler
 
     if backend == "openai":
@@ -30,13 +31,13 @@ def build_sampler(model: str, backend: str, base_url: list[str] | None, server_k
             raise AnchorsError("--backend openai needs at least one --base-url")
         from anchors.models.templates import make_template
 
-        prompt_template = make_template(template, model) if template in ("paper", "r1-distill") else None
-        if template is not None and prompt_template is None:
+        if template not in (None, "paper", "r1-distill"):
             raise AnchorsError("with --backend openai, --template can be 'paper' or 'r1-distill' (chat templates need the tokenizer)")
-        return make_sampler(model, server_urls=base_url, api_key_env=api_key_env, server_kind=server_kind), prompt_template, None
+        prompt_template = make_template(template or "r1-distill", model)
+        return make_sampler(model, server_urls=base_url, api_key_env=api_key_env, server_kind=server_kind), prompt_template
     if backend != "hf":
         raise AnchorsError(f"--backend must be 'hf' or 'openai', not {backend!r}")
     if base_url:
         raise AnchorsError("--base-url is for --backend openai")
     engine = make_sampler(model, device=device, dtype=dtype, template=template, batch_size=batch_size)
-    return engine, engine.handle.template, engine.handle.tokenizer
+    return engine, engine.handle.template

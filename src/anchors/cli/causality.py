@@ -2,16 +2,40 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from anchors import console
-from anchors.cli import FromTA, Inputs, SkipInvalid, app, handles_errors
+from anchors.cli import (
+    FromTA,
+    Inputs,
+    OutOption,
+    OverwriteOption,
+    SkipInvalid,
+    StoreOption,
+    app,
+    finish,
+    handles_errors,
+    limited,
+    results_dir,
+)
+from anchors.cli.backends import (
+    ApiKeyEnvOption,
+    BackendOption,
+    BaseUrlOption,
+    BatchSizeOption,
+    DeviceOption,
+    DtypeOption,
+    ModelOption,
+    ServerKindOption,
+    TemplateOption,
+    build_sampler,
+)
 from anchors.errors import InputError
 
+TESTS = ("validity", "early", "filler", "mistakes", "paraphrase", "resilience")
 TestsOption = Annotated[str, typer.Option("--tests", help="Comma-separated: validity, early, filler, mistakes, paraphrase, resilience (default: all). 'validity' needs no model.")]
 
 
@@ -20,57 +44,75 @@ TestsOption = Annotated[str, typer.Option("--tests", help="Comma-separated: vali
 def causality(
     traces: Annotated[Path | None, typer.Argument(help="JSONL file of traces.")] = None,
     from_ta: FromTA = None,
-    model: Annotated[str, typer.Option("--model", help="Model to sample from (alias, folder, .gguf, hub name).")] = "smollm2-135m",
-    out: Annotated[Path, typer.Option("--out", help="Folder for the tables, curves and summary.")] = Path("results/causality"),
+    model: ModelOption = "smollm2-135m",
+    out: OutOption = Path("results"),
+    store: StoreOption = None,
+    overwrite: OverwriteOption = False,
     tests: TestsOption = "validity,early,filler,mistakes,paraphrase,resilience",
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N traces.")] = None,
     samples: Annotated[int, typer.Option("--samples", min=1, help="Forced answers per truncation point / condition.")] = 3,
     points: Annotated[int, typer.Option("--points", min=0, help="Early-answering truncation points per trace (0: every sentence boundary).")] = 5,
     continuations: Annotated[int, typer.Option("--continuations", min=1, help="On-policy continuations per condition (mistakes, paraphrase, resilience baseline).")] = 2,
     continue_tokens: Annotated[int, typer.Option("--continue-tokens", min=1, help="Token budget of each continuation.")] = 48,
-    answer_tokens: Annotated[int, typer.Option("--answer-tokens", min=1, help="Tokens sampled after a forced '\\boxed{'.")] = 12,
+    answer_tokens: Annotated[int, typer.Option("--answer-tokens", min=1, help="Tokens sampled after a forced '\\boxed{' (16, as anchors score's forced answers: the same requests are then shared).")] = 16,
     mistakes_per_trace: Annotated[int, typer.Option("--mistakes-per-trace", min=1, help="Sentences corrupted per trace.")] = 2,
     paraphrase_fractions: Annotated[str, typer.Option("--paraphrase-fractions", help="Comma-separated shares of the trace to paraphrase.")] = "0.5",
     top_k: Annotated[int, typer.Option("--top-k", min=1, help="Sentences per trace for resilience / CI++.")] = 1,
     chains: Annotated[int, typer.Option("--chains", min=1, help="Resampling chains per resilience sentence.")] = 2,
     max_rounds: Annotated[int, typer.Option("--max-rounds", min=1, help="Rounds before a resilience chain is censored.")] = 3,
-    importance: Annotated[str | None, typer.Option("--importance", help="Resilience sentences: a JSONL of {trace_id, sentence_index, score}, or 'ta' for the authors' counterfactual_importance_kl (with --from-ta); default evenly spaced.")] = None,
+    importance: Annotated[str | None, typer.Option("--importance", help="Resilience sentences: the top by a per-sentence column of the results in OUT (e.g. counterfactual_importance_kl from anchors score, receiver_score), 'ta' for the authors' counterfactual_importance_kl (with --from-ta), or a JSONL of {trace_id, sentence_index, score}; default evenly spaced.")] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
-    template: Annotated[str | None, typer.Option("--template", help="paper, r1-distill, qwen3 or chat (default: chosen from the model).")] = None,
-    device: Annotated[str | None, typer.Option("--device", help="cpu, cuda, cuda:1 (default: CUDA when present).")] = None,
-    dtype: Annotated[str | None, typer.Option("--dtype", help="float32 or bfloat16.")] = None,
+    template: TemplateOption = None,
+    backend: BackendOption = "hf",
+    base_url: BaseUrlOption = None,
+    server_kind: ServerKindOption = "vllm",
+    api_key_env: ApiKeyEnvOption = "OPENAI_API_KEY",
+    batch_size: BatchSizeOption = 32,
+    device: DeviceOption = None,
+    dtype: DtypeOption = None,
     skip_invalid: SkipInvalid = False,
 ) -> None:
     """Trace-level causality tests: step validity, early answering (AOC), filler/swapped traces, inserted
-    mistakes, paraphrase, resilience/CI++. Writes tables (JSONL/CSV), curves (JSON/NPZ) and summary.json."""
-    from anchors.methods.causality import run_causality, write_causality
+    mistakes, paraphrase, resilience/CI++. Each trace's tables go to OUT/<trace id>/, the summary and the mean
+    early-answering curve to OUT/."""
+    from anchors.analysis import run_causality_tests, write_reports
 
     inputs = Inputs(traces, from_ta)
-    loaded = list(inputs)
-    loaded = loaded[:limit] if limit else loaded
+    loaded = limited(inputs, limit)
     if not loaded:
         inputs.exit_if_invalid(skip_invalid)
         raise InputError("no valid traces to test")
-    config = _config(tests, samples, points, continuations, continue_tokens, answer_tokens, mistakes_per_trace,
-                     paraphrase_fractions, top_k, chains, max_rounds, seed)
-    scores = _importance(importance, loaded)  # before loading a model: bad input fails fast
-    sampler = _sampler(model, template=template, device=device, dtype=dtype) if config.needs_model else None
-    result = run_causality(loaded, config, sampler=sampler, sentence_scores=scores, progress=console.track)
-    files = write_causality(result, out, inputs=str(traces or from_ta))
+    config = causality_config(tests, samples=samples, points=points, continuations=continuations,
+                              continue_tokens=continue_tokens, answer_tokens=answer_tokens,
+                              mistakes_per_trace=mistakes_per_trace, paraphrase_fractions=paraphrase_fractions,
+                              top_k=top_k, chains=chains, max_rounds=max_rounds, seed=seed)
+    results = results_dir(out, overwrite=overwrite, store=store)
+    sampler = None
+    if config.needs_model:
+        engine, prompt_template = build_sampler(model, backend, base_url, server_kind, api_key_env, batch_size, device,
+                                                dtype, template)
+        sampler = trace_sampler_for(engine, prompt_template, results.store_path())
+    result = run_causality_tests(loaded, config, results, sampler=sampler, importance=importance, progress=console.track)
     _print_summary(result)
-    console.stdout.print(f"wrote {len(files)} files to {out}")
-    inputs.exit_if_invalid(skip_invalid)
+    write_reports(results, [t.id for t in loaded])
+    console.stdout.print(f"wrote {out}/<trace id>/ for {len(loaded)} trace(s), and the summary over all of them to {out}/")
+    finish(inputs, skip_invalid)
 
 
-def _sampler(model: str, **load_options: Any) -> Any:
-    # the one place the CLI builds a sampler (see anchors.methods.trace_sampling.trace_sampler)
-    from anchors.methods.trace_sampling import trace_sampler
+def trace_sampler_for(engine: Any, template: Any, store: Path) -> Any:
+    """The causality tests' sampler over any engine (local or server), reading and adding to the store."""
+    from anchors.methods.trace_sampling import TraceSampler
 
-    return trace_sampler(model, **{k: v for k, v in load_options.items() if v is not None})
+    handle = getattr(engine, "handle", None)
+    count = (lambda text: len(handle.encode(text))) if handle is not None else None
+    return TraceSampler(sampler=engine, template=template, count_tokens=count, store=store)
 
 
-def _config(tests: str, samples: int, points: int, continuations: int, continue_tokens: int, answer_tokens: int,
-            mistakes_per_trace: int, paraphrase_fractions: str, top_k: int, chains: int, max_rounds: int, seed: int) -> Any:
+def causality_config(tests: str = ",".join(TESTS), *, samples: int = 3, points: int = 5, continuations: int = 2,
+                     continue_tokens: int = 48, answer_tokens: int = 16, mistakes_per_trace: int = 2,
+                     paraphrase_fractions: str = "0.5", top_k: int = 1, chains: int = 2, max_rounds: int = 3,
+                     seed: int = 0) -> Any:
+    """The tests' settings from the command's options (the defaults are the command's: analyze uses them too)."""
     from anchors.methods.causality import CausalityConfig
     from anchors.methods.early_answering import EarlyAnsweringConfig
     from anchors.methods.filler import FillerConfig
@@ -98,36 +140,6 @@ def _fractions(text: str) -> tuple[float, ...]:
     if not values or any(not 0 < v <= 1 for v in values):
         raise InputError(f"--paraphrase-fractions: each share must lie in (0, 1]; got {text!r}")
     return values
-
-
-def _importance(option: str | None, traces: list[Any]) -> dict[str, list[float]] | None:
-    if option is None:
-        return None
-    if option == "ta":
-        from anchors.methods.resilience import importance_from_thought_anchors
-
-        scores = importance_from_thought_anchors(traces)
-        if not scores:
-            raise InputError("--importance ta: none of the traces comes with the authors' chunks_labeled.json (use --from-ta DIR)")
-        return scores
-    return read_importance(Path(option))
-
-
-def read_importance(path: Path) -> dict[str, list[float]]:
-    """trace id -> scores by sentence index, from JSONL lines {trace_id, sentence_index, score}; missing
-    sentences get NaN (never chosen)."""
-    if not path.is_file():
-        raise InputError(f"{path}: no such importance file")
-    found: dict[str, dict[int, float]] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-            found.setdefault(str(record["trace_id"]), {})[int(record["sentence_index"])] = float(record["score"])
-        except (ValueError, KeyError, TypeError) as exc:
-            raise InputError(f"{path}:{number}: expected {{\"trace_id\", \"sentence_index\", \"score\"}} ({exc})") from None
-    return {trace: [scores.get(i, float("nan")) for i in range(max(scores) + 1)] for trace, scores in found.items()}
 
 
 def _print_summary(result: Any) -> None:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from anchors import console
-from anchors.cli import app, handles_errors
+from anchors.cli import SkipInvalid, app, finish_folders, handles_errors, ta_reader
 from anchors.errors import AnchorsError
 
 ResultsArg = Annotated[Path | None, typer.Argument(help="Results folder: RESULTS_DIR/<trace id>/ (scores.csv, matrix.npz, …).")]
@@ -16,16 +16,43 @@ FromTAOption = Annotated[Path | None, typer.Option("--from-ta", help="Use the au
 MetricOption = Annotated[str | None, typer.Option("--metric", help="Metric to rank, size and plot sentences by (default: counterfactual_importance_kl when present).")]
 
 
-def _load(results_dir: Path | None, from_ta: Path | None, *, alternatives: int) -> list:
-    if (results_dir is None) == (from_ta is None):
-        raise AnchorsError("give either a RESULTS_DIR or --from-ta DIR (exactly one)")
-    if from_ta is not None:
-        from anchors.report.ta import load_ta_results
+class _Loaded:
+    """The traces of a results folder or a Thought Anchors folder, with what could not be read reported as it is met."""
 
-        return load_ta_results(from_ta, alternatives=alternatives)
-    from anchors.report.results import read_results
+    def __init__(self, results_dir: Path | None, from_ta: Path | None, *, alternatives: int) -> None:
+        if (results_dir is None) == (from_ta is None):
+            raise AnchorsError("give either a RESULTS_DIR or --from-ta DIR (exactly one)")
+        self.folders = None
+        if from_ta is not None:
+            from anchors.report.ta import load_ta_results
 
-    return read_results(results_dir)  # type: ignore[arg-type]
+            self.folders = ta_reader(from_ta)
+            self.results = load_ta_results(from_ta, alternatives=alternatives, reader=self.folders)
+            if not self.results:
+                raise AnchorsError(f"{from_ta}: no trace could be read ({self.folders.summary('read')})")
+        else:
+            from anchors.results import read_results
+
+            self.skipped: list[str] = []
+            self.results = read_results(results_dir, on_skip=self._skip)  # type: ignore[arg-type]
+            for result in self.results:
+                for damage in result.damaged:
+                    console.warn(f"{result.trace_id}: {damage}; left out")
+
+    def _skip(self, message: str) -> None:
+        console.warn(message)
+        self.skipped.append(message)
+
+    def finish(self, verb: str, skip_invalid: bool) -> None:
+        if self.folders is not None:
+            finish_folders(self.folders, verb, skip_invalid)
+            return
+        damaged = [r.trace_id for r in self.results if r.damaged] + self.skipped
+        if damaged:
+            console.warn(f"{len(self.results)} trace(s) {verb}; {len(damaged)} with damaged result files left out: "
+                         f"{', '.join(damaged)}" + ("" if skip_invalid else " (exit 1; --skip-invalid to exit 0)"))
+            if not skip_invalid:
+                raise typer.Exit(1)
 
 
 @app.command()
@@ -37,13 +64,15 @@ def figures(
     formats: Annotated[str, typer.Option("--format", help="Comma-separated: html, png, svg (pdf, jpg, webp also work).")] = "html,png,svg",
     per_trace: Annotated[str | None, typer.Option("--per-trace", help="Comma-separated per-trace figures, 'all' or 'none' (default: all; 'graph' with --from-ta).")] = None,
     metric: MetricOption = None,
+    skip_invalid: SkipInvalid = False,
 ) -> None:
     """Regenerate every figure from stored results alone (or the paper's black-box figures from the authors' data)
     and print the category table (methods.md §4) the category figures plot."""
     from anchors.report.batch import write_all_figures
     from anchors.report.figures import TRACE_FIGURES
 
-    results = _load(results_dir, from_ta, alternatives=0)
+    loaded = _Loaded(results_dir, from_ta, alternatives=0)
+    results = loaded.results
     chosen = per_trace or ("graph" if from_ta is not None else "all")
     names = TRACE_FIGURES if chosen == "all" else () if chosen == "none" else tuple(n.strip() for n in chosen.split(",") if n.strip())
     try:
@@ -56,6 +85,7 @@ def figures(
     for stem, reason in written.skipped:
         console.warn(f"{stem}: not drawn: {reason}")
     console.stdout.print(f"wrote {len(written.files)} file(s) for {len(results)} trace(s) under {out}")
+    loaded.finish("drawn", skip_invalid)
 
 
 def _group(result: object) -> str:
@@ -84,17 +114,20 @@ def _print_category_table(group: str, table: object, n_traces: int) -> None:
 def report(
     results_dir: ResultsArg = None,
     from_ta: FromTAOption = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Write OUT/<trace id>.html (default: report.html inside each trace's result folder; 'reports/' with --from-ta).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Write OUT/<trace id>.html (default: each trace's report in its result folder; 'reports/' with --from-ta).")] = None,
     alternatives: Annotated[int, typer.Option("--alternatives", min=0, help="Resampled alternatives shown per sentence.")] = 5,
     metric: MetricOption = None,
+    skip_invalid: SkipInvalid = False,
 ) -> None:
     """Write one self-contained, offline HTML report per trace: sentences with every metric and its interval,
     resampled alternatives, the sentence graph and the matrices."""
     from anchors.report.batch import write_reports
 
-    results = _load(results_dir, from_ta, alternatives=alternatives)
+    loaded = _Loaded(results_dir, from_ta, alternatives=alternatives)
+    results = loaded.results
     target = out if out is not None else (Path("reports") if from_ta is not None else None)
     written = write_reports(results, target, metric=metric, alternatives=alternatives, progress=console.track)
     for result, path in zip(results, written):
         extra = f" ({len(result.notes)} note(s))" if result.notes else ""
         console.stdout.print(f"{result.trace_id}: {path} ({path.stat().st_size / 2**20:.1f} MiB){extra}")
+    loaded.finish("reported", skip_invalid)

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from anchors import console
-from anchors.cli import FromTA, Inputs, ModeOption, SkipInvalid, app, check_mode, handles_errors
+from anchors.cli import FromTA, Inputs, ModeOption, OverwriteOption, SkipInvalid, app, check_mode, handles_errors, results_dir
 from anchors.errors import AnchorsError
 
 
@@ -30,14 +30,15 @@ def label(
     taxonomy: Annotated[Optional[str], typer.Option("--taxonomy", help="Taxonomy JSON file (default: the built-in thought-anchors tags).")] = None,
     tagger: Annotated[Optional[Path], typer.Option("--tagger", help="Offline model (.npz from --fit) instead of the bundled one.")] = None,
     fit: Annotated[Optional[Path], typer.Option("--fit", help="Refit the offline classifier on this labelled set: a JSONL file, or a Thought Anchors folder (chunks_labeled.json).")] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", help="Labels: JSONL, one line per sentence (default: print). With --fit: the model file (default results/tagger.npz).")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="A results folder (the tags of each trace go to OUT/<trace id>/, next to other methods' results), or a .jsonl file (one line per sentence); default: print. With --fit: the model file (default results/tagger.npz).")] = None,
+    overwrite: OverwriteOption = False,
     save_labelled: Annotated[Optional[Path], typer.Option("--save-labelled", help="Also write the labels as a labelled set (one trace per line, with its problem) that --fit trains on: label a sample with an LLM endpoint, then fit a fast offline tagger to it.")] = None,
     text_only: Annotated[bool, typer.Option("--text-only", help="With --fit: leave sentence embeddings out (labels ~50x faster, a little less accurate).")] = False,
     skip_invalid: SkipInvalid = False,
 ) -> None:
     """Tag each sentence with its function (plan generation, active computation, …), or refit the offline tagger."""
     if fit is not None:
-        _fit(fit, taxonomy, out or Path("results/tagger.npz"), text_only)
+        _fit(fit, taxonomy, out or Path("results/tagger.npz"), text_only, skip_invalid)
         return
     if text_only:
         raise AnchorsError("--text-only only applies to fitting: anchors label --fit LABELLED --text-only")
@@ -50,6 +51,7 @@ def label(
     console.stderr.print(f"labeller: {chosen.name}", highlight=False)
     inputs = Inputs(traces, from_ta)
     items = list(inputs)
+    folder = _results_folder(out, overwrite, chosen, items, check_mode(mode))
     split = [split_sentences(trace.thinking, mode=check_mode(mode)) for trace in items]  # type: ignore[arg-type]
     _embed_ahead(chosen, [s.text for sentences in split for s in sentences])
     rows, counts, labelled = [], collections.Counter(), []
@@ -57,12 +59,21 @@ def label(
         result = _label_one(chosen, trace, [s.text for s in sentences])
         rows.extend({**row, "start": s.start, "end": s.end} for row, s in zip(result.to_records(), sentences))
         counts.update(result.tags)
+        if folder is not None:
+            from anchors.results.save import save_tags
+
+            save_tags(folder, trace, result, check_mode(mode))  # type: ignore[arg-type]
         if save_labelled is not None and len(result):
             labelled.append(labelled_from_result(result, trace.id, trace.problem).model_dump(mode="json", exclude_none=True))
         if out is None:
             console.table(f"{trace.id}: {len(result)} sentences", ["#", "tag", "text"],
                           [(i, tag, text) for i, (tag, text) in enumerate(zip(result.tags, result.sentences))])
-    if out is not None:
+    if folder is not None:
+        from anchors.analysis import write_reports
+
+        write_reports(folder, [t.id for t in items])
+        console.table(f"wrote the tags of {len(items)} trace(s) to {out}/<trace id>/", ["tag", "sentences"], counts.most_common())
+    elif out is not None:
         from anchors.traces.jsonl import write_jsonl
 
         write_jsonl(out, rows)
@@ -74,6 +85,18 @@ def label(
         console.stdout.print(f"wrote {len(labelled)} labelled traces to {save_labelled}; fit a tagger on them with: "
                              f"anchors label --fit {save_labelled} --out tagger.npz", highlight=False, soft_wrap=True)
     inputs.exit_if_invalid(skip_invalid)
+
+
+def _results_folder(out: Path | None, overwrite: bool, labeller: Any, traces: list[Any], mode: str) -> Any:
+    """A results folder when --out is not a .jsonl file (checked before labelling), else None."""
+    if out is None or out.suffix == ".jsonl":
+        return None
+    from anchors.results.save import tags_settings
+
+    folder = results_dir(out, overwrite=overwrite)
+    for trace in traces:
+        folder.check("tags", trace, mode, tags_settings(labeller.name, labeller.taxonomy.name), None)
+    return folder
 
 
 def _embed_ahead(labeller: Any, texts: list[str], chunk: int = 2048) -> None:
@@ -113,13 +136,14 @@ def _llm_config(base_url: str | None, model: str | None, api_key_env: str, batch
     return LLMConfig(endpoint=endpoint, batch_size=batch_size, use_cache=not no_cache)
 
 
-def _fit(source: Path, taxonomy: str | None, out: Path, text_only: bool) -> None:
+def _fit(source: Path, taxonomy: str | None, out: Path, text_only: bool, skip_invalid: bool) -> None:
     from anchors.labels.dataset import read_labelled
     from anchors.labels.offline import OfflineConfig, fit_offline
 
     if out.suffix != ".npz":
         raise AnchorsError(f"--out {out}: the tagger model is written as a .npz file (plain arrays); give a path ending in .npz")
-    traces = read_labelled(source)
+    skipped: list[Any] = []
+    traces = read_labelled(source, on_skip=lambda item: (skipped.append(item), console.warn(str(item))))
     config = OfflineConfig(embedder=None) if text_only else OfflineConfig()
     model = fit_offline(traces, taxonomy, config, trained_on=source.name)
     model.save(out)
@@ -130,3 +154,8 @@ def _fit(source: Path, taxonomy: str | None, out: Path, text_only: bool) -> None
     if missing:
         console.warn(f"no training sentences for {', '.join(missing)}: the model never predicts them")
     console.stdout.print(f"wrote {out}; use it with: anchors label TRACES.jsonl --tagger {out}", highlight=False, soft_wrap=True)
+    if skipped:
+        console.warn(f"{len(skipped)} damaged Thought Anchors folder(s) left out of the fit"
+                     + ("" if skip_invalid else " (exit 1; --skip-invalid to exit 0)"))
+        if not skip_invalid:
+            raise typer.Exit(1)

@@ -58,18 +58,17 @@ def resample(
     skip_invalid: SkipInvalid = False,
 ) -> None:
     """Resample every sentence of each trace N times (methods.md §4) with the local engine or a server."""
-    from anchors.rollouts.base import SamplingParams
     from anchors.rollouts.jobs import SamplingFailed, collect_rollouts
-    from anchors.rollouts.schedule import resampling_requests
+    from anchors.rollouts.plan import resampling_requests, sampling_params
     from anchors.rollouts.store import default_store_path
 
     mode = check_mode(mode)
-    sampler, prompt_template, tokenizer = build_sampler(model, backend, base_url, server_kind, api_key_env, batch_size,
+    sampler, prompt_template = build_sampler(model, backend, base_url, server_kind, api_key_env, batch_size,
                                                    device, dtype, template)
     inputs = Inputs(traces, from_ta)
-    planned = [(trace, resampling_requests(trace, rollouts=rollouts, seed=seed, mode=mode, template=prompt_template,
-                                           tokenizer=tokenizer)) for trace in inputs]
-    params = SamplingParams(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p)
+    planned = [(trace, resampling_requests(trace, rollouts=rollouts, seed=seed, mode=mode, template=prompt_template))
+               for trace in inputs]
+    params = sampling_params(temperature, top_p, max_new_tokens)
     everything = [r for _, requests in planned for r in requests]
     store_path = store or default_store_path()
     failed = None
@@ -96,7 +95,7 @@ def _summary(planned: list[tuple[Any, list[Any]]], results: dict[str, list[Any]]
 
 
 def _export(planned: list[tuple[Any, list[Any]]], results: dict[str, list[Any]], out: Path, mode: str) -> None:
-    from anchors.rollouts.ta_layout import export_thought_anchors
+    from anchors.thought_anchors.rollouts import export_thought_anchors
 
     for trace, requests in planned:
         folder = export_thought_anchors(trace, requests, results, out, mode=mode)  # type: ignore[arg-type]

@@ -17,10 +17,20 @@ from anchors.cli import (
     FromTA,
     Inputs,
     ModeOption,
+    OutOption,
+    OverwriteOption,
     SkipInvalid,
+    StoreOption,
+    TagsOption,
     app,
     check_mode,
+    finish,
+    finish_folders,
     handles_errors,
+    limited,
+    reporter,
+    results_dir,
+    ta_reader,
 )
 from anchors.cli.backends import (
     ApiKeyEnvOption,
@@ -60,7 +70,9 @@ def score(
     model: ModelOption = "smollm2-135m",
     rollouts: Annotated[int, typer.Option("--rollouts", min=1, help="Rollouts per prefix (and as many forced answers); with --adaptive, the first round.")] = 8,
     mode: ModeOption = "default",
-    out: Annotated[Path, typer.Option("--out", help="Results folder: one sub-folder per trace.")] = Path("results/scores"),
+    out: OutOption = Path("results"),
+    store: StoreOption = None,
+    overwrite: OverwriteOption = False,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1, help="Token budget of each resampled continuation.")] = 96,
     forced: Annotated[bool, typer.Option("--forced/--no-forced", help="Also sample forced answers (forced-answer importance).")] = True,
     matrix: Annotated[bool, typer.Option("--matrix/--no-matrix", help="Also compute the sentence→sentence matrix.")] = True,
@@ -74,7 +86,7 @@ def score(
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N traces.")] = None,
     top: Annotated[int, typer.Option("--top", min=1, help="Rows of the printed table of top anchors.")] = 5,
     embedder: Embedder = "all-MiniLM-L6-v2",
-    tags: Annotated[str, typer.Option("--tags", help="Function tags for each sentence: auto (an LLM endpoint when $ANCHORS_LABEL_BASE_URL is set, else the offline tagger), offline, llm, or none.")] = "auto",
+    tags: TagsOption = "auto",
     backend: BackendOption = "hf",
     base_url: BaseUrlOption = None,
     server_kind: ServerKindOption = "vllm",
@@ -84,37 +96,52 @@ def score(
     device: DeviceOption = None,
     dtype: DtypeOption = None,
     skip_invalid: SkipInvalid = False,
-    profile: Annotated[bool, typer.Option("--profile", help="Print each trace's time per phase (sampling, grading, embedding, metrics, report; also in run.json) and write a cProfile of the run to OUT/profile.pstats (python -m pstats, snakeviz).")] = False,
+    profile: Annotated[bool, typer.Option("--profile", help="Print each trace's seconds per phase (sampling, grading, embedding, metrics; also in its manifest) and the reports', and write a cProfile of the run to OUT/profile.pstats (python -m pstats, snakeviz).")] = False,
 ) -> None:
     """Which sentences of each trace cause its answer: resample from every sentence, grade, and score."""
-    from anchors.methods.blackbox import BlackBoxConfig
+    from anchors.analysis import BlackBox
     from anchors.models.embeddings import SentenceEmbedder
-
-    if tags not in ("auto", "offline", "llm", "none"):
-        raise typer.BadParameter(f"--tags must be auto, offline, llm or none, not {tags!r}")
-    config = BlackBoxConfig(mode=check_mode(mode), rollouts=rollouts, max_new_tokens=max_new_tokens, forced=forced,  # type: ignore[arg-type]
-                            matrix=matrix, bootstrap=bootstrap, fdr=fdr, similarity_threshold=threshold, seed=seed)
-    embed = SentenceEmbedder(embedder)
+    spec = BlackBox(blackbox_config(mode, rollouts, max_new_tokens, forced, matrix, bootstrap, fdr, threshold, seed),
+                    check_tags(tags), _adaptive_plan(rollouts, max_rollouts, target_width) if adaptive else None)
+    results = results_dir(out, overwrite=overwrite, store=store)
     if from_ta is not None:
         if traces is not None:
             raise typer.BadParameter("give either a TRACES.jsonl file or --from-ta DIR, not both")
-        _score_from_ta(from_ta, config, embed, out, top, limit, profile)
+        _score_from_ta(from_ta, spec.config, SentenceEmbedder(embedder), results, top, limit, skip_invalid, profile)
         return
     inputs = Inputs(traces, None)
-    sampler, prompt_template, _ = build_sampler(model, backend, base_url, server_kind, api_key_env, batch_size,
-                                                device, dtype, template)
-    if prompt_template is None:  # a server and no --template: the R1-distill format fits most reasoning models
-        from anchors.models.templates import r1_distill_template
+    items = limited(inputs, limit)
+    sampler, prompt_template = build_sampler(model, backend, base_url, server_kind, api_key_env, batch_size,
+                                             device, dtype, template)
+    failed = _score_traces(items, sampler, prompt_template, spec, results, SentenceEmbedder(embedder), top, profile)
+    finish(inputs, skip_invalid, failed)
 
-        prompt_template = r1_distill_template()
-    adaptive_plan = _adaptive_plan(rollouts, max_rollouts, target_width) if adaptive else None
-    for index, trace in enumerate(inputs):
-        if limit is not None and index >= limit:
-            break
-        started = time.perf_counter()
-        scores = _score_one(trace, sampler, prompt_template, embed, config, out, adaptive_plan, _tags(trace, tags, config.mode))
-        _write_and_show(scores, out, embed.identity, str(traces), out / "rollouts.sqlite", top, started, profile)
-    inputs.exit_if_invalid(skip_invalid)
+
+def blackbox_config(mode: str, rollouts: int, max_new_tokens: int, forced: bool, matrix: bool, bootstrap: int | None,
+                    fdr: float, threshold: float, seed: int) -> Any:
+    from anchors.methods.blackbox import BlackBoxConfig
+
+    return BlackBoxConfig(mode=check_mode(mode), rollouts=rollouts, max_new_tokens=max_new_tokens, forced=forced,  # type: ignore[arg-type]
+                          matrix=matrix, bootstrap=bootstrap, fdr=fdr, similarity_threshold=threshold, seed=seed)
+
+
+def check_tags(tags: str) -> str:
+    if tags not in ("auto", "offline", "llm", "none"):
+        raise typer.BadParameter(f"--tags must be auto, offline, llm or none, not {tags!r}")
+    return tags
+
+
+def _score_traces(traces: list[Any], sampler: Any, template: Any, spec: Any, out: Any, embedder: Any, top: int,
+                  profile: bool = False) -> list[str]:
+    from anchors.analysis import run_blackbox, write_reports
+
+    failed: list[str] = []
+    done = run_blackbox(traces, sampler, template, spec, out, embedder=embedder, on_error=reporter(failed),
+                        on_trace=lambda scores: _show(scores, out, top, profile))
+    if done:
+        with _timed_reports(profile):
+            write_reports(out, [s.trace_id for s in done])
+    return failed
 
 
 def example_traces_path() -> Path:
@@ -134,15 +161,6 @@ def score_example(model: str, out: Path) -> None:
     score(traces=example_traces_path(), model=model, out=out, limit=1)
 
 
-def _tags(trace: Any, labeller: str, mode: str) -> list[str | None] | None:
-    """Each sentence's first function tag (the sentences `score` splits the trace into), or None with --tags none."""
-    if labeller == "none":
-        return None
-    from anchors.labels import label_sentences
-
-    return list(label_sentences(trace, labeller=labeller, mode=mode).tags)  # type: ignore[arg-type]
-
-
 def _adaptive_plan(rollouts: int, max_rollouts: int, target_width: float) -> Any:
     from anchors.methods.adaptive import AdaptiveConfig
 
@@ -150,55 +168,48 @@ def _adaptive_plan(rollouts: int, max_rollouts: int, target_width: float) -> Any
     return AdaptiveConfig(initial=first, step=max(1, first // 2), max_rollouts=max_rollouts, target_width=target_width)
 
 
-def _score_one(trace: Any, sampler: Any, template: Any, embed: Any, config: Any, out: Path, adaptive_plan: Any,
-               tags: list[str | None] | None) -> Any:
-    from anchors.methods.adaptive import score_trace_adaptive
-    from anchors.methods.scores import score_trace
-
-    store = str(out / "rollouts.sqlite")
-    out.mkdir(parents=True, exist_ok=True)
-    console.stderr.print(f"scoring {trace.id} ({config.mode} mode)", highlight=False)
-    if adaptive_plan is not None:
-        return score_trace_adaptive(trace, sampler, template, embed, config, adaptive_plan, store=store, tags=tags)
-    return score_trace(trace, sampler, template, config, embedder=embed, store=store, tags=tags)
-
-
-def _score_from_ta(root: Path, config: Any, embed: Any, out: Path, top: int, limit: int | None, profile: bool) -> None:
+def _score_from_ta(root: Path, config: Any, embed: Any, out: Any, top: int, limit: int | None, skip_invalid: bool,
+                   profile: bool = False) -> None:
+    """The metrics from rollouts on disk (no model); a metric they cannot give is the authors' stored value."""
+    from anchors.analysis import write_reports
     from anchors.methods.scores import score_rollouts
-    from anchors.methods.ta_rollouts import iter_ta_rollouts
+    from anchors.methods.ta_rollouts import iter_ta_rollouts, with_authors_metrics
+    from anchors.results.save import save_blackbox
 
-    for index, (rollouts, tags) in enumerate(iter_ta_rollouts(root, config.mode)):
+    reader = ta_reader(root)
+    written = []
+    for index, loaded in enumerate(iter_ta_rollouts(root, config.mode, reader)):
         if limit is not None and index >= limit:
             break
-        started = time.perf_counter()
-        scores = score_rollouts(rollouts, embed, config, tags)
-        _write_and_show(scores, out, embed.identity, str(root), None, top, started, profile)
+        scores = with_authors_metrics(score_rollouts(loaded.rollouts, embed, config, loaded.tags), loaded.stored)
+        save_blackbox(out, loaded.trace, scores, embedder=embed.identity, source=str(root))
+        _show(scores, out, top, profile)
+        written.append(scores.trace_id)
+    with _timed_reports(profile):
+        write_reports(out, written)
+    finish_folders(reader, "scored", skip_invalid)
 
 
-def _write_and_show(scores: Any, out: Path, embedder: str, source: str, store: Path | None, top: int,
-                    started: float, profile: bool = False) -> None:
-    from anchors.methods.score_files import add_timing, run_record, write_scores
-    from anchors.report.html import write_trace_report
-
-    began = time.perf_counter()
-    folder = write_scores(scores, out, run_record(scores, embedder=embedder, source=source,
-                                                   store=str(store) if store else None))
-    report = write_trace_report(folder)
-    timing = {"report_seconds": round(time.perf_counter() - began, 3), "total_seconds": round(time.perf_counter() - started, 3)}
-    add_timing(folder, timing)
+def _show(scores: Any, out: Any, top: int, profile: bool = False) -> None:
     _print_top(scores, top)
+    console.stdout.print(f"wrote {out.trace_dir(scores.trace_id)}/", highlight=False)
     if profile:
-        _print_phases(scores.trace_id, {**scores.run, **timing})
-    matrix = "matrix.npz, " if scores.matrix else ""
-    console.stdout.print(f"wrote {folder}/ (scores.jsonl, scores.csv, {matrix}alternatives.json, run.json, {report.name})")
+        _print_phases(scores.trace_id, scores.run)
 
 
 def _print_phases(trace_id: str, run: dict[str, Any]) -> None:
-    total = run["total_seconds"]
-    phases = [(k.removesuffix("_seconds"), v) for k, v in run.items() if k.endswith("_seconds") and k != "total_seconds"]
+    phases = [(k.removesuffix("_seconds"), v) for k, v in run.items() if k.endswith("_seconds")]
+    total = sum(seconds for _, seconds in phases)
     rows = [(name, f"{seconds:.2f}", f"{seconds / total:.0%}" if total else "") for name, seconds in phases]
-    rows.append(("other (function tags, segmentation)", f"{total - sum(s for _, s in phases):.2f}", ""))
     console.table(f"{trace_id}: {total:.2f} s by phase", ["phase", "seconds", "share"], rows)
+
+
+@contextlib.contextmanager
+def _timed_reports(profile: bool) -> Iterator[None]:
+    began = time.perf_counter()
+    yield
+    if profile:
+        console.stdout.print(f"reports (every trace's report.html and the index): {time.perf_counter() - began:.2f} s")
 
 
 @contextlib.contextmanager
@@ -240,6 +251,9 @@ def _print_top(scores: Any, k: int) -> None:
     console.table(f"{scores.trace_id}: top {len(rows)} sentences by {by}", columns, rows)
     if scores.not_computed:
         console.stdout.print(f"not computed: {', '.join(scores.not_computed)}")
+    if scores.run.get("from_authors"):
+        console.stdout.print(f"the authors' stored values (not recomputable from the rollouts on disk): "
+                             f"{', '.join(scores.run['from_authors'])}")
 
 
 def _short(text: str, width: int = 90) -> str:
@@ -254,12 +268,14 @@ def compat_check(
     out: Annotated[Path | None, typer.Option("--out", help="Where to write compat_report.json (default: the current folder).")] = None,
     embedder: Embedder = "all-MiniLM-L6-v2",
     similarity: Annotated[bool, typer.Option("--similarity/--no-similarity", help="Also recompute the similarity-based metrics (embeds every resampled sentence: minutes on a CPU the first time, cached after).")] = True,
+    skip_invalid: SkipInvalid = False,
 ) -> None:
     """Recompute the published metrics from the authors' files and report how many agree."""
     from anchors.methods.compat import compat_check as run_check
     from anchors.models.embeddings import SentenceEmbedder
 
-    report = run_check(folder, SentenceEmbedder(embedder) if similarity else None, progress=console.track)
+    report = run_check(folder, SentenceEmbedder(embedder) if similarity else None, progress=console.track,
+                       on_skip=lambda skipped: console.warn(str(skipped)))
     rows = [(name, compared, within, f"{share:.1%}", f"{deviation:.2g}") for name, compared, within, share, deviation in report.summary()]
     console.table(f"compat check: {report.traces} traces from {folder}", ["check", "compared", "within tolerance", "share", "max deviation"], rows)
     _print_categories(report.category_table)
@@ -267,6 +283,11 @@ def compat_check(
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(report.model_dump_json(indent=2) + "\n", encoding="utf-8")
     console.stdout.print(f"wrote {path}")
+    if report.skipped:
+        console.warn(f"{report.traces} trace(s) compared; {len(report.skipped)} problem(s) listed under `skipped` in "
+                     f"{path}" + ("" if skip_invalid else " (exit 1; --skip-invalid to exit 0)"))
+        if not skip_invalid:
+            raise typer.Exit(1)
 
 
 def _print_categories(table: list[dict[str, Any]]) -> None:

@@ -1,10 +1,9 @@
-"""White-box commands: receivers, suppress, patch (methods.md §6). Results go to `OUT/<trace id>/…`
-(see anchors.methods.whitebox_files for the files)."""
+"""White-box commands: receivers, suppress, patch. Results go to `OUT/<trace id>/`, the results folder every
+command writes (see anchors.results.contract for the files)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,15 +14,19 @@ from anchors.cli import (
     FromTA,
     Inputs,
     ModeOption,
+    OutOption,
+    OverwriteOption,
     SkipInvalid,
     app,
     check_mode,
+    finish,
     handles_errors,
+    reporter,
+    results_dir,
 )
-from anchors.errors import AnchorsError, InputError
+from anchors.errors import InputError
 
 ModelOption = Annotated[str, typer.Option("--model", help="Model alias, local folder, .gguf file or hub name.")]
-OutOption = Annotated[Path, typer.Option("--out", help="Output folder; each trace's files go to OUT/<trace id>/.")]
 DeviceOption = Annotated[str | None, typer.Option("--device", help="cpu, cuda, cuda:1 (default: CUDA when present).")]
 DtypeOption = Annotated[str | None, typer.Option("--dtype", help="float32 or bfloat16 (default: float32 on CPU).")]
 LayersOption = Annotated[str | None, typer.Option("--layers", help="Layers, e.g. '0,2,5-9' (default: all).")]
@@ -37,6 +40,7 @@ def receivers(
     traces: Annotated[Path | None, typer.Argument(help="JSONL file of traces.")] = None,
     model: ModelOption = "smollm2-135m",
     out: OutOption = Path("results"),
+    overwrite: OverwriteOption = False,
     top_k: Annotated[int, typer.Option("--top-k", min=1, help="Receiver heads to keep.")] = 20,
     proximity_ignore: Annotated[int, typer.Option("--proximity-ignore", min=0, help="Vertical scores skip the next N sentences.")] = 4,
     control_depth: Annotated[bool, typer.Option("--control-depth", help="Rank-normalise each row before vertical scores.")] = False,
@@ -49,23 +53,19 @@ def receivers(
     skip_invalid: SkipInvalid = False,
 ) -> None:
     """Sentence-level attention and receiver heads: vertical scores, kurtosis, top-k heads, per-sentence scores."""
-    from anchors.methods.receivers import ReceiverConfig, receiver_heads
-    from anchors.methods.whitebox_files import write_receivers
+    from anchors.analysis import run_receivers, write_reports
 
-    inputs = Inputs(traces, from_ta)
+    config = receiver_config(mode, top_k, proximity_ignore=proximity_ignore, control_depth=control_depth,
+                             include_layer_zero=include_layer_zero, query_chunk=query_chunk)
+    inputs, results, failed = Inputs(traces, from_ta), results_dir(out, overwrite=overwrite), []
     items = list(inputs)
-    handle = _load(model, device, dtype)
-    config = ReceiverConfig(proximity_ignore=proximity_ignore, control_depth=control_depth, top_k=top_k,
-                            exclude_layers=() if include_layer_zero else (0,), mode=check_mode(mode),  # type: ignore[arg-type]
-                            query_chunk=query_chunk)
-    failed: list[str] = []
-    result = receiver_heads(handle, items, config, progress=console.track, on_error=_reporter(failed))
-    write_receivers(result, out)
+    result = run_receivers(_load(model, device, dtype), items, config, results, progress=console.track, on_error=reporter(failed))
     rows = [(rank, layer, head, f"{result.mean_kurtosis[layer, head]:.2f}") for rank, (layer, head) in enumerate(result.heads)]
     console.table(f"Receiver heads of {len(result.traces)} trace(s)", ["rank", "layer", "head", "mean kurtosis"], rows[:10])
     reliability = "not computed (needs 2+ traces)" if result.reliability is None else f"{result.reliability:.3f}"
-    console.stdout.print(f"split-half reliability: {reliability}; wrote {out}/receivers.json and {out}/<trace id>/receivers.*")
-    _finish(inputs, skip_invalid, failed)
+    console.stdout.print(f"split-half reliability: {reliability}; wrote {out}/<trace id>/ for {len(result.traces)} trace(s)")
+    write_reports(results, [t.trace_id for t in result.traces])
+    finish(inputs, skip_invalid, failed)
 
 
 @app.command()
@@ -74,6 +74,7 @@ def suppress(
     traces: Annotated[Path | None, typer.Argument(help="JSONL file of traces.")] = None,
     model: ModelOption = "smollm2-135m",
     out: OutOption = Path("results"),
+    overwrite: OverwriteOption = False,
     layers: LayersOption = None,
     heads: Annotated[str | None, typer.Option("--heads", help="Heads masked in those layers, e.g. '0-3' (default: all).")] = None,
     sentences: SentencesOption = None,
@@ -88,21 +89,17 @@ def suppress(
     skip_invalid: SkipInvalid = False,
 ) -> None:
     """Attention suppression matrix: mask each sentence's keys, measure every later token's KL."""
-    from anchors.methods.suppression import SuppressionConfig, suppression_matrix
-    from anchors.methods.whitebox_files import write_suppression
+    from anchors.analysis import run_suppression, write_reports
 
-    inputs = Inputs(traces, from_ta)
-    handle = _load(model, device, dtype)
-    config = SuppressionConfig(layers=_indices(layers, "--layers"), heads=_indices(heads, "--heads"),
-                               sources=_indices(sentences, "--sentences"), temperature=temperature, top_p=top_p,
-                               mode=check_mode(mode), reuse_kv=not naive, query_chunk=query_chunk)  # type: ignore[arg-type]
-    failed: list[str] = []
-    for trace in inputs:
-        with _per_trace(trace, failed):
-            result = suppression_matrix(handle, trace, config, progress=console.track)
-            write_suppression(result, out)
-            console.stdout.print(f"{trace.id}: {len(result.sentences)} sentences → {out / trace.id}/suppression.*")
-    _finish(inputs, skip_invalid, failed)
+    config = suppression_config(mode, layers=layers, heads=heads, sentences=sentences, temperature=temperature,
+                                top_p=top_p, naive=naive, query_chunk=query_chunk)
+    inputs, results, failed = Inputs(traces, from_ta), results_dir(out, overwrite=overwrite), []
+    items = list(inputs)
+    done = run_suppression(_load(model, device, dtype), items, config, results, progress=console.track, on_error=reporter(failed))
+    for result in done:
+        console.stdout.print(f"{result.trace_id}: {len(result.sentences)} sentences → {results.trace_dir(result.trace_id)}/")
+    write_reports(results, [r.trace_id for r in done])
+    finish(inputs, skip_invalid, failed)
 
 
 @app.command()
@@ -111,7 +108,8 @@ def patch(
     traces: Annotated[Path | None, typer.Argument(help="JSONL file of traces.")] = None,
     model: ModelOption = "smollm2-135m",
     out: OutOption = Path("results"),
-    replacements: Annotated[Path | None, typer.Option("--replacements", help="JSONL of {\"trace_id\", \"sentence\", \"text\"}: the counterfactual sentence for each S_i (default with --from-ta: chunks_resampled.json).")] = None,
+    overwrite: OverwriteOption = False,
+    replacements: Annotated[Path | None, typer.Option("--replacements", help="JSONL of {\"trace_id\", \"sentence\", \"text\"}: the counterfactual sentence for each S_i (default: with --from-ta the authors' resampled sentences, else the first different resampled sentence of `anchors score` in OUT).")] = None,
     sites: Annotated[str, typer.Option("--sites", help="Comma-separated: resid (block input), attn (attention output), mlp (MLP output).")] = "resid",
     layers: LayersOption = None,
     sentences: SentencesOption = None,
@@ -126,27 +124,59 @@ def patch(
     skip_invalid: SkipInvalid = False,
 ) -> None:
     """Activation patching per sentence and layer: swap in a counterfactual sentence's activations, measure the forced answer."""
-    from anchors.methods.patching import SITES, PatchingConfig, activation_patching
-    from anchors.methods.whitebox_files import write_patching
+    from anchors.analysis import run_patching, write_reports
+
+    config = patching_config(mode, sites=sites, layers=layers, sentences=sentences, align=align, answer=answer,
+                             batch_size=batch_size, query_chunk=query_chunk)
+    inputs, results, failed = Inputs(traces, from_ta), results_dir(out, overwrite=overwrite), []
+    source, origin = _replacement_source(replacements, from_ta, check_mode(mode), results)
+    items = list(inputs)
+    if origin == "rollouts" and not any("blackbox" in getattr(results.trace_manifest(t.id), "methods", {}) for t in items):
+        raise InputError(f"patch needs counterfactual sentences: --replacements FILE.jsonl, --from-ta DIR (the authors' "
+                         f"resampled sentences), or the black-box results of these traces in {out} (anchors score --out {out})")
+    done = run_patching(_load(model, device, dtype), items, source, config, results, source=origin,
+                        progress=console.track, on_error=reporter(failed))
+    for result in done:
+        patched = int((result.patched_tokens > 0).sum())
+        console.stdout.print(f"{result.trace_id}: {patched} sentence(s) patched → {results.trace_dir(result.trace_id)}/")
+    write_reports(results, [r.trace_id for r in done])
+    finish(inputs, skip_invalid, failed)
+
+
+# --- settings from options (the commands' defaults: analyze builds them the same way) -------------
+
+
+def receiver_config(mode: str, top_k: int = 20, *, proximity_ignore: int = 4, control_depth: bool = False,
+                    include_layer_zero: bool = False, query_chunk: int | None = None) -> Any:
+    from anchors.methods.receivers import ReceiverConfig
+
+    return ReceiverConfig(proximity_ignore=proximity_ignore, control_depth=control_depth, top_k=top_k,
+                          exclude_layers=() if include_layer_zero else (0,), mode=check_mode(mode),  # type: ignore[arg-type]
+                          query_chunk=query_chunk)
+
+
+def suppression_config(mode: str, *, layers: str | None = None, heads: str | None = None, sentences: str | None = None,
+                       temperature: float = 0.6, top_p: float = 0.9999, naive: bool = False,
+                       query_chunk: int | None = None) -> Any:
+    from anchors.methods.suppression import SuppressionConfig
+
+    return SuppressionConfig(layers=_indices(layers, "--layers"), heads=_indices(heads, "--heads"),
+                             sources=_indices(sentences, "--sentences"), temperature=temperature, top_p=top_p,
+                             mode=check_mode(mode), reuse_kv=not naive, query_chunk=query_chunk)  # type: ignore[arg-type]
+
+
+def patching_config(mode: str, *, sites: str = "resid", layers: str | None = None, sentences: str | None = None,
+                    align: str = "end", answer: str | None = None, batch_size: int = 8,
+                    query_chunk: int | None = None) -> Any:
+    from anchors.methods.patching import SITES, PatchingConfig
 
     chosen = tuple(s.strip() for s in sites.split(",") if s.strip())
     if not chosen or any(s not in SITES for s in chosen):
         raise InputError(f"--sites must be a comma-separated subset of {', '.join(SITES)}, not {sites!r}")
     if align not in ("end", "start"):
         raise InputError(f"--align must be 'end' or 'start', not {align!r}")
-    source = _replacement_source(replacements, from_ta, check_mode(mode))
-    inputs = Inputs(traces, from_ta)
-    handle = _load(model, device, dtype)
-    config = PatchingConfig(sites=chosen, layers=_indices(layers, "--layers"), sentences=_indices(sentences, "--sentences"),  # type: ignore[arg-type]
-                            align=align, answer=answer, mode=check_mode(mode), batch_size=batch_size, query_chunk=query_chunk)  # type: ignore[arg-type]
-    failed: list[str] = []
-    for trace in inputs:
-        with _per_trace(trace, failed):
-            result = activation_patching(handle, trace, source(trace), config, progress=console.track)
-            write_patching(result, out)
-            done = int((result.patched_tokens > 0).sum())
-            console.stdout.print(f"{trace.id}: {done} sentence(s) patched → {out / trace.id}/patching.*")
-    _finish(inputs, skip_invalid, failed)
+    return PatchingConfig(sites=chosen, layers=_indices(layers, "--layers"), sentences=_indices(sentences, "--sentences"),  # type: ignore[arg-type]
+                          align=align, answer=answer, mode=check_mode(mode), batch_size=batch_size, query_chunk=query_chunk)  # type: ignore[arg-type]
 
 
 # --- helpers -------------------------------------------------------------------------------------
@@ -172,46 +202,16 @@ def _indices(text: str | None, option: str) -> tuple[int, ...] | None:
     return tuple(out)
 
 
-def _replacement_source(path: Path | None, from_ta: Path | None, mode: str) -> Callable[[Any], dict[int, str]]:
-    from anchors.methods.replacements import (
-        read_replacements,
-        thought_anchors_replacements,
-    )
+def _replacement_source(path: Path | None, from_ta: Path | None, mode: str,
+                        results: Any) -> tuple[Callable[[Any], dict[int, str]], str]:
+    """Where each trace's counterfactual sentences T_i come from, and its name in the settings."""
+    from anchors.analysis import rollout_replacements
+    from anchors.methods.replacements import read_replacements, thought_anchors_replacements
     from anchors.traces.segment import split_sentences
 
     if path is not None:
         table = read_replacements(path)
-        return lambda trace: table.get(trace.id, {})
+        return (lambda trace: table.get(trace.id, {})), f"file:{path.name}"
     if from_ta is not None:
-        return lambda trace: thought_anchors_replacements(trace, [s.text for s in split_sentences(trace.thinking, mode="paper")])
-    raise InputError("patch needs counterfactual sentences: --replacements FILE.jsonl, or --from-ta DIR with chunks_resampled.json")
-
-
-def _reporter(failed: list[str]) -> Callable[[Any, AnchorsError], None]:
-    def report(trace: Any, error: AnchorsError) -> None:
-        console.error(str(error))
-        failed.append(trace.id)
-
-    return report
-
-
-@contextmanager
-def _per_trace(trace: Any, failed: list[str]) -> Iterator[None]:
-    """Report an AnchorsError of one trace and go on with the next (nothing else is lost). A model the
-    white-box hooks cannot run would fail every trace: that one stops the command."""
-    from anchors.models.hooks import UnsupportedModelError
-
-    try:
-        yield
-    except UnsupportedModelError:
-        raise
-    except AnchorsError as error:
-        _reporter(failed)(trace, error)
-
-
-def _finish(inputs: Inputs, skip_invalid: bool, failed: list[str]) -> None:
-    if failed:
-        console.warn(f"{len(failed)} trace(s) failed: {', '.join(failed)}")
-    inputs.exit_if_invalid(skip_invalid)
-    if failed:
-        raise typer.Exit(1)
+        return (lambda trace: thought_anchors_replacements(trace, [s.text for s in split_sentences(trace.thinking, mode="paper")])), "thought-anchors"
+    return rollout_replacements(results), "rollouts"

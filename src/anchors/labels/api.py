@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Literal, Union
 
 from anchors.errors import InputError
-from anchors.labels.dataset import labelled_from_thought_anchors
+from anchors.labels.dataset import labelled_trace
 from anchors.labels.llm import BASE_URL_ENV, LLMConfig, LLMLabeller
 from anchors.labels.offline import OfflineTagger
 from anchors.labels.result import SentenceLabels
+from anchors.thought_anchors import ProblemFolder
 from anchors.traces.records import Trace
 from anchors.traces.segment import Mode, Sentence, split_sentences
 from anchors.traces.taxonomy import Taxonomy, load_taxonomy
@@ -68,15 +69,15 @@ def label_traces(
         yield label_with(chosen, sentences, problem=trace.problem, trace_id=trace.id)
 
 
-def authors_labels(problem_dir: str | Path) -> SentenceLabels | None:
+def authors_labels(problem_dir: str | Path | ProblemFolder) -> SentenceLabels | None:
     """The Thought Anchors authors' own tags for one problem folder (chunks_labeled.json), None if it has none.
 
     Their sentences are the paper-mode split of the trace, so these line up with `split_sentences(..., mode="paper")`.
     """
-    folder = Path(problem_dir)
-    if not (folder / "chunks_labeled.json").is_file():
+    folder = problem_dir if isinstance(problem_dir, ProblemFolder) else ProblemFolder(problem_dir, Path(problem_dir).parent)
+    if not folder.has_chunks():
         return None
-    (trace,) = labelled_from_thought_anchors(folder)
+    trace = labelled_trace(folder)
     return SentenceLabels(trace_id=trace.id, sentences=tuple(trace.texts),
                           all_tags=tuple(tuple(s.tags) for s in trace.sentences), taxonomy=load_taxonomy(None),
                           labeller="thought-anchors-authors",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import importlib.resources
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,8 @@ from anchors.labels.result import SentenceLabels
 from anchors.traces.jsonl import RecordReader
 from anchors.traces.records import TRACE_ID_PATTERN
 from anchors.traces.taxonomy import UNKNOWN, Taxonomy
-from anchors.traces.thought_anchors import read_json, trace_id_for
+from anchors.thought_anchors import FolderReader, ProblemFolder, Skipped
+from anchors.thought_anchors.folder import ChunkRecord
 
 SCHEMA_VERSION = 1
 BUNDLED_SET = "tag_sentences.jsonl"
@@ -60,11 +62,12 @@ class LabelledTrace(BaseModel):
         return self.model_dump_json(exclude_none=True)
 
 
-def read_labelled(source: str | Path) -> list[LabelledTrace]:
-    """A labelled set from a JSONL file, or from a folder in the Thought Anchors layout (chunks_labeled.json)."""
+def read_labelled(source: str | Path, on_skip: Callable[[Skipped], None] | None = None) -> list[LabelledTrace]:
+    """A labelled set from a JSONL file, or from a folder in the Thought Anchors layout (chunks_labeled.json;
+    a damaged folder is skipped and handed to `on_skip`)."""
     path = Path(source)
     if path.is_dir():
-        return labelled_from_thought_anchors(path)
+        return labelled_from_thought_anchors(path, on_skip)
     reader = RecordReader(path, LabelledTrace)  # type: ignore[type-var]
     traces = list(reader)
     if reader.errors:
@@ -82,33 +85,30 @@ def bundled_labelled() -> list[LabelledTrace]:
         return read_labelled(path)
 
 
-def labelled_from_thought_anchors(root: str | Path) -> list[LabelledTrace]:
-    """Every `chunks_labeled.json` under `root`, as labelled traces (ids from their folder paths)."""
-    root = Path(root)
-    files = sorted(root.rglob("chunks_labeled.json"))
-    if not files:
+def labelled_from_thought_anchors(root: str | Path, on_skip: Callable[[Skipped], None] | None = None) -> list[LabelledTrace]:
+    """Every problem folder with the authors' labels under `root`, as labelled traces (ids from their folder
+    paths); a folder whose chunks_labeled.json is damaged is skipped (a warning, or `on_skip`)."""
+    reader = FolderReader(root, on_skip=on_skip)
+    labelled = [p for p in reader.folders if ProblemFolder(p, reader.root).has_chunks()]
+    if not labelled:
         raise InputError(f"{root}: no chunks_labeled.json found (expected a Thought Anchors folder, or a labelled JSONL file)")
-    return [_trace_from_chunks(path, root) for path in files]
+    traces = list(reader.each(labelled_trace, labelled))
+    if not traces:
+        raise InputError(f"{root}: {reader.summary('read')}")
+    return traces
 
 
-def _trace_from_chunks(path: Path, root: Path) -> LabelledTrace:
-    chunks = read_json(path)
-    if not isinstance(chunks, list) or not chunks:
-        raise InputError(f"{path}: expected a non-empty JSON list of chunk records")
-    ordered = sorted(chunks, key=lambda c: c.get("chunk_idx", 0) if isinstance(c, dict) else 0)
-    sentences = [_sentence_from_chunk(chunk, path, i) for i, chunk in enumerate(ordered)]
-    problem_file = path.parent / "problem.json"
-    problem = read_json(problem_file).get("problem") if problem_file.is_file() else None
-    return LabelledTrace(id=trace_id_for(path.parent, root), problem=problem, sentences=sentences,
-                         metadata={"source": "thought-anchors", "source_dir": str(path.parent)})
+def labelled_trace(folder: ProblemFolder) -> LabelledTrace:
+    """One problem folder's chunks_labeled.json as a labelled trace (the problem text when problem.json is readable)."""
+    problem = folder.optional(folder.problem)
+    return LabelledTrace(id=folder.trace_id, problem=problem.problem if problem else None,
+                         sentences=[_sentence_from_chunk(chunk) for chunk in folder.chunks()],
+                         metadata={"source": "thought-anchors", "source_dir": str(folder.path)})
 
 
-def _sentence_from_chunk(chunk: Any, path: Path, position: int) -> LabelledSentence:
-    if not isinstance(chunk, dict) or not isinstance(chunk.get("chunk"), str):
-        raise InputError(f"{path}: chunk {position}: field 'chunk': missing or not a string")
-    tags = [t for t in chunk.get("function_tags") or [] if isinstance(t, str)] or [UNKNOWN]
-    depends = [int(d) for d in chunk.get("depends_on") or [] if str(d).lstrip("-").isdigit()]
-    return LabelledSentence(text=chunk["chunk"] or " ", tags=tags, depends_on=depends)
+def _sentence_from_chunk(chunk: ChunkRecord) -> LabelledSentence:
+    depends = [int(d) for d in chunk.depends_on if str(d).lstrip("-").isdigit()]
+    return LabelledSentence(text=chunk.chunk or " ", tags=chunk.function_tags or [UNKNOWN], depends_on=depends)
 
 
 def labelled_from_result(labels: SentenceLabels, trace_id: str, problem: str | None) -> LabelledTrace:

@@ -9,7 +9,7 @@ or entirely above the highest upper bound among the rest): its rank no longer ne
 sentence (an undefined interval, e.g. no dissimilar resample yet, is open) asks for `step` more rollouts from the
 two prefixes its estimate rests on (R_i and R_{i+1}), up to `max_rollouts` per prefix.
 
-Rounds extend each prefix's rollout stream (see `sampling.ROLLOUT_BLOCK`): the first n rollouts of a prefix are
+Rounds extend each prefix's rollout stream (see `anchors.rollouts.plan.ROLLOUT_BLOCK`): the first n rollouts of a prefix are
 the same whether a fixed run or adaptive rounds asked for them, so a prefix sampled up to the cap holds exactly
 the fixed run's rollouts, and the rollout store serves a re-run (or a later fixed run) without sampling.
 """

@@ -1,9 +1,8 @@
 """Does the trace cause the answer? All trace-level tests in one run, and the files they write.
 
-`run_causality` runs the chosen tests (`TESTS`) on a list of traces; `write_causality` writes their tables
-(JSONL + CSV, one pydantic record per row with `schema_version`), the early-answering curve (JSON + NPZ),
-`summary.json` (headline numbers) and `manifest.json` (what was run, with which sampler and settings) into one
-folder. The step-validity test needs no model; every other test samples from one.
+`run_causality` runs the chosen tests (`TESTS`) on a list of traces; anchors.results.save writes each test's rows
+into the traces' result folders and the summary and early-answering curve into the folder's root. The
+step-validity test needs no model; every other test samples from one.
 """
 
 from __future__ import annotations
@@ -31,7 +30,7 @@ from anchors.methods.resilience import (
 from anchors.methods.step_validity import (
     ClaimRow, ContingencyRow, SentenceValidity, StepValidityConfig, StepValidityResult, TraceValidity, step_validity,
 )  # fmt: skip
-from anchors.methods.tables import SCHEMA_VERSION, write_json, write_table
+from anchors.methods.tables import SCHEMA_VERSION
 from anchors.methods.trace_sampling import TraceSampler
 from anchors.traces.records import Trace
 
@@ -128,53 +127,6 @@ def run_causality(
         results["resilience"] = resilience(sampler, traces, embed or default_embedder(), config.resilience,  # type: ignore[arg-type]
                                            sentence_scores=sentence_scores, progress=progress)
     return CausalityResult(config=config, n_traces=len(traces), sampler=sampler.identity if sampler else None, **results)
-
-
-def write_causality(result: CausalityResult, out: str | Path, *, inputs: str | None = None) -> list[Path]:
-    """Write every table, curve and summary of `result` into the folder `out` (created); returns the files."""
-    folder = Path(out)
-    written: list[Path] = []
-    if result.validity:
-        v = result.validity
-        written += write_table(folder, "step_validity_claims", v.claims, ClaimRow)
-        written += write_table(folder, "step_validity_sentences", v.sentences, SentenceValidity)
-        written += write_table(folder, "step_validity_traces", v.traces, TraceValidity)
-        written += write_table(folder, "step_validity_contingency", v.contingency(), ContingencyRow)
-    if result.early:
-        written += write_table(folder, "early_answering_points", result.early.points, EarlyAnsweringPoint)
-        written += write_table(folder, "early_answering_traces", result.early.traces, EarlyAnsweringTrace)
-        written += _write_curve(folder, result.early.curve())
-    if result.filler:
-        written += write_table(folder, "filler", result.filler.rows, FillerRow)
-    if result.mistakes:
-        written += write_table(folder, "mistakes_sentences", result.mistakes.sentences, MistakeRow)
-        written += write_table(folder, "mistakes_traces", result.mistakes.traces, MistakeTrace)
-    if result.paraphrase:
-        written += write_table(folder, "paraphrase", result.paraphrase.rows, ParaphraseRow)
-    if result.resilience:
-        written += write_table(folder, "resilience", result.resilience.rows, ResilienceRow)
-    written.append(write_json(folder / "summary.json", result.summary()))
-    written.append(write_json(folder / "manifest.json", _manifest(result, inputs, [p.name for p in written])))
-    return written
-
-
-def _write_curve(folder: Path, curve: dict[str, Any]) -> list[Path]:
-    json_path = write_json(folder / "early_answering_curve.json", curve)
-    npz_path = folder / "early_answering_curve.npz"
-    arrays = {k: np.asarray(v, dtype=float) for k, v in curve.items() if k not in ("trace_ids", "schema_version")}
-    np.savez(npz_path, schema_version=np.array(SCHEMA_VERSION), trace_ids=np.array(curve["trace_ids"], dtype=str), **arrays)
-    return [json_path, npz_path]
-
-
-def _manifest(result: CausalityResult, inputs: str | None, files: list[str]) -> dict[str, Any]:
-    from anchors import __version__
-
-    return {
-        "schema_version": SCHEMA_VERSION, "anchors_version": __version__,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "inputs": inputs, "n_traces": result.n_traces, "sampler": result.sampler, "tests": list(result.config.tests),
-        "config": dataclasses.asdict(result.config), "files": sorted(files + ["manifest.json"]),
-    }  # fmt: skip
 
 
 def _means(table: pd.DataFrame, columns: list[str]) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from anchors.methods.ta_rollouts import load_ta_rollouts
 from anchors.metrics.categories import category_table
 from anchors.models.embeddings import Embedder
 from anchors.traces.segment import split_sentences
-from anchors.traces.thought_anchors import find_problem_dirs, read_json, read_labeled_chunks, trace_id_for
+from anchors.thought_anchors import FolderReader, ProblemFolder, Skipped
 
 SIMILARITY_TOLERANCE = 0.02
 EXACT_TOLERANCE = 1e-9
@@ -69,6 +69,7 @@ class CompatReport(BaseModel):
     checks: dict[str, CheckResult]
     per_trace: dict[str, dict[str, CheckResult]]
     category_table: list[dict[str, Any]]
+    skipped: list[str] = []  # damaged folders (skipped) and damaged optional files (left out), one line each
 
     def summary(self) -> list[tuple[str, int, int, float, float]]:
         """(check, compared, within, share, max deviation) rows."""
@@ -76,19 +77,19 @@ class CompatReport(BaseModel):
 
 
 def compat_check(root: str | Path, embedder: Embedder | None,
-                 progress: Callable[[list[Path], str], Any] | None = None) -> CompatReport:
+                 progress: Callable[[list[Path], str], Any] | None = None,
+                 on_skip: Callable[[Skipped], None] | None = None) -> CompatReport:
     """Run every check on every problem folder under `root` (see the module docstring). Without an embedder,
-    only the checks that need none run (segmentation, delta_accuracy, the category table)."""
-    root = Path(root)
-    folders = find_problem_dirs(root)
+    only the checks that need none run (segmentation, delta_accuracy, the category table). Folders without
+    chunks_labeled.json have nothing to compare and are passed over; damaged ones are skipped and listed in
+    the report's `skipped` (and handed to `on_skip` as they happen)."""
+    reader = FolderReader(root, on_skip=on_skip)
     totals: dict[str, CheckResult] = {}
     per_trace: dict[str, dict[str, CheckResult]] = {}
     frames = []
-    for folder in progress(folders, "checking") if progress else folders:
-        labeled = read_labeled_chunks(folder)
-        if labeled is None:
-            continue
-        checks, frame = _check_trace(folder, root, labeled, embedder)
+    folders = [f for f in reader.folders if ProblemFolder(f, reader.root).has_chunks()]
+    for checks, frame in reader.each(lambda folder: _check_trace(folder, embedder),
+                                     progress(folders, "checking") if progress else folders):
         per_trace[frame["trace_id"].iloc[0]] = checks
         frames.append(frame)
         for name, result in checks.items():
@@ -98,29 +99,34 @@ def compat_check(root: str | Path, embedder: Embedder | None,
             total.max_deviation = max(total.max_deviation, result.max_deviation)
     table = _categories(frames)
     return CompatReport(source=str(root), embedder=embedder.identity if embedder else None, traces=len(per_trace), checks=totals,
-                        per_trace=per_trace, category_table=table.to_dict(orient="records"))
+                        per_trace=per_trace, category_table=table.to_dict(orient="records"),
+                        skipped=[str(s) for s in reader.skipped + reader.damaged])
 
 
-def _check_trace(folder: Path, root: Path, labeled: list[dict[str, Any]], embedder: Embedder | None) -> tuple[dict[str, CheckResult], pd.DataFrame]:
-    stored = pd.DataFrame(labeled).sort_values("chunk_idx").reset_index(drop=True)
-    solution = read_json(folder / "base_solution.json")["solution"]
+def _check_trace(folder: ProblemFolder, embedder: Embedder | None) -> tuple[dict[str, CheckResult], pd.DataFrame]:
+    chunks = folder.chunks()
+    stored = pd.DataFrame([{"chunk": c.chunk, "chunk_idx": c.chunk_idx, "function_tags": c.function_tags,
+                            **c.metrics()} for c in chunks])
     checks = {"segmentation": CheckResult()}
-    chunks = [s.text for s in split_sentences(solution, mode="paper")]
-    checks["segmentation"].add(0.0 if chunks == stored["chunk"].tolist() else 1.0, 0.0)
+    split = [s.text for s in split_sentences(folder.base_solution().solution, mode="paper")]
+    checks["segmentation"].add(0.0 if split == stored["chunk"].tolist() else 1.0, 0.0)
     checks["delta_accuracy"] = _delta_accuracy(stored)
-    if embedder is not None:
-        rollouts, _ = load_ta_rollouts(folder, root, mode="paper")
+    folder.optional(lambda: folder.check_chunks_match(len(split)))  # a count mismatch is reported, not only counted
+    if embedder is not None and len(split) == len(chunks):  # recomputing needs the authors' sentences
+        rollouts = load_ta_rollouts(folder, mode="paper").rollouts
         scores = score_rollouts(rollouts, embedder, BlackBoxConfig(mode="paper", matrix=False))
         for metric in [m for m in METRICS if m in stored.columns and m not in scores.not_computed]:
             tolerance = SIMILARITY_TOLERANCE if metric in SIMILARITY_BASED else EXACT_TOLERANCE
             checks[metric] = _compare(scores, stored, metric, tolerance)
-    frame = stored.assign(trace_id=trace_id_for(folder, root), index=stored["chunk_idx"], model=_model_of(folder, root),
-                          tag=[(t or [None])[0] for t in stored.get("function_tags", [[]] * len(stored))])
+    frame = stored.assign(trace_id=folder.trace_id, index=stored["chunk_idx"], model=_model_of(folder),
+                          tag=[(t or [None])[0] for t in stored["function_tags"]])
     return checks, frame
 
 
 def _delta_accuracy(stored: pd.DataFrame) -> CheckResult:
     result = CheckResult()
+    if not {"accuracy", "resampling_importance_accuracy"} <= set(stored.columns):
+        return result
     accuracy, importance = stored["accuracy"].tolist(), stored["resampling_importance_accuracy"].tolist()
     for i, value in enumerate(importance):
         expected = accuracy[i + 1] - accuracy[i] if i + 1 < len(accuracy) else 0.0
@@ -139,9 +145,9 @@ def _compare(scores: TraceScores, stored: pd.DataFrame, metric: str, tolerance: 
     return result
 
 
-def _model_of(folder: Path, root: Path) -> str:
-    parts = folder.relative_to(root).parts
-    return parts[0] if len(parts) > 2 else (folder.parent.name or "all")
+def _model_of(folder: ProblemFolder) -> str:
+    parts = folder.path.relative_to(folder.root).parts
+    return parts[0] if len(parts) > 2 else (folder.path.parent.name or "all")
 
 
 def _categories(frames: list[pd.DataFrame]) -> pd.DataFrame:

@@ -43,7 +43,7 @@ GRID = np.linspace(0.0, 1.0, 21)
 class EarlyAnsweringConfig:
     samples: int = 4  # forced answers per truncation point
     points: int | None = 6  # truncation points per trace (k evenly spaced, 0 and n included); None: every k
-    answer_tokens: int = 12  # tokens sampled after the forced "\boxed{"
+    answer_tokens: int = 16  # tokens sampled after the forced "\boxed{" (as the black-box forced answers)
     seed: int = 0
     mode: str = "default"  # sentence segmentation (see anchors.traces.segment)
     min_baseline_gap: float = 0.1  # normalised AOC needs 1 − y(0) at least this
@@ -158,8 +158,9 @@ def truncation_counts(n_sentences: int, points: int | None) -> list[int]:
 
 
 def kept_thinking(thinking: str, sentences: Sequence[Sentence], k: int) -> str:
-    """The thinking through the end of sentence k (1-based count), byte-exact; '' for k = 0."""
-    return thinking[: sentences[k - 1].end] if k > 0 else ""
+    """The thinking with its first k sentences kept, byte-exact, up to where sentence k+1 starts (the whole
+    thinking for k = n): the black-box methods' prefix k, so these forced answers are their F_k."""
+    return thinking[: sentences[k].start] if k < len(sentences) else thinking
 
 
 def _trace_points(sampler: TraceSampler, trace: Trace, config: EarlyAnsweringConfig) -> list[EarlyAnsweringPoint]:

@@ -34,7 +34,7 @@ CONDITIONS = ("real", "none", "filler", "swapped")
 @dataclass(frozen=True)
 class FillerConfig:
     samples: int = 4
-    answer_tokens: int = 12
+    answer_tokens: int = 16
     filler_unit: str = " ..."
     conditions: tuple[str, ...] = CONDITIONS
     seed: int = 0

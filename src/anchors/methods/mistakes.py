@@ -44,7 +44,7 @@ class MistakesConfig:
     sentences_per_trace: int = 3
     samples: int = 2  # continuations per condition (clean, corrupted)
     continue_tokens: int = 64
-    answer_tokens: int = 12
+    answer_tokens: int = 16
     seed: int = 0
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from anchors.methods.tables import Row, frame
-from anchors.methods.trace_sampling import TraceSampler, answer_rates, continuations, stable_seed
+from anchors.methods.trace_sampling import TraceSampler, answer_rates, continuations
 from anchors.traces.records import Trace
 from anchors.traces.segment import Sentence, split_sentences
 
@@ -38,7 +38,7 @@ class ParaphraseConfig:
     fractions: tuple[float, ...] = (0.5, 1.0)
     samples: int = 2
     continue_tokens: int = 64
-    answer_tokens: int = 12
+    answer_tokens: int = 16
     max_paraphrase_tokens: int = 512
     seed: int = 0
 
@@ -93,10 +93,9 @@ def model_paraphraser(sampler: TraceSampler, config: ParaphraseConfig) -> Paraph
         prompt = template.render(INSTRUCTION + text) + template.think_close + "\n\n"
         length = sampler.count_tokens(text) if sampler.count_tokens else len(text) // 3
         budget = min(2 * length + 16, config.max_paraphrase_tokens)
-        key = "paraphrase"
-        seeds = {key: stable_seed(config.seed, trace.id, "paraphrase", text)}
-        rollout = sampler.sample({key: prompt}, 1, seeds, sampler.params(budget))[key][0]
-        return rollout.text.strip()
+        plan = sampler.plan(trace)
+        requests = plan.requests("paraphrase", plan.position(text), prompt, 0, 1, config.seed)
+        return sampler.sample({"paraphrase": requests}, 0, 1, sampler.params(budget))["paraphrase"][0].text.strip()
 
     return rewrite
 

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from anchors.errors import InputError
 from anchors.rollouts.base import Rollout
+from anchors.thought_anchors import ProblemFolder
 from anchors.traces.records import TRACE_ID_PATTERN, Trace
 from anchors.traces.segment import Mode, split_sentences
 
@@ -96,21 +97,16 @@ def pick_replacement(original: str, candidates: Sequence[str]) -> str | None:
 
 
 def thought_anchors_replacements(trace: Trace, sentences: Sequence[str]) -> dict[int, str]:
-    """Replacements for `trace` from the chunks_resampled.json of its Thought Anchors folder."""
+    """Replacements for `trace` from the resampled first sentences (chunks_resampled.json) of its Thought Anchors folder."""
     source = trace.metadata.get("source_dir")
-    path = Path(source) / "chunks_resampled.json" if source else None
-    if path is None or not path.is_file():
+    folder = ProblemFolder(source, Path(source).parent) if source else None
+    if folder is None or not folder.has_resampled():
         raise InputError(
             f"trace {trace.id!r}: no chunks_resampled.json found (its metadata.source_dir is {source!r}); "
             "load traces with --from-ta from a folder that has the resampled sentences, or give --replacements FILE"
         )
-    try:
-        resampled = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path}: cannot read JSON ({exc})") from None
-    if not isinstance(resampled, dict):
-        raise InputError(f"{path}: expected an object {{chunk index: [resampled first sentences]}}")
-    picked = {k: pick_replacement(text, resampled.get(str(k)) or []) for k, text in enumerate(sentences)}
+    resampled = folder.resampled()  # a damaged file raises, naming it: this trace is reported, the others run
+    picked = {k: pick_replacement(text, resampled.get(k) or []) for k, text in enumerate(sentences)}
     return {k: text for k, text in picked.items() if text is not None}
 
 

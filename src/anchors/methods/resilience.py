@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,8 +38,6 @@ from anchors.methods.trace_sampling import (
     answer_rates,
     continuations,
     forced_answers,
-    header,
-    stable_seed,
 )  # fmt: skip
 from anchors.metrics.curves import answer_kl, evenly_spaced, mean_and_se
 from anchors.traces.records import Trace
@@ -55,7 +54,7 @@ class ResilienceConfig:
     max_rounds: int = 4
     threshold: float = 0.8  # cosine at or above which a sentence restates S_i (the paper's 0.8)
     continue_tokens: int = 64
-    answer_tokens: int = 12
+    answer_tokens: int = 16
     baseline_samples: int = 2
     seed: int = 0
 
@@ -137,7 +136,7 @@ def _sentence_row(
     absent_prefixes = {f"chain{c}": text for c, (text, _) in enumerate(chains) if text is not None}
     absent = forced_answers(sampler, trace, absent_prefixes, n=1, seed=config.seed, answer_tokens=config.answer_tokens)
     absent_samples = [rows[0] for rows in absent.values()]
-    kept_prefix = trace.thinking[: sentences[i].end] + sentences[i].separator
+    kept_prefix = trace.thinking[: sentences[i].end] + sentences[i].separator  # prefix i+1: its rollouts are R_{i+1}
     kept = continuations(sampler, trace, {f"kept{i}": kept_prefix}, n=config.baseline_samples, seed=config.seed,
                          continue_tokens=config.continue_tokens, answer_tokens=config.answer_tokens)[f"kept{i}"]
     return _row(trace.id, sentences[i], selection, score, [r for _, r in chains], absent_samples,
@@ -148,14 +147,14 @@ def _chain(
     sampler: TraceSampler, trace: Trace, sentence: Sentence, chain: int, target: np.ndarray, embed: EmbedFn,
     config: ResilienceConfig,
 ) -> tuple[str | None, int]:
-    """(the thinking once S_i's content stayed absent, or None if censored; rounds used)."""
+    """(the thinking once S_i's content stayed absent, or None if censored; rounds used). Round 1 of chain c is
+    rollout c of R_i (the prefix before S_i); later rounds continue the prefix grown by what was kept."""
     prefix = trace.thinking[: sentence.start]
-    close = sampler.template.think_close
+    plan, close = sampler.plan(trace), sampler.template.think_close
     for round_ in range(1, config.max_rounds + 1):
-        key = f"s{sentence.index}c{chain}r{round_}"
-        seeds = {key: stable_seed(config.seed, trace.id, "resilience", key, len(prefix))}
-        text = sampler.sample({key: header(trace, sampler.template) + prefix}, 1, seeds,
-                              sampler.params(config.continue_tokens, stop=(close,)))[key][0].text
+        start = chain if round_ == 1 else 0  # a grown prefix is a stream of its own
+        requests = plan.continue_after(prefix, start, start + 1, config.seed)
+        text = sampler.sample({"chain": requests}, start, start + 1, sampler.params(config.continue_tokens))["chain"][0].text
         text = text.split(close)[0]
         restated = _first_restatement(text, target, embed, config.threshold)
         if restated is None:
@@ -199,26 +198,39 @@ def _row(
 
 
 def importance_from_thought_anchors(
-    traces: Sequence[Trace], metric: str = "counterfactual_importance_kl"
+    traces: Sequence[Trace], metric: str = "counterfactual_importance_kl",
+    on_skip: Callable[[str], None] | None = None,
 ) -> dict[str, list[float]]:
     """The authors' per-chunk scores (chunks_labeled.json next to each imported trace) moved onto this
     toolkit's default sentences: a sentence gets the largest score of the paper-mode chunks it overlaps.
-    Traces without the file, or whose chunks don't match the paper-mode split, are left out."""
-    from anchors.traces.thought_anchors import read_labeled_chunks
+    Traces without the file are left out; a damaged file, or one whose chunks don't match the paper-mode
+    split, is left out with a message to `on_skip` (default: a warning)."""
+    from anchors.thought_anchors import DamagedFile, ProblemFolder
 
     scores: dict[str, list[float]] = {}
     for trace in traces:
-        folder = trace.metadata.get("source_dir")
-        chunks = read_labeled_chunks(folder) if folder else None
-        paper = split_sentences(trace.thinking, mode="paper")
-        if not chunks or len(chunks) != len(paper):
+        source = trace.metadata.get("source_dir")
+        folder = ProblemFolder(source, Path(source).parent) if source else None
+        if folder is None or not folder.has_chunks():
             continue
-        values = [float(c.get(metric, float("nan"))) for c in chunks]
+        paper = split_sentences(trace.thinking, mode="paper")
+        try:
+            folder.check_chunks_match(len(paper))
+            values = [float(c.metrics().get(metric, float("nan"))) for c in folder.chunks()]
+        except DamagedFile as damage:
+            (on_skip or _warn)(f"{trace.id}: {damage}; its --importance scores are left out")
+            continue
         scores[trace.id] = [
             max((v for p, v in zip(paper, values) if p.start < s.end and s.start < p.end), default=float("nan"))
             for s in split_sentences(trace.thinking)
         ]
     return scores
+
+
+def _warn(message: str) -> None:
+    import warnings
+
+    warnings.warn(message, stacklevel=3)
 
 
 def default_embedder() -> EmbedFn:

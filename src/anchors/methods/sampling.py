@@ -1,12 +1,5 @@
-"""From a trace to graded rollouts: the prompts of every prefix, the sampling jobs, and grading.
-
-Prompts (methods.md §1–§2):
-* paper mode: the raw prompt of the paper, the prefix of sentence i is the authors' — chunks 1..i joined by
-  single spaces, then every occurrence of chunk i removed and the result stripped — and forced answers use
-  the published suffix (typo included). n prefixes (the last sentence gets 0, as published).
-* default mode: the trace's own prompt (or the model's template), the prefix of sentence i is the thinking
-  text up to where sentence i starts, byte for byte, plus one more prefix holding the whole thinking (so the
-  last sentence is scored too); forced answers use the template's suffix.
+"""From a trace to graded rollouts: the planned requests of every prefix (anchors.rollouts.plan), the sampling
+jobs, and grading.
 
 Grading: paper mode takes the first boxed answer of the rollout (of prompt + completion for forced answers, as
 published). Default mode takes the last boxed answer; a rollout that ends without one (its token budget ran out,
@@ -17,7 +10,6 @@ request); `GradedRollout.closed` records it.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,89 +17,34 @@ from pathlib import Path
 from anchors.methods.blackbox import BlackBoxConfig
 from anchors.methods.phases import PhaseTimer, optional_phase
 from anchors.methods.rollout_sets import GradedRollout, PrefixRollouts, TraceRollouts
-from anchors.models.templates import (
-    PAPER_FORCED_ANSWER_SUFFIX,
-    PromptTemplate,
-    paper_template,
-)
+from anchors.models.templates import PromptTemplate
 from anchors.rollouts.base import PrefixRequest, Rollout, Sampler, SamplingParams
 from anchors.rollouts.generate import ANSWER_STEM
 from anchors.rollouts.jobs import collect_rollouts
+from anchors.rollouts.plan import PromptPlan, plan_prompts, stream
+from anchors.rollouts.plan import sampling_params as planned_params
 from anchors.traces.answers import grade
 from anchors.traces.records import Trace
-from anchors.traces.segment import Sentence, split_sentences
+from anchors.traces.segment import split_sentences
 
 BOX_OPEN = "\\boxed{"
 
 
-@dataclass(frozen=True)
-class PromptPlan:
-    """The prompt text before the thinking, each prefix's thinking text, and the forced-answer suffix."""
-
-    header: str
-    prefixes: tuple[str, ...]
-    forced_suffix: str
-    think_close: str
-
-    def resample_prompt(self, i: int) -> str:
-        return self.header + self.prefixes[i]
-
-    def forced_prompt(self, i: int) -> str:
-        return self.header + self.prefixes[i] + self.forced_suffix
-
-
-def plan_prompts(trace: Trace, sentences: Sequence[Sentence], template: PromptTemplate, mode: str) -> PromptPlan:
-    """Prompts for resampling from every sentence of `trace` (see the module docstring)."""
-    if mode == "paper":
-        chunks = [s.text for s in sentences]
-        prefixes = tuple(" ".join(chunks[: i + 1]).replace(chunks[i], "").strip() for i in range(len(chunks)))
-        paper = paper_template()
-        return PromptPlan(paper.render(trace.problem), prefixes, PAPER_FORCED_ANSWER_SUFFIX, paper.think_close)
-    header = trace.prompt if trace.prompt is not None else template.render(trace.problem)
-    prefixes = tuple(trace.thinking[: s.start] for s in sentences) + (trace.thinking,)
-    return PromptPlan(header, prefixes, template.forced_answer_suffix, template.think_close)
-
-
-def request_seed(base_seed: int, key: str) -> int:
-    """A request's seed from the run's seed and the request's key: stable across runs, machines and batching."""
-    return int.from_bytes(hashlib.sha256(f"{base_seed}:{key}".encode()).digest()[:8], "little") & (2**63 - 1)
-
-
 def sampling_params(config: BlackBoxConfig, forced: bool = False) -> SamplingParams:
     budget = config.forced_max_new_tokens if forced else config.max_new_tokens
-    return SamplingParams(temperature=config.temperature, top_p=config.top_p, max_new_tokens=budget)
+    return planned_params(config.temperature, config.top_p, budget)
 
 
-# Each prefix's rollouts form one stream (rollout k drawn from rollout_seed(request seed, k)), requested in
-# blocks of this many: runs of different sizes (a fixed run, adaptive rounds, a re-run) ask for the same blocks,
-# so they share rollouts, and through the rollout store a re-run samples nothing new.
-ROLLOUT_BLOCK = 10
-
-
-def prefix_requests(trace_id: str, plan: PromptPlan, stops: Sequence[int], config: BlackBoxConfig,
-                    starts: Sequence[int] | None = None) -> list[PrefixRequest]:
-    """Requests for rollouts starts[i] .. stops[i]-1 of prefix i's resampling (and forced-answer) stream."""
-    requests = []
+def prefix_requests(plan: PromptPlan, stops: Sequence[int], config: BlackBoxConfig,
+                    starts: Sequence[int] | None = None) -> dict[tuple[str, int], list[PrefixRequest]]:
+    """(kind, prefix) -> the requests for rollouts starts[i] .. stops[i]-1 of prefix i's resampling (and
+    forced-answer) stream."""
+    out = {}
     for i, stop in enumerate(stops):
         start = starts[i] if starts is not None else 0
-        kinds = [("resample", plan.resample_prompt(i))] + ([("forced", plan.forced_prompt(i))] if config.forced else [])
-        for kind, prompt in kinds:
-            for block in range(start // ROLLOUT_BLOCK, -(-stop // ROLLOUT_BLOCK)):
-                key = f"{trace_id}/{kind}/{i}/{block}"
-                requests.append(PrefixRequest(key=key, prompt_text=prompt, n=min(stop - block * ROLLOUT_BLOCK, ROLLOUT_BLOCK),
-                                              seed=request_seed(config.seed, key),
-                                              meta={"trace_id": trace_id, "kind": kind, "prefix": i, "block": block}))
-    return requests
-
-
-def stream(got: dict[str, list[Rollout]], trace_id: str, kind: str, i: int, start: int, stop: int) -> list[tuple[int, Rollout]]:
-    """(position in the stream, rollout) for positions start .. stop-1 of prefix i's `kind` stream."""
-    out = []
-    for block in range(start // ROLLOUT_BLOCK, -(-stop // ROLLOUT_BLOCK)):
-        for rollout in got.get(f"{trace_id}/{kind}/{i}/{block}", []):
-            position = block * ROLLOUT_BLOCK + rollout.index
-            if start <= position < stop:
-                out.append((position, rollout))
+        out["resample", i] = plan.resample(i, start, stop, config.seed)
+        if config.forced:
+            out["forced", i] = plan.forced(i, start, stop, config.seed)
     return out
 
 
@@ -160,24 +97,24 @@ def sample_trace_rollouts(
     plan = plan_prompts(trace, sentences, template, config.mode)
     stops = list(stops) if stops is not None else [config.rollouts] * len(plan.prefixes)
     starts = list(starts) if starts is not None else [0] * len(plan.prefixes)
-    requests = prefix_requests(trace.id, plan, stops, config, starts)
-    resample = [r for r in requests if r.meta["kind"] == "resample"]
-    forced = [r for r in requests if r.meta["kind"] == "forced"]
+    requests = prefix_requests(plan, stops, config, starts)
+    resample = [r for (kind, _), rs in requests.items() if kind == "resample" for r in rs]
+    forced = [r for (kind, _), rs in requests.items() if kind == "forced" for r in rs]
     with optional_phase(timer, "sampling_resampled"):
         got = collect(sampler, resample, sampling_params(config), store=store, progress=progress)
     if forced:
         with optional_phase(timer, "sampling_forced"):
             got |= collect(sampler, forced, sampling_params(config, forced=True), store=store, progress=progress)
     grader = Grader(trace.gold_answer, config.mode, config.answer_method, plan.think_close, keep_sentences=config.matrix)
-    streams = [stream(got, trace.id, "resample", i, starts[i], stops[i]) for i in range(len(stops))]
+    streams = [stream(got, requests["resample", i], starts[i], stops[i]) for i in range(len(stops))]
     prefixes = []
     with optional_phase(timer, "grading"):
         for i, rollouts in enumerate(streams):
-            forced_rollouts = stream(got, trace.id, "forced", i, starts[i], stops[i]) if config.forced else None
+            forced_rollouts = stream(got, requests["forced", i], starts[i], stops[i]) if config.forced else None
             prefixes.append(_graded_prefix(plan, i, rollouts, forced_rollouts, grader))
     if config.mode == "default":
-        prefixes = close_unfinished(trace.id, plan, prefixes, streams, sampler, grader, config, store=store,
-                                    progress=progress, timer=timer)
+        prefixes = close_unfinished(plan, prefixes, streams, sampler, grader, config, store=store, progress=progress,
+                                    timer=timer)
     return TraceRollouts(trace.id, tuple(sentences), tuple(prefixes), has_gold=trace.gold_answer is not None)
 
 
@@ -190,7 +127,7 @@ def _graded_prefix(plan: PromptPlan, i: int, resampled: list[tuple[int, Rollout]
 
 
 def close_unfinished(
-    trace_id: str, plan: PromptPlan, prefixes: list[PrefixRollouts], streams: list[list[tuple[int, Rollout]]],
+    plan: PromptPlan, prefixes: list[PrefixRollouts], streams: list[list[tuple[int, Rollout]]],
     sampler: Sampler, grader: Grader, config: BlackBoxConfig, *, store: str | Path | None, progress: bool,
     timer: PhaseTimer | None = None,
 ) -> list[PrefixRollouts]:
@@ -200,11 +137,10 @@ def close_unfinished(
         ok = [(position, r) for position, r in streams[i] if r.ok]
         for k, ((position, rollout), graded) in enumerate(zip(ok, prefix.resampled)):
             if graded.answer is None:
-                key = f"{trace_id}/close/{i}/{position}"
                 prompt = plan.resample_prompt(i) + closing_text(rollout.text, plan.think_close)
-                requests.append(PrefixRequest(key=key, prompt_text=prompt, n=1, seed=request_seed(config.seed, key),
-                                              meta={"trace_id": trace_id, "kind": "close", "prefix": i}))
-                where[key] = (i, k)
+                (request,) = plan.requests("close", f"{i}.{position}", prompt, 0, 1, config.seed, prefix=i)
+                requests.append(request)
+                where[request.key] = (i, k)
     if not requests:
         return prefixes
     with optional_phase(timer, "sampling_closing"):

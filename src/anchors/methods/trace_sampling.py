@@ -1,14 +1,17 @@
 """What the trace-level tests share: prompts from a trace and a thinking prefix, forced answers, on-policy
 continuations, and grading of both against the gold answer and against the trace's own final answer.
 
-Prompts: the trace's own `prompt` when it has one (byte-exact), else the model's template, then the thinking
-prefix. A *forced answer* closes the thinking right there with the template's suffix
-("\\n</think>\\n\\nTherefore, the final answer is \\boxed{") and samples a few tokens; its answer is the first
-boxed answer of suffix + completion. A *continuation* samples the thinking on from a prefix (until the closing
-tag or `continue_tokens`), then forces the answer after it.
+Prompts, request keys and seeds come from the planner (anchors.rollouts.plan, default mode): the trace's own
+`prompt` when it has one (byte-exact), else the model's template, then the thinking prefix. A *forced answer*
+closes the thinking right there with the template's suffix ("\\n</think>\\n\\nTherefore, the final answer is
+\\boxed{") and samples a few tokens; its answer is the first boxed answer of suffix + completion. A
+*continuation* samples the thinking on from a prefix (up to `continue_tokens`; the part after the closing tag is
+dropped), then forces the answer after it. A prefix that ends where a sentence starts is the black-box methods'
+prefix i, so its continuations are R_i and its forced answers F_i: with one rollout store and the same settings,
+`anchors score` and these tests sample each of them once.
 
 All sampling goes through `collect_rollouts` with one `Sampler`; `trace_sampler()` is the one place a sampler
-is built. Identical requests (prompt, n, seed, parameters) are sampled once per `TraceSampler`.
+is built. Without a store, identical requests are still sampled once per `TraceSampler`.
 """
 
 from __future__ import annotations
@@ -22,8 +25,10 @@ from typing import TYPE_CHECKING, Any
 from anchors.models.templates import PromptTemplate
 from anchors.rollouts.base import PrefixRequest, Rollout, Sampler, SamplingParams
 from anchors.rollouts.jobs import collect_rollouts
+from anchors.rollouts.plan import PromptPlan, merged, plan_prompts, sampling_params, stream
 from anchors.traces.answers import extract_answer, grade
 from anchors.traces.records import Trace
+from anchors.traces.segment import split_sentences
 
 if TYPE_CHECKING:
     from anchors.models import ModelHandle
@@ -52,35 +57,39 @@ class TraceSampler:
 
     sampler: Sampler
     template: PromptTemplate
-    encode: Callable[[str], list[int]] | None = None  # prompt text -> ids (BOS as the template needs)
     count_tokens: Callable[[str], int] | None = None  # length of a piece of thinking, in model tokens
     temperature: float = 0.6
     top_p: float = 0.95
     store: str | Path | None = None
-    _memo: dict[tuple[Any, ...], list[Rollout]] = field(default_factory=dict, compare=False, repr=False)
+    _memo: dict[tuple[Any, ...], Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def identity(self) -> str:
         return self.sampler.identity
 
-    def params(self, max_new_tokens: int, stop: tuple[str, ...] = ()) -> SamplingParams:
-        return SamplingParams(temperature=self.temperature, top_p=self.top_p, max_new_tokens=max_new_tokens,
-                              stop=stop, stop_after_boxed_answer=False)
+    def params(self, max_new_tokens: int) -> SamplingParams:
+        return sampling_params(self.temperature, self.top_p, max_new_tokens)
 
-    def sample(self, prompts: Mapping[str, str], n: int, seeds: Mapping[str, int], params: SamplingParams) -> dict[str, list[Rollout]]:
-        """`n` rollouts of each prompt (key -> prompt text), reusing identical earlier requests."""
-        memo_keys = {key: (prompt, n, seeds[key], params.fingerprint()) for key, prompt in prompts.items()}
-        todo = [PrefixRequest(key=key, prompt_text=prompt, n=n, seed=seeds[key], prompt_ids=self._ids(prompt))
-                for key, prompt in prompts.items() if memo_keys[key] not in self._memo]
+    def plan(self, trace: Trace) -> PromptPlan:
+        """The trace's planned prompts (default mode), built once per trace."""
+        key = ("plan", trace.id, trace.thinking, trace.prompt)
+        if key not in self._memo:
+            self._memo[key] = plan_prompts(trace, split_sentences(trace.thinking), self.template, "default")  # type: ignore[assignment]
+        return self._memo[key]  # type: ignore[return-value]
+
+    def sample(self, streams: Mapping[str, list[PrefixRequest]], start: int, stop: int,
+               params: SamplingParams) -> dict[str, list[Rollout]]:
+        """Rollouts start .. stop-1 of each named stream (name -> its planned requests), in stream order;
+        requests already answered by this TraceSampler are not asked again."""
+        wanted = merged([r for requests in streams.values() for r in requests])
+        memo_key = lambda r: ("rollouts", r.key, r.prompt_hash(), r.seed, params.fingerprint())  # noqa: E731
+        todo = [r for r in wanted if not set(r.wanted_indices()) <= set(self._memo.get(memo_key(r), {}))]
         if todo:
             fresh = collect_rollouts(self.sampler, todo, params, store=self.store, progress=False)
             for request in todo:
-                self._memo[memo_keys[request.key]] = fresh[request.key]
-        return {key: self._memo[memo_keys[key]] for key in prompts}
-
-    def _ids(self, prompt: str) -> tuple[int, ...] | None:
-        return tuple(self.encode(prompt)) if self.encode is not None else None
-
+                self._memo.setdefault(memo_key(request), {}).update({r.index: r for r in fresh[request.key]})  # type: ignore[union-attr]
+        got = {r.key: list(self._memo[memo_key(r)].values()) for r in wanted}  # type: ignore[union-attr]
+        return {name: [rollout for _, rollout in stream(got, requests, start, stop)] for name, requests in streams.items()}
 
 def trace_sampler(model: str | ModelHandle, *, temperature: float = 0.6, top_p: float = 0.95, **load_options: Any) -> TraceSampler:
     """Load `model` (unless given loaded) and wrap it with the shared-prefix engine (`make_sampler`)."""
@@ -88,23 +97,17 @@ def trace_sampler(model: str | ModelHandle, *, temperature: float = 0.6, top_p: 
     from anchors.rollouts.factory import make_sampler
 
     handle = load_model(model, **load_options) if isinstance(model, str) else model
-    special = handle.template.add_special_tokens
     return TraceSampler(
         sampler=make_sampler(handle), template=handle.template,
-        encode=lambda text: handle.encode(text, add_special_tokens=special),
         count_tokens=lambda text: len(handle.encode(text)), temperature=temperature, top_p=top_p,
     )  # fmt: skip
 
 
 def stable_seed(*parts: object) -> int:
-    """A seed from any labels (base seed, trace id, test, position): stable across runs and machines."""
+    """A seed from any labels (base seed, trace id, test, position), for choices that are not sampling (which
+    sentence to corrupt, which trace to swap in): stable across runs and machines."""
     digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).digest()
     return int.from_bytes(digest[:8], "little") & (2**63 - 1)
-
-
-def header(trace: Trace, template: PromptTemplate) -> str:
-    """The exact text before the thinking: the trace's prompt, else the template rendering its problem."""
-    return trace.prompt if trace.prompt is not None else template.render(trace.problem)
 
 
 def reference_answer(trace: Trace) -> str | None:
@@ -123,29 +126,28 @@ def grade_forced(ts: TraceSampler, completion: str, gold: str | None, reference:
 def forced_answers(
     ts: TraceSampler, trace: Trace, prefixes: Mapping[str, str], *, n: int, seed: int, answer_tokens: int
 ) -> dict[str, list[AnswerSample]]:
-    """`n` forced answers after each thinking prefix (key -> prefix text)."""
-    head, suffix = header(trace, ts.template), ts.template.forced_answer_suffix
-    prompts = {key: head + prefix.rstrip() + suffix if prefix.strip() else head + suffix for key, prefix in prefixes.items()}
-    seeds = {key: stable_seed(seed, trace.id, "forced", key) for key in prefixes}
-    rollouts = ts.sample(prompts, n, seeds, ts.params(answer_tokens))
+    """`n` forced answers after each thinking prefix (name -> prefix text)."""
+    plan = ts.plan(trace)
+    rollouts = ts.sample({name: plan.force_after(prefix, 0, n, seed) for name, prefix in prefixes.items()}, 0, n,
+                         ts.params(answer_tokens))
     gold, reference = trace.gold_answer, reference_answer(trace)
-    return {key: [grade_forced(ts, r.text, gold, reference) for r in rows] for key, rows in rollouts.items()}
+    return {name: [grade_forced(ts, r.text, gold, reference) for r in rows] for name, rows in rollouts.items()}
 
 
 def continuations(
     ts: TraceSampler, trace: Trace, prefixes: Mapping[str, str], *, n: int, seed: int,
-    continue_tokens: int, answer_tokens: int,
+    continue_tokens: int, answer_tokens: int, start: int = 0,
 ) -> dict[str, list[Continuation]]:
-    """`n` on-policy continuations of each thinking prefix, each followed by a forced answer."""
-    head, close = header(trace, ts.template), ts.template.think_close
-    prompts = {key: head + prefix for key, prefix in prefixes.items()}
-    seeds = {key: stable_seed(seed, trace.id, "continue", key) for key in prefixes}
-    thoughts = ts.sample(prompts, n, seeds, ts.params(continue_tokens, stop=(close,)))
-    texts = {(key, k): _without_close(r.text, close) for key, rows in thoughts.items() for k, r in enumerate(rows)}
-    answer_prefixes = {f"{key}#{k}": prefixes[key] + text for (key, k), text in texts.items()}
+    """Continuations start .. start+n-1 of each thinking prefix (name -> prefix text), each followed by a forced
+    answer."""
+    plan, close = ts.plan(trace), ts.template.think_close
+    thoughts = ts.sample({name: plan.continue_after(prefix, start, start + n, seed) for name, prefix in prefixes.items()},
+                         start, start + n, ts.params(continue_tokens))
+    texts = {(name, k): _without_close(r.text, close) for name, rows in thoughts.items() for k, r in enumerate(rows)}
+    answer_prefixes = {f"{name}#{k}": prefixes[name] + text for (name, k), text in texts.items()}
     answers = forced_answers(ts, trace, answer_prefixes, n=1, seed=seed, answer_tokens=answer_tokens)
-    return {key: [Continuation(texts[key, k], answers[f"{key}#{k}"][0]) for k in range(len(rows))]
-            for key, rows in thoughts.items()}
+    return {name: [Continuation(texts[name, k], answers[f"{name}#{k}"][0]) for k in range(len(rows))]
+            for name, rows in thoughts.items()}
 
 
 def _without_close(text: str, close: str) -> str:

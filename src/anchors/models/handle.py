@@ -51,6 +51,20 @@ class ModelHandle:
         """Text of `ids`, special tokens kept by default so text and ids stay in step."""
         return self.tokenizer.decode(list(ids), skip_special_tokens=skip_special_tokens)
 
+    def encode_text_prompt(self, text: str) -> list[int]:
+        """Token ids of an already rendered prompt, with exactly one BOS if the model uses one: the prompt's own
+        BOS when its template wrote it, else the tokenizer's (whichever template rendered the text)."""
+        ids = self.encode(text)
+        bos = self.bos_token_id
+        return ids if bos is None or ids[:1] == [bos] else [bos, *ids]
+
+    @cached_property
+    def bos_token_id(self) -> int | None:
+        """The BOS id the tokenizer puts first by itself (None: the model uses none, e.g. Qwen2, ChatML)."""
+        with_special = self.encode("a", add_special_tokens=True)
+        bos = self.tokenizer.bos_token_id
+        return bos if bos is not None and with_special[:1] == [bos] else None
+
     def encode_prompt(self, problem: str, thinking_prefix: str = "") -> list[int]:
         """Token ids of `template.render(problem, thinking_prefix)`, with exactly one BOS if the model uses one."""
         text = self.template.render(problem, thinking_prefix)

@@ -11,7 +11,8 @@ import pandas as pd
 from anchors.metrics.categories import PAPER_METRICS
 from anchors.report.figures import TRACE_FIGURES, pooled_figures, trace_figures
 from anchors.report.html import write_report
-from anchors.report.results import TraceResults
+from anchors.results.contract import report_path
+from anchors.results.trace import TraceResults
 from anchors.viz.export import FORMATS, check_formats, write_figures
 
 Progress = Callable[[Sequence[TraceResults], str], Iterable[TraceResults]]
@@ -90,12 +91,12 @@ def write_reports(
     alternatives: int = 5,
     progress: Progress | None = None,
 ) -> list[Path]:
-    """One self-contained report per trace: `OUT/<trace id>.html`, or `report.html` inside each trace's
-    result folder when `out` is None."""
+    """One self-contained report per trace: `OUT/<trace id>.html`, or the report inside each trace's result
+    folder when `out` is None."""
     written = []
     for result in (progress(results, "writing reports") if progress else results):
         if out is None and not result.info.get("results_dir"):
-            raise ValueError(f"{result.trace_id}: no result folder to write report.html into; give an output folder")
-        path = Path(out) / f"{result.trace_id}.html" if out is not None else Path(result.info["results_dir"]) / "report.html"
+            raise ValueError(f"{result.trace_id}: no result folder to write its report into; give an output folder")
+        path = Path(out) / f"{result.trace_id}.html" if out is not None else report_path(result.info["results_dir"])
         written.append(write_report(result, path, metric=metric, alternatives=alternatives))
     return written

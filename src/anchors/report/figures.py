@@ -14,10 +14,11 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from anchors.metrics.categories import PAPER_METRICS, category_table
-from anchors.report.results import TraceResults, pooled_sentences
+from anchors.results.read import COMMANDS
+from anchors.results.trace import IMPORTANCES, TraceResults, pooled_sentences
 from anchors.viz import (
-    category_figure, early_answering_curve, head_map, importance_bars, importance_by_position, method_agreement,
-    sentence_graph, sentence_heatmap, vertical_profile,
+    category_figure, early_answering_curve, head_map, importance_bars, importance_by_position, layer_sentence_map,
+    method_agreement, results_table, sentence_graph, sentence_heatmap, vertical_profile,
 )
 from anchors.viz.sentences import normalised_positions
 from anchors.viz.style import metric_label
@@ -25,10 +26,18 @@ from anchors.viz.style import metric_label
 FigureOrReason = go.Figure | str
 # Per-trace figures, in report order; the keys are the stable file names.
 TRACE_FIGURES = ("importance", "position", "graph", "resampling_matrix", "suppression_matrix", "receiver_heads",
-                 "vertical_profile", "agreement", "early_answering")
-# Scores compared in the agreement view, when present (suppression_score / receiver_score may be derived).
-AGREEMENT_METRICS = ("counterfactual_importance_kl", "resampling_importance_kl", "forced_importance_kl",
-                     "receiver_score", "suppression_score")
+                 "vertical_profile", "patching", "agreement", "early_answering", "validity", "filler", "mistakes",
+                 "paraphrase", "resilience")
+# The trace-level tests' tables: kind -> (columns shown, title)
+TEST_TABLES = {
+    "validity": (("sentence_index", "label", "n_claims", "n_invalid", "text"), "Step validity per sentence (claims checked exactly)"),
+    "filler": (("condition", "n_answered", "accuracy", "match_rate", "thinking_tokens"), "Filler and swapped traces: is it the content that matters?"),
+    "mistakes": (("sentence_index", "kind", "old", "new", "clean_match_rate", "corrupted_match_rate", "match_drop"),
+                 "Inserted mistakes: does a corrupted step change the answer?"),
+    "paraphrase": (("k", "x", "original_match_rate", "paraphrase_match_rate", "match_drop"), "Paraphrased prefixes"),
+    "resilience": (("sentence_index", "rounds", "censored", "resilience", "ci_pp_match", "ci_pp_accuracy", "ci_pp_kl", "text"),
+                   "Resilience and CI++: does the content come back, and what does its absence do?"),
+}
 
 
 def trace_figures(results: TraceResults, metric: str | None = None) -> dict[str, FigureOrReason]:
@@ -42,10 +51,17 @@ def trace_figures(results: TraceResults, metric: str | None = None) -> dict[str,
         "suppression_matrix": lambda: _matrix(results, "suppression", "suppression effect (log-KL, row-centred)"),
         "receiver_heads": lambda: _receiver_heads(results),
         "vertical_profile": lambda: _vertical_profile(results),
+        "patching": lambda: _patching(results),
         "agreement": lambda: _agreement(results),
         "early_answering": lambda: _early_answering(results),
+        **{name: (lambda name=name: _test_table(results, name)) for name in TEST_TABLES},
     }
     return {name: builders[name]() for name in TRACE_FIGURES}
+
+
+def _missing(kind: str, what: str) -> str:
+    """Why a panel is empty, with the command that fills it."""
+    return f"no {what} in this results folder (run {COMMANDS[kind]} --out on it)"
 
 
 def _importance(r: TraceResults, metric: str | None) -> FigureOrReason:
@@ -76,7 +92,7 @@ def _position(r: TraceResults, metric: str | None) -> FigureOrReason:
 def _graph(r: TraceResults, metric: str | None) -> FigureOrReason:
     name = "resampling" if "resampling" in r.matrices else "suppression" if "suppression" in r.matrices else None
     if name is None:
-        return "no sentence×sentence matrix (matrix.npz or suppression.npz) to draw links from"
+        return _missing("blackbox", "sentence×sentence matrix to draw links from")
     sizes = r.sentences[metric].to_numpy(float) if metric in r.sentences.columns else None
     return sentence_graph(r.matrices[name], sizes, sentences=r.texts(), tags=r.tags(),
                           label=metric_label(metric) if metric else "importance",
@@ -85,13 +101,13 @@ def _graph(r: TraceResults, metric: str | None) -> FigureOrReason:
 
 def _matrix(r: TraceResults, name: str, label: str) -> FigureOrReason:
     if name not in r.matrices:
-        return next((n for n in r.notes if f"{name} matrix" in n), f"no {name} matrix")
+        return _missing("blackbox" if name == "resampling" else "suppression", f"{name} matrix")
     return sentence_heatmap(r.matrices[name], label=label, title=f"{name.capitalize()} matrix (row = source, column = target)")
 
 
 def _receiver_heads(r: TraceResults) -> FigureOrReason:
     if r.head_scores is None:
-        return "no receiver-head results (receivers.npz)"
+        return _missing("receivers", "receiver-head results")
     return head_map(r.head_scores, highlight=r.receiver_heads, title="Receiver heads: kurtosis of vertical attention scores")
 
 
@@ -111,37 +127,50 @@ def receiver_scores(r: TraceResults) -> np.ndarray | None:
 def _vertical_profile(r: TraceResults) -> FigureOrReason:
     scores = receiver_scores(r)
     if scores is None:
-        return "no receiver scores (receiver_score column, or vertical_scores + receiver_heads in receivers.npz)"
+        return _missing("receivers", "receiver scores")
     return vertical_profile(scores, sentences=r.texts(), tags=r.tags(),
                             title="Receiver-head score per sentence (mean vertical score over the receiver heads)")
 
 
-def suppression_scores(r: TraceResults) -> np.ndarray | None:
-    """Per-sentence summary of the suppression matrix: mean effect on later sentences (row mean, NaN ignored)."""
-    if "suppression_score" in r.sentences.columns:
-        return r.sentences["suppression_score"].to_numpy(float)
-    matrix = r.matrices.get("suppression")
-    if matrix is None:
-        return None
-    finite = np.where(np.isfinite(matrix), matrix, np.nan)
-    return np.array([np.nanmean(row) if np.isfinite(row).any() else np.nan for row in finite])
+def _patching(r: TraceResults) -> FigureOrReason:
+    if r.patching is None:
+        return _missing("patching", "activation-patching results")
+    kl, sites = np.asarray(r.patching["kl"], dtype=float), list(r.patching.get("sites") or ["resid"])
+    return layer_sentence_map(kl[0], sentences=r.texts(), label="KL",
+                              title=f"Activation patching ({sites[0]}): forced-answer KL when sentence i's activations at "
+                                    "layer l come from its counterfactual")
 
 
 def _agreement(r: TraceResults) -> FigureOrReason:
-    scores = {m: r.sentences[m].to_numpy(float) for m in AGREEMENT_METRICS if m in r.sentences.columns}
-    for name, derived in (("receiver_score", receiver_scores(r)), ("suppression_score", suppression_scores(r))):
-        if name not in scores and derived is not None:
-            scores[name] = derived
+    scores = r.importances()
+    if "receiver_score" not in scores and (derived := receiver_scores(r)) is not None:
+        scores["receiver_score"] = derived
     if len(scores) < 2 or r.n_sentences < 3:
-        return (f"method agreement needs ≥ 2 of {', '.join(AGREEMENT_METRICS)} and ≥ 3 sentences "
-                f"(found {len(scores)}, {r.n_sentences})")
-    return method_agreement(scores, sentences=r.texts(), tags=r.tags(), title="Do the methods agree? (Spearman ρ per pair)")
+        return (f"method agreement needs ≥ 2 of {', '.join(IMPORTANCES)} and ≥ 3 sentences (found "
+                f"{', '.join(scores) or 'none'}, {r.n_sentences} sentences): run more methods into this folder "
+                "(anchors analyze --methods all)")
+    return method_agreement(scores, sentences=r.texts(), tags=r.tags(),
+                            title="Do the methods agree? Spearman ρ [95% bootstrap interval] per pair")
 
 
 def _early_answering(r: TraceResults) -> FigureOrReason:
     if r.early_answering is None:
-        return "no early-answering results (early_answering.csv)"
-    return early_answering_curve(r.early_answering, title="Early answering: does truncating the trace change the answer?")
+        return _missing("early_answering", "early-answering results")
+    summary = r.summaries.get("early_answering") or {}
+    aoc = summary.get("aoc")
+    suffix = f" (AOC = {aoc:.3f})" if isinstance(aoc, (int, float)) and np.isfinite(aoc) else ""
+    return early_answering_curve(r.early_answering, title=f"Early answering: does truncating the trace change the answer?{suffix}")
+
+
+def _test_table(r: TraceResults, kind: str) -> FigureOrReason:
+    table = r.tables.get(kind)
+    if table is None:
+        return _missing(kind, f"{kind} results")
+    columns, title = TEST_TABLES[kind]
+    if kind == "validity":
+        summary = r.summaries.get("validity") or {}
+        title += f": trace {summary.get('validity', '?')}, answer correct: {summary.get('correct', '?')}"
+    return results_table(table, columns, title=title)
 
 
 def hover_details(r: TraceResults, limit: int = 12) -> list[str]:

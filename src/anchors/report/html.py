@@ -16,11 +16,11 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
 from anchors import __version__
-from anchors.report.figures import TRACE_FIGURES, FigureOrReason, trace_figures
-from anchors.report.results import TraceResults, read_trace_results
+from anchors.report.figures import TRACE_FIGURES, FigureOrReason, format_value, trace_figures
+from anchors.results import TraceResults, read_trace_results
+from anchors.results.contract import report_path
 from anchors.viz.style import TAG_COLORS, UNTAGGED_COLOR, metric_label, tag_label, tag_order
 
-REPORT_NAME = "report.html"
 PLOT_TITLES = {
     "importance": "Importance per sentence",
     "position": "Importance by position",
@@ -29,11 +29,24 @@ PLOT_TITLES = {
     "suppression_matrix": "Attention-suppression matrix",
     "receiver_heads": "Receiver heads",
     "vertical_profile": "Receiver-head score per sentence",
+    "patching": "Activation patching (layer × sentence)",
     "agreement": "Method agreement",
     "early_answering": "Early answering",
+    "validity": "Step validity",
+    "filler": "Filler and swapped traces",
+    "mistakes": "Inserted mistakes",
+    "paraphrase": "Paraphrase",
+    "resilience": "Resilience and CI++",
 }
 _HEIGHTS = {"graph": 640, "resampling_matrix": 620, "suppression_matrix": 620, "receiver_heads": 520}
-_MATRIX_PLOTS = {"resampling_matrix", "suppression_matrix"}
+# How each plot shows sentences, for the report's script to highlight the selected one everywhere: points carry
+# the sentence index as customdata[0]; matrices have sentences on both axes; the patching map has them as columns;
+# tables list one sentence per row. Plots without a sentence axis (head map, curves, per-condition tables) have none.
+PLOT_SENTENCE_AXIS = {"importance": "sentence-points", "position": "sentence-points", "graph": "sentence-points",
+                      "vertical_profile": "sentence-points", "agreement": "sentence-points",
+                      "resampling_matrix": "sentence-matrix", "suppression_matrix": "sentence-matrix",
+                      "patching": "sentence-columns", "validity": "sentence-table", "mistakes": "sentence-table",
+                      "resilience": "sentence-table"}
 PLOT_CONFIG = {"responsive": True, "displaylogo": False, "scrollZoom": False}
 
 
@@ -65,10 +78,10 @@ def render_report(results: TraceResults, *, metric: str | None = None, alternati
 
 def write_report(results: TraceResults, path: str | Path | None = None, *, metric: str | None = None,
                  alternatives: int = 5) -> Path:
-    """Write the report; `path` defaults to `<results source folder>/report.html` or `./<trace id>.html`."""
+    """Write the report; `path` defaults to the report in the results' own trace folder, else `./<trace id>.html`."""
     if path is None:
         source = results.info.get("results_dir")
-        path = Path(source) / REPORT_NAME if source else Path(f"{results.trace_id}.html")
+        path = report_path(source) if source else Path(f"{results.trace_id}.html")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render_report(results, metric=metric, alternatives=alternatives), encoding="utf-8")
@@ -76,9 +89,48 @@ def write_report(results: TraceResults, path: str | Path | None = None, *, metri
 
 
 def write_trace_report(trace_dir: str | Path, path: str | Path | None = None) -> Path:
-    """Read a trace's result folder and write its report next to the results (what `anchors score` calls)."""
+    """Read a trace's result folder and write its report next to the results."""
     trace_dir = Path(trace_dir)
-    return write_report(read_trace_results(trace_dir), path or trace_dir / REPORT_NAME)
+    return write_report(read_trace_results(trace_dir), path or report_path(trace_dir))
+
+
+def write_index(out: Any) -> Path:
+    """OUT/index.html: one row per trace of the results folder (answer, correct, methods, top sentences, report link)."""
+    from anchors.results import read_results
+
+    rows = []
+    for r in read_results(out.root, on_skip=lambda message: None):
+        metric = r.headline_metric
+        top = r.top(3, metric) if metric else None
+        best = "" if top is None else "<br>".join(
+            f"{int(row['index'])}: {html.escape(_short(str(row['text'])))} ({format_value(row[metric])})" for _, row in top.iterrows())
+        link = f'<a href="{html.escape(report_path(r.trace_id).as_posix())}">{html.escape(r.trace_id)}</a>'
+        rows.append(f"<tr><td>{link}</td><td>{html.escape(str(r.info.get('answer')))}</td>"
+                    f"<td>{html.escape(str(r.info.get('is_correct', '')))}</td><td>{r.n_sentences}</td>"
+                    f"<td>{html.escape(', '.join(r.methods))}</td><td>{html.escape(metric_label(metric) if metric else '')}</td>"
+                    f"<td>{best}</td></tr>")
+    page = _INDEX.format(css=_asset("report.css"), rows="\n".join(rows), count=len(rows), version=__version__)
+    path = out.index_path()
+    path.write_text(page, encoding="utf-8")
+    return path
+
+
+def _short(text: str, width: int = 110) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+_INDEX = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta name="generator" content="anchors {version}">
+<title>anchors results ({count} traces)</title><style>{css}
+table.index {{ border-collapse: collapse; width: 100%; }} table.index td, table.index th {{ border-bottom: 1px solid #ddd;
+padding: 6px 8px; vertical-align: top; text-align: left; }}</style></head>
+<body><header><h1>anchors results: {count} trace(s)</h1></header>
+<table class="index"><thead><tr><th>trace</th><th>answer</th><th>correct</th><th>sentences</th><th>methods</th>
+<th>ranked by</th><th>top sentences</th></tr></thead><tbody>
+{rows}
+</tbody></table></body></html>
+"""
 
 
 def _card(name: str, figure: FigureOrReason) -> str:
@@ -151,7 +203,9 @@ def _report_data(r: TraceResults, metric: str | None, figures: dict[str, FigureO
         "position": {s["index"]: k for k, s in enumerate(sentences)},
         "alternatives": {str(k): list(v)[:keep] for k, v in r.alternatives.items() if keep > 0},
         "tag_colors": TAG_COLORS, "untagged_color": UNTAGGED_COLOR,
-        "kind_of": {f"plot-{n}": "sentence-matrix" for n in _MATRIX_PLOTS if isinstance(figures.get(n), go.Figure)},
+        "kind_of": {f"plot-{n}": kind for n, kind in PLOT_SENTENCE_AXIS.items() if isinstance(figures.get(n), go.Figure)},
+        "table_rows": {f"plot-{n}": [int(i) for i in r.tables[n]["sentence_index"]] for n, kind in PLOT_SENTENCE_AXIS.items()
+                       if kind == "sentence-table" and isinstance(figures.get(n), go.Figure) and "sentence_index" in r.tables[n]},
         "plot_config": PLOT_CONFIG,
         "anchors_version": __version__,
     }

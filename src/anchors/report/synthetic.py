@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from anchors.metrics.categories import PAPER_METRICS
-from anchors.report.results import TraceResults
+from anchors.results.trace import TraceResults
 from anchors.viz.style import TAG_COLORS
 
 _WORDS = ("so", "the", "answer", "is", "we", "need", "to", "check", "wait", "compute", "sum", "of", "then", "let",

@@ -1,9 +1,9 @@
 """The authors' released results (Thought Anchors layout) as TraceResults, so every figure and the report can
 be drawn from them with no model.
 
-Per problem folder: chunks_labeled.json (sentences, function tags, dependencies and the black-box metrics),
-step_importance.json (the sentence→sentence resampling matrix), step_importance_supp.json (the suppression
-matrix, only some traces) and chunks_resampled.json (~100 resampled first sentences per sentence).
+Per problem folder: the authors' sentences with their function tags, dependencies and black-box metrics (required),
+the sentence→sentence resampling and suppression matrices and the resampled first sentences (optional: absent is a
+note, damaged is a warning), and the problem and base solution (optional: shown in the report header).
 """
 
 from __future__ import annotations
@@ -14,94 +14,86 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from anchors.errors import InputError
-from anchors.report.results import TraceResults, data_notes
-from anchors.traces.thought_anchors import find_problem_dirs, read_json, read_labeled_chunks, trace_from_problem_dir
-
-# Fields of chunks_labeled.json kept in the sentence table (the metric fields are kept as they come).
-_TEXT_FIELDS = {"chunk": "text", "chunk_idx": "index"}
-_DROP_FIELDS = ("function_tags",)
+from anchors.results.trace import TraceResults, data_notes
+from anchors.thought_anchors import FolderReader, ProblemFolder
+from anchors.thought_anchors.folder import CHUNKS_RESAMPLED, STEP_IMPORTANCE, ChunkRecord, StepImportanceRecord
+from anchors.traces.segment import split_sentences
 
 
-def load_ta_results(root: str | Path, *, alternatives: int = 5) -> list[TraceResults]:
-    """Every trace under a Thought Anchors folder that has chunks_labeled.json, with up to `alternatives`
-    resampled first sentences per sentence (0 skips reading chunks_resampled.json, the large file)."""
-    root = Path(root)
-    found = [ta_trace_results(d, root, alternatives=alternatives) for d in find_problem_dirs(root)
-             if (d / "chunks_labeled.json").is_file()]
-    if not found:
-        raise InputError(f"{root}: no problem folder holds chunks_labeled.json (the authors' per-sentence scores)")
-    return found
+def load_ta_results(root: str | Path, *, alternatives: int = 5, reader: FolderReader | None = None) -> list[TraceResults]:
+    """Every trace under a Thought Anchors folder, with up to `alternatives` resampled first sentences per
+    sentence (0 skips reading chunks_resampled.json, the large file). A folder whose per-sentence results are
+    missing or damaged is skipped with a warning (see `FolderReader`; pass one to collect what was skipped)."""
+    reader = reader or FolderReader(root)
+    return list(reader.each(lambda folder: ta_trace_results(folder, alternatives=alternatives)))
 
 
-def ta_trace_results(problem_dir: str | Path, root: str | Path, *, alternatives: int = 5) -> TraceResults:
-    problem_dir, root = Path(problem_dir), Path(root)
-    trace = trace_from_problem_dir(problem_dir, root)
+def ta_trace_results(folder: ProblemFolder | str | Path, root: str | Path | None = None, *,
+                     alternatives: int = 5) -> TraceResults:
+    """One problem folder (a `ProblemFolder`, or its path and the root its trace id is taken below)."""
+    if not isinstance(folder, ProblemFolder):
+        folder = ProblemFolder(folder, root if root is not None else Path(folder).parent)
+    chunks = folder.chunks()
     notes: list[str] = []
-    sentences = _sentence_table(problem_dir)
-    n = len(sentences)
+    info = _info(folder, len(chunks))
+    sentences = _sentence_table(chunks)
     matrices = {}
-    for name, filename in (("resampling", "step_importance.json"), ("suppression", "step_importance_supp.json")):
-        matrix = _read_step_matrix(problem_dir / filename, n, notes)
-        if matrix is not None:
-            matrices[name] = matrix
-        elif not (problem_dir / filename).is_file():
-            notes.append(f"no {name} matrix ({filename} not in the authors' folder"
+    for name in STEP_IMPORTANCE:
+        records = folder.optional(lambda name=name: folder.step_importance(name))
+        if records is not None:
+            matrices[name] = _step_matrix(records, len(chunks), STEP_IMPORTANCE[name], notes)
+        elif not folder.has(STEP_IMPORTANCE[name]):
+            notes.append(f"no {name} matrix ({STEP_IMPORTANCE[name]} not in the authors' folder"
                          + (": they released it for the Qwen-14B correct traces only)" if name == "suppression" else ")"))
     notes.append("no receiver-head results (the authors' viewer data has none)")
-    info = {"id": trace.id, "problem": trace.problem, "answer": trace.metadata.get("answer"),
-            "gold_answer": trace.gold_answer, "is_correct": trace.metadata.get("is_correct"), "model": trace.model,
-            "nickname": trace.metadata.get("nickname"), "source": str(problem_dir)}
-    return TraceResults(
-        trace_id=trace.id, sentences=sentences, matrices=matrices,
-        alternatives=_read_alternatives(problem_dir / "chunks_resampled.json", alternatives, notes),
-        info=info, notes=tuple(notes) + tuple(data_notes(sentences)),
-    )
+    shown = _alternatives(folder, alternatives, notes)
+    notes += [f"{damage}; left out" for damage in folder.damaged]
+    return TraceResults(trace_id=folder.trace_id, sentences=sentences, matrices=matrices, alternatives=shown,
+                        info=info, notes=tuple(notes) + tuple(data_notes(sentences)))
 
 
-def _sentence_table(problem_dir: Path) -> pd.DataFrame:
-    chunks = read_labeled_chunks(problem_dir) or []
+def _info(folder: ProblemFolder, n_chunks: int) -> dict[str, Any]:
+    """The report header's fields; a trace whose base solution splits into other sentences than the chunks is refused."""
+    info: dict[str, Any] = {"id": folder.trace_id, "model": folder.model_name(), "source": str(folder.path)}
+    trace = folder.optional(folder.trace, missing_ok=not folder.has_trace())  # half a trace is damage
+    if trace is None:
+        return info
+    folder.check_chunks_match(len(split_sentences(trace.thinking, mode="paper")))
+    return {**info, "problem": trace.problem, "answer": trace.metadata.get("answer"), "gold_answer": trace.gold_answer,
+            "is_correct": trace.metadata.get("is_correct"), "nickname": trace.metadata.get("nickname")}
+
+
+def _sentence_table(chunks: list[ChunkRecord]) -> pd.DataFrame:
     rows = []
-    for position, chunk in enumerate(chunks):
-        if not isinstance(chunk, dict):
-            raise InputError(f"{problem_dir / 'chunks_labeled.json'}: item {position} is not an object")
-        tags = chunk.get("function_tags") or []
-        row: dict[str, Any] = {_TEXT_FIELDS.get(k, k): v for k, v in chunk.items() if k not in _DROP_FIELDS}
-        row.setdefault("index", position)
-        row["tag"] = str(tags[0]) if tags else None
-        row["tags"] = ";".join(map(str, tags))
-        rows.append(row)
-    table = pd.DataFrame(rows)
-    return table.sort_values("index", kind="stable").reset_index(drop=True) if rows else table
+    for chunk in chunks:
+        tags = chunk.function_tags
+        rows.append({"index": chunk.chunk_idx, "text": chunk.chunk, **(chunk.model_extra or {}), **chunk.metrics(),
+                     "depends_on": list(chunk.depends_on), "tag": tags[0] if tags else None, "tags": ";".join(tags)})
+    return pd.DataFrame(rows)
 
 
-def _read_step_matrix(path: Path, n: int, notes: list[str]) -> np.ndarray | None:
+def _step_matrix(records: list[StepImportanceRecord], n: int, filename: str, notes: list[str]) -> np.ndarray:
     """step_importance*.json → float [source, target] (NaN where the file has no value)."""
-    if not path.is_file():
-        return None
-    records = read_json(path)
     matrix = np.full((n, n), np.nan)
     skipped = 0
-    for record in records if isinstance(records, list) else []:
-        source = record.get("source_chunk_idx")
-        for impact in record.get("target_impacts") or []:
-            target, value = impact.get("target_chunk_idx"), impact.get("importance_score")
-            if all(isinstance(v, int) and 0 <= v < n for v in (source, target)) and value is not None:
-                matrix[source, target] = float(value)
+    for record in records:
+        for impact in record.target_impacts:
+            source, target = record.source_chunk_idx, impact.target_chunk_idx
+            if 0 <= source < n and 0 <= target < n and impact.importance_score is not None:
+                matrix[source, target] = impact.importance_score
             else:
                 skipped += 1
     if skipped:
-        notes.append(f"{path.name}: {skipped} entr(y/ies) outside the trace's {n} sentences were left out")
+        notes.append(f"{filename}: {skipped} entr(y/ies) outside the trace's {n} sentences were left out")
     return matrix
 
 
-def _read_alternatives(path: Path, keep: int, notes: list[str]) -> dict[int, list[str]]:
+def _alternatives(folder: ProblemFolder, keep: int, notes: list[str]) -> dict[int, list[str]]:
     if keep <= 0:
         return {}
-    if not path.is_file():
-        notes.append("no resampled alternatives (chunks_resampled.json not found)")
+    resampled = folder.optional(folder.resampled)
+    if resampled is None:
+        if not folder.has(CHUNKS_RESAMPLED):
+            notes.append(f"no resampled alternatives ({CHUNKS_RESAMPLED} not found)")
         return {}
-    record = read_json(path)
-    if not isinstance(record, dict):
-        return {}
-    return {int(k): [str(t) for t in v[:keep]] for k, v in record.items() if str(k).isdigit() and isinstance(v, list)}
+    return {index: texts[:keep] for index, texts in resampled.items()}

@@ -126,7 +126,7 @@ class LocalEngine:
     # -- planning -------------------------------------------------------------------------------------
 
     def _prompt_ids(self, request: PrefixRequest) -> tuple[int, ...]:
-        ids = request.prompt_ids if request.prompt_ids is not None else tuple(self.handle.encode(request.prompt_text))
+        ids = request.prompt_ids if request.prompt_ids is not None else tuple(self.handle.encode_text_prompt(request.prompt_text))
         if not ids:
             raise InputError(f"request {request.key!r}: the prompt is empty (no tokens)")
         if len(ids) >= self.handle.context_length:

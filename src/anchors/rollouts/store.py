@@ -25,6 +25,7 @@ from anchors.paths import cache_dir
 from anchors.rollouts.base import PrefixRequest, Rollout, SamplingParams
 
 SCHEMA_VERSION = 1
+STORE_FILE = "rollouts.sqlite"  # also a results folder's own store (anchors.results.contract)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -58,8 +59,8 @@ _COLUMNS = ("request_key, sampler, params, prompt_hash, request_seed, idx, seed,
 
 
 def default_store_path() -> Path:
-    """cache/rollouts.sqlite (or $ANCHORS_CACHE/rollouts.sqlite)."""
-    return cache_dir() / "rollouts.sqlite"
+    """The store in the cache folder (cache/ or $ANCHORS_CACHE), for sampling outside a results folder."""
+    return cache_dir() / STORE_FILE
 
 
 class RolloutStore:

@@ -6,9 +6,10 @@ from anchors.viz.categories import category_figure
 from anchors.viz.curves import early_answering_curve
 from anchors.viz.export import standalone_html, write_figures, write_static
 from anchors.viz.graph import select_edges, sentence_graph
-from anchors.viz.matrices import head_map, sentence_heatmap, vertical_profile
+from anchors.viz.matrices import head_map, layer_sentence_map, sentence_heatmap, vertical_profile
 from anchors.viz.sentences import importance_bars, importance_by_position
 from anchors.viz.style import TAG_COLORS, metric_label
+from anchors.viz.tables import results_table
 
 __all__ = [
     "TAG_COLORS",
@@ -17,8 +18,10 @@ __all__ = [
     "head_map",
     "importance_bars",
     "importance_by_position",
+    "layer_sentence_map",
     "method_agreement",
     "metric_label",
+    "results_table",
     "select_edges",
     "sentence_graph",
     "sentence_heatmap",

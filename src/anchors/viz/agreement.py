@@ -19,21 +19,24 @@ def method_agreement(
     sentences: Sequence[str] | None = None,
     tags: Sequence[str | None] | None = None,
     title: str | None = None,
+    bootstrap: int = 1000,
+    top: int = 5,
 ) -> go.Figure:
     """A panel per pair of methods (e.g. counterfactual, forced, receiver, suppression): one point per
-    sentence, coloured by tag; the panel title gives Spearman ρ over the sentences where both are finite."""
+    sentence, coloured by tag; the panel title gives Spearman ρ over the sentences where both are finite, its
+    bootstrap interval (`bootstrap` resamples of the sentences) and how many of the `top` sentences both rank top."""
     names = list(scores)
     if len(names) < 2:
         raise ValueError("method agreement needs scores from at least two methods")
     arrays = {k: np.asarray(v, dtype=float).reshape(-1) for k, v in scores.items()}
-    agreement = rank_agreement(arrays)
+    agreement = rank_agreement(arrays, bootstrap=bootstrap, top=top)
     n = len(next(iter(arrays.values())))
     texts = [f"sentence {i}" for i in range(n)] if sentences is None else list(sentences)
     labels = [None] * n if tags is None else list(tags)
     pairs = list(combinations(names, 2))
     cols = min(3, len(pairs))
     rows = -(-len(pairs) // cols)
-    titles = [_panel_title(agreement, a, b) for a, b in pairs]
+    titles = [_panel_title(agreement, a, b, top) for a, b in pairs]
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.08, vertical_spacing=0.16)
     for k, (a, b) in enumerate(pairs):
         _add_pair(fig, arrays[a], arrays[b], texts, labels, k // cols + 1, k % cols + 1, first=k == 0)
@@ -43,10 +46,12 @@ def method_agreement(
     return fig
 
 
-def _panel_title(agreement, a: str, b: str) -> str:
+def _panel_title(agreement, a: str, b: str, top: int) -> str:
     row = agreement[(agreement["a"] == a) & (agreement["b"] == b)].iloc[0]
     rho = "n/a" if not np.isfinite(row["spearman"]) else f"{row['spearman']:.2f}"
-    return f"Spearman ρ = {rho} (n = {row['n']})"
+    if "spearman_lo" in row and np.isfinite(row["spearman_lo"]):
+        rho += f" [{row['spearman_lo']:.2f}, {row['spearman_hi']:.2f}]"
+    return f"ρ = {rho}, top {top} shared: {row['top_overlap']} (n = {row['n']})"
 
 
 def _add_pair(fig: go.Figure, x: np.ndarray, y: np.ndarray, texts: list[str], labels: list, row: int, col: int, first: bool) -> None:

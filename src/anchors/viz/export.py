@@ -92,6 +92,8 @@ def write_static(
         from kaleido.errors import ChromeNotFoundError
     except ImportError as exc:  # pragma: no cover - kaleido is a dependency
         raise ExportError(f"static export needs the kaleido package ({exc}); HTML figures still work") from None
+    if not _browser_found():
+        raise ExportError(_NO_BROWSER)
     specs = [_spec(path, fig, size, scale) for path, fig in figures.items()]
     batches = [specs[i : i + _BATCH] for i in range(0, len(specs), _BATCH)]
     server = getattr(kaleido, "_global_server", None)
@@ -102,8 +104,7 @@ def write_static(
         for batch in progress(batches, "exporting images") if progress else batches:
             kaleido.write_fig_from_object_sync(batch)
     except ChromeNotFoundError:
-        raise ExportError("PNG/SVG export needs Chrome or Chromium: install it (Debian/Ubuntu: apt-get install chromium) "
-                          "or set BROWSER_PATH to its executable; the HTML figures were written") from None
+        raise ExportError(_NO_BROWSER) from None
     finally:
         if ours:
             kaleido.stop_sync_server(silence_warnings=True)
@@ -111,6 +112,22 @@ def write_static(
     if missing:
         raise ExportError(f"kaleido reported success but did not write {missing[:3]}")
     return list(figures)
+
+
+_NO_BROWSER = ("PNG/SVG export needs Chrome or Chromium: install it (Debian/Ubuntu: apt-get install chromium) "
+               "or set BROWSER_PATH to its executable; the HTML figures were written")
+
+
+def _browser_found() -> bool:
+    """Whether kaleido will find a browser. Checked first because without one its export server waits forever
+    (seen with kaleido 1.x on a machine without Chromium) instead of raising ChromeNotFoundError."""
+    if os.environ.get("BROWSER_PATH"):
+        return Path(os.environ["BROWSER_PATH"]).is_file()
+    try:
+        from choreographer.browsers.chromium import Chromium  # kaleido's own browser lookup
+    except ImportError:  # pragma: no cover - another kaleido backend: let it look for itself
+        return True
+    return Chromium.find_browser(skip_local=False) is not None
 
 
 def _spec(path: Path, fig: go.Figure, size: tuple[int, int], scale: float) -> dict:

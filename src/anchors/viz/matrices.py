@@ -80,3 +80,26 @@ def vertical_profile(
     receiver heads); NaN for the last sentences, which have no later sentences far enough away."""
     label = "vertical score" if head is None else f"vertical score, L{head[0]}H{head[1]}"
     return importance_bars(scores, sentences=sentences, tags=tags, label=label, title=title)
+
+
+def layer_sentence_map(
+    values: Float[np.ndarray, "layer sent"],
+    *,
+    sentences: Sequence[str] | None = None,
+    title: str | None = None,
+    label: str = "KL",
+) -> go.Figure:
+    """A per-layer, per-sentence effect (e.g. activation patching's forced-answer KL) as a layer × sentence map:
+    columns are sentences (click one to select it), rows layers; NaN (not patched) cells are blank."""
+    z = np.asarray(values, dtype=float)
+    if z.ndim != 2:
+        raise ValueError(f"a layer × sentence map must be [layer, sent], got shape {z.shape}")
+    texts = [f"sentence {i}" for i in range(z.shape[1])] if sentences is None else [str(s)[:100] for s in sentences]
+    custom = [[[i, texts[i]] for i in range(z.shape[1])] for _ in range(z.shape[0])]
+    fig = go.Figure(go.Heatmap(
+        z=z.astype(np.float32), colorscale="Viridis", hoverongaps=False, customdata=custom,
+        colorbar=dict(title=dict(text=label)),
+        hovertemplate=f"layer %{{y}}, sentence %{{x}}<br>%{{customdata[1]}}<br>{label}: %{{z:.4g}}<extra></extra>",
+    ))
+    base_layout(fig, title, xaxis_title="sentence", yaxis_title="layer")
+    return fig

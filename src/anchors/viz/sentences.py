@@ -105,11 +105,11 @@ def importance_by_position(
     fig = go.Figure()
     for tag in tag_order(labels):
         idx = np.array([i for i in range(n) if labels[i] == tag], dtype=int)
-        custom = [[where[i], short(texts[i], 100), f"{y[i]:.4g}"] for i in idx]
+        custom = [[int(i), where[i], short(texts[i], 100), f"{y[i]:.4g}"] for i in idx]  # [0]: the sentence index
         fig.add_scatter(x=x[idx], y=y[idx], mode="markers", name=tag_label(tag), customdata=custom,
                         marker=dict(color=tag_color(tag), size=6, opacity=0.7),
-                        hovertemplate=(f"%{{customdata[0]}}{tag_label(tag)} · position %{{x:.2f}}<br>"
-                                       f"%{{customdata[1]}}<br>{label}: %{{customdata[2]}}<extra></extra>"))
+                        hovertemplate=(f"%{{customdata[1]}}{tag_label(tag)} · position %{{x:.2f}}<br>"
+                                       f"%{{customdata[2]}}<br>{label}: %{{customdata[3]}}<extra></extra>"))
     centres, means = binned_means(x, y, bins)
     fig.add_scatter(x=centres, y=means, mode="lines+markers", name=f"mean per {1 / bins:.0%} bin",
                     line=dict(color="#333", width=2), marker=dict(size=5))

@@ -88,6 +88,38 @@
       if (scroll) li.scrollIntoView({ block: "nearest" });
     }
     show(index);
+    plots.forEach(function (div) { if (div.dataset.rendered === "1") highlight(div, index); });
+  }
+
+  // The selected sentence in every plot that has a sentence axis: points (customdata[0] = sentence index) are
+  // selected, matrix rows and columns and patching columns get a band, table rows a fill.
+  var BAND = { type: "rect", line: { color: "#FF9500", width: 2 }, fillcolor: "rgba(255,149,0,0.10)", layer: "above" };
+  function band(axis, index) {
+    var shape = Object.assign({}, BAND, { name: "anchors-selection" });
+    if (axis === "x") { Object.assign(shape, { xref: "x", yref: "paper", x0: index - 0.5, x1: index + 0.5, y0: 0, y1: 1 }); }
+    else { Object.assign(shape, { xref: "paper", yref: "y", x0: 0, x1: 1, y0: index - 0.5, y1: index + 0.5 }); }
+    return shape;
+  }
+  function highlight(div, index) {
+    var kind = data.kind_of[div.id];
+    if (!kind) return;
+    if (kind === "sentence-matrix" || kind === "sentence-columns") {
+      var shapes = [band("x", index)];
+      if (kind === "sentence-matrix") shapes.push(band("y", index));
+      Plotly.relayout(div, { shapes: shapes });
+    } else if (kind === "sentence-table") {
+      var colors = (data.table_rows[div.id] || []).map(function (row) { return row === index ? "#FFE7C2" : "white"; });
+      Plotly.restyle(div, { "cells.fill.color": [colors] }, [0]);
+    } else {
+      var chosen = div.data.map(function (trace) {
+        if (!trace.customdata) return null;
+        var picked = [];
+        trace.customdata.forEach(function (c, k) { if (c && c[0] === index) picked.push(k); });
+        return picked;
+      });
+      Plotly.restyle(div, { selectedpoints: chosen });
+    }
+    div.dataset.selected = String(index);
   }
 
   function render() {
@@ -115,8 +147,9 @@
     div.on("plotly_click", function (event) {
       var p = event && event.points && event.points[0];
       if (!p) return;
+      var kind = data.kind_of[div.id];
       var index = (p.customdata && typeof p.customdata[0] === "number") ? p.customdata[0]
-        : (data.kind_of[div.id] === "sentence-matrix") ? p.y : null;
+        : (kind === "sentence-matrix") ? p.y : (kind === "sentence-columns") ? p.x : null;
       if (index !== null && data.position[index] !== undefined) select(index, true);
     });
   }
@@ -129,6 +162,7 @@
     return Plotly.newPlot(div, spec.data, spec.layout, data.plot_config).then(function () {
       div.dataset.rendered = "1";
       onPlotClick(div);
+      if (selected !== null) highlight(div, selected);
       return div;
     });
   }

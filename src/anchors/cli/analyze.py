@@ -1,0 +1,150 @@
+"""`anchors analyze`: every method on each trace into one results folder (one model, one rollout store), then the
+report that shows them side by side."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from anchors import console
+from anchors.cli import (
+    FromTA,
+    Inputs,
+    ModeOption,
+    OutOption,
+    OverwriteOption,
+    SkipInvalid,
+    StoreOption,
+    TagsOption,
+    app,
+    check_mode,
+    finish,
+    handles_errors,
+    limited,
+    reporter,
+    results_dir,
+)
+from anchors.cli.backends import BatchSizeOption, DeviceOption, DtypeOption, ModelOption
+from anchors.errors import InputError
+
+ALL = ("blackbox", "tags", "receivers", "suppression", "patching", "causality")
+MethodsOption = Annotated[str, typer.Option("--methods", help=f"Comma-separated: {', '.join(ALL)}, or all.")]
+
+
+@app.command()
+@handles_errors
+def analyze(
+    traces: Annotated[Path | None, typer.Argument(help="JSONL file of traces.")] = None,
+    from_ta: FromTA = None,
+    methods: MethodsOption = "all",
+    model: ModelOption = "smollm2-135m",
+    mode: ModeOption = "default",
+    out: OutOption = Path("results"),
+    store: StoreOption = None,
+    overwrite: OverwriteOption = False,
+    rollouts: Annotated[int, typer.Option("--rollouts", min=1, help="Black box: rollouts per prefix (and as many forced answers).")] = 8,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1, help="Black box: token budget of each resampled continuation.")] = 96,
+    bootstrap: Annotated[int | None, typer.Option("--bootstrap", min=0, help="Black box: bootstrap resamples (default 1000; 0 in paper mode).")] = None,
+    tags: TagsOption = "auto",
+    tests: Annotated[str, typer.Option("--tests", help="Causality: which trace-level tests (see anchors causality --help).")] = "validity,early,filler,mistakes,paraphrase,resilience",
+    samples: Annotated[int, typer.Option("--samples", min=1, help="Causality: forced answers per truncation point / condition.")] = 3,
+    importance: Annotated[str | None, typer.Option("--importance", help="Causality: the column resilience picks its sentences by (default: counterfactual_importance_kl when the black box runs).")] = None,
+    replacements: Annotated[Path | None, typer.Option("--replacements", help="Patching: counterfactual sentences (JSONL); default: the black box's first different resampled sentence.")] = None,
+    top_k: Annotated[int, typer.Option("--top-k", min=1, help="Receivers: receiver heads to keep.")] = 20,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N traces.")] = None,
+    batch_size: BatchSizeOption = 32,
+    device: DeviceOption = None,
+    dtype: DtypeOption = None,
+    skip_invalid: SkipInvalid = False,
+) -> None:
+    """Every method on each trace, into one results folder, then the report: which sentences matter by resampling,
+    attention, suppression and patching, do the methods agree, and does the trace cause the answer at all."""
+    from anchors.analysis import analyze as run_all
+
+    chosen = _methods(methods, replacements)
+    inputs = Inputs(traces, from_ta)
+    items = limited(inputs, limit)
+    results = results_dir(out, overwrite=overwrite, store=store)
+    handle = _handle(model, device, dtype)
+    plan = _analysis(chosen, check_mode(mode), rollouts, max_new_tokens, bootstrap, tags, tests, samples, importance,
+                     replacements, top_k, seed)
+    failed: list[str] = []
+    engine, trace_sampler = _samplers(handle, batch_size, results)
+    reports = run_all(items, plan, results, handle=handle, sampler=engine, template=handle.template,
+                      embedder=_embedder(), trace_sampler=trace_sampler, progress=console.track, on_error=reporter(failed))
+    console.stdout.print(f"wrote {len(reports)} report(s): {results.index_path()}")
+    finish(inputs, skip_invalid, failed)
+
+
+def _methods(text: str, replacements: Path | None) -> tuple[str, ...]:
+    chosen = ALL if text.strip() == "all" else tuple(m.strip() for m in text.split(",") if m.strip())
+    unknown = [m for m in chosen if m not in ALL]
+    if unknown or not chosen:
+        raise InputError(f"--methods: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(ALL)} or all")
+    if "patching" in chosen and "blackbox" not in chosen and replacements is None:
+        raise InputError("--methods patching needs counterfactual sentences: add blackbox (its resampled sentences are "
+                         "used) or give --replacements FILE")
+    return chosen
+
+
+def _analysis(chosen: tuple[str, ...], mode: str, rollouts: int, max_new_tokens: int, bootstrap: int | None, tags: str,
+              tests: str, samples: int, importance: str | None, replacements: Path | None, top_k: int, seed: int) -> Any:
+    """The methods' settings: exactly what each single-method command builds from the same options."""
+    from anchors.analysis import Analysis, BlackBox
+    from anchors.cli.causality import causality_config
+    from anchors.cli.score import blackbox_config, check_tags
+    from anchors.cli.whitebox import patching_config, receiver_config, suppression_config
+
+    blackbox = None
+    if "blackbox" in chosen:
+        config = blackbox_config(mode, rollouts, max_new_tokens, True, True, bootstrap, 0.05, 0.8, seed)
+        blackbox = BlackBox(config, check_tags(tags))
+    causality = causality_config(tests, samples=samples, seed=seed) if "causality" in chosen else None
+    if importance is None and causality is not None and blackbox is not None and "resilience" in causality.tests:
+        importance = "counterfactual_importance_kl"
+    return Analysis(
+        blackbox=blackbox, tags=_labeller(tags) if "tags" in chosen else None, tags_mode=mode,
+        receivers=receiver_config(mode, top_k) if "receivers" in chosen else None,
+        suppression=suppression_config(mode) if "suppression" in chosen else None,
+        patching=patching_config(mode) if "patching" in chosen else None,
+        replacements=_replacement_file(replacements), causality=causality, importance=importance,
+    )  # fmt: skip
+
+
+def _labeller(tags: str) -> Any:
+    from anchors.labels.api import resolve_labeller
+
+    return resolve_labeller("auto" if tags == "none" else tags)  # type: ignore[arg-type]
+
+
+def _replacement_file(path: Path | None) -> Any:
+    if path is None:
+        return None
+    from anchors.methods.replacements import read_replacements
+
+    table = read_replacements(path)
+    return lambda trace: table.get(trace.id, {})
+
+
+def _handle(model: str, device: str | None, dtype: str | None) -> Any:
+    from anchors.models import load_model
+
+    return load_model(model, device=device, dtype=dtype)
+
+
+def _samplers(handle: Any, batch_size: int, results: Any) -> tuple[Any, Any]:
+    """The shared-prefix engine on the loaded model, for the black box and (wrapped) the causality tests."""
+    from anchors.cli.causality import trace_sampler_for
+    from anchors.rollouts.local import LocalEngine
+
+    engine = LocalEngine(handle, batch_size=batch_size)
+    return engine, trace_sampler_for(engine, handle.template, results.store_path())
+
+
+def _embedder() -> Any:
+    from anchors.models.embeddings import SentenceEmbedder
+
+    return SentenceEmbedder()
