@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from anchors.methods.blackbox import BlackBoxConfig
-from anchors.methods.sampling import BOX_OPEN, plan_prompts, prefix_requests, sampling_params
+from anchors.methods.sampling import BOX_OPEN, plan_prompts, sampling_params
 from anchors.models import load_model
 from anchors.rollouts.jobs import collect_rollouts
 from anchors.rollouts.local import LocalEngine
@@ -36,8 +36,7 @@ def forced_requests(handle, traces) -> list:
     requests = []
     for trace in traces:
         plan = plan_prompts(trace, split_sentences(trace.thinking), handle.template, config.mode)
-        requests += [r for r in prefix_requests(trace.id, plan, [1] * len(plan.prefixes), config)
-                     if r.meta["kind"] == "forced"]
+        requests += [r for i in range(len(plan.prefixes)) for r in plan.forced(i, 0, 1, config.seed)]
     return requests
 
 

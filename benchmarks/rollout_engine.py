@@ -173,7 +173,7 @@ def forced_answers(handle, args) -> None:
     from dataclasses import replace
 
     from anchors.methods.blackbox import BlackBoxConfig
-    from anchors.methods.sampling import plan_prompts, prefix_requests, sampling_params
+    from anchors.methods.sampling import plan_prompts, sampling_params
     from anchors.traces.records import Trace
     from anchors.traces.segment import split_sentences
 
@@ -182,8 +182,7 @@ def forced_answers(handle, args) -> None:
     sentences = split_sentences(trace.thinking)
     config = BlackBoxConfig(rollouts=args.few)
     plan = plan_prompts(trace, sentences, handle.template, config.mode)
-    base = [r for r in prefix_requests(trace.id, plan, [args.few] * len(plan.prefixes), config)
-            if r.meta["kind"] == "forced"]
+    base = [r for i in range(len(plan.prefixes)) for r in plan.forced(i, 0, args.few, config.seed)]
 
     def make_requests(repeat):
         return [replace(r, key=f"{repeat}/{r.key}") for r in base]

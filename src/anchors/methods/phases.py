@@ -1,4 +1,4 @@
-"""Where the time of scoring a trace goes: seconds per phase, for run.json's `timing` and `anchors score --profile`.
+"""Where the time of scoring a trace goes: seconds per phase, for the recorded `timing` and `anchors score --profile`.
 
 Phases nest (the embedder is called inside the metrics); each phase is timed *exclusively*: an inner phase's
 seconds are taken out of the phase around it, so the phases add up to the time spent in any of them.
@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 # In the order scoring runs them (the keys run.json gets are f"{phase}_seconds").
-PHASES = ("sampling_resampled", "sampling_forced", "sampling_closing", "grading", "embedding", "metrics", "report")
+PHASES = ("sampling_resampled", "sampling_forced", "sampling_closing", "grading", "embedding", "metrics")
 
 
 class PhaseTimer:
