@@ -10,6 +10,8 @@ For tiny-qwen2 and tiny-llama, in float32 and bfloat16 on `--device`:
   (f) engine: the same seed twice gives the same token ids; greedy device vs CPU fp32 token agreement
   (g) throughput: a random-weight model with SmolLM2-135M's shape (config + tokenizer from .gpu_kit, weights
       drawn here), shared-prefix engine vs batched HF `generate`: tokens/s, medians over repetitions.
+  (h) where the engine's time goes: one (g) run under the torch profiler, the costliest ops by device and by
+      host time, and the host-device synchronisations and copies per decoding step (in the JSON).
 Each part runs in its own try block: a failure is recorded (with its traceback in the JSON) and the rest runs.
 Parts that would start after `--time-budget` seconds are skipped and say so.
 
@@ -307,6 +309,43 @@ def throughput_part(run: Runner, args: argparse.Namespace) -> None:
 
     run.part("g throughput engine / generate", "smollm2-135m-shaped (random)", dtype, "× tokens/s", measure)
 
+    def profile():
+        if config_dir is None:
+            raise FileNotFoundError(f"no SmolLM2 config in {args.smollm_config} (run benchmarks/gpu_kit.sh)")
+        folder = smollm_shaped_folder(config_dir)
+        try:
+            handle = load_model(folder, device=args.device, dtype=dtype)
+            engine = LocalEngine(handle, batch_size=args.rollouts)
+            params = SamplingParams(max_new_tokens=args.new_tokens, temperature=0.6, top_p=0.95, stop_after_boxed_answer=False)
+            ids = prefixes(handle, args.prefixes)[-1]
+            run_engine(engine, ids, replace(params, max_new_tokens=4), 2, "warm")
+            return engine_profile(engine, ids, params, args)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    run.part("h engine profile", "smollm2-135m-shaped (random)", dtype, "steps", profile)
+
+
+def engine_profile(engine: LocalEngine, ids: tuple[int, ...], params: SamplingParams,
+                   args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    from rollout_engine import run_engine
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if args.device.startswith("cuda") else [])
+    with torch_profile(activities=activities) as prof:
+        timing = run_engine(engine, ids, params, args.rollouts, "profiled")
+        _sync(args.device)
+    events = prof.key_averages()
+    steps = sum(e.count for e in events if e.key == "aten::embedding")  # one per forward
+    device_sort = "self_cuda_time_total" if args.device.startswith("cuda") else "self_cpu_time_total"
+    counts = {e.key: e.count for e in events if any(w in e.key for w in ("Synchronize", "Memcpy", "aten::item",
+                                                                        "aten::_local_scalar_dense", "aten::nonzero"))}
+    return steps, {"tokens_per_s": timing.rate, "per_step": {k: round(v / max(steps, 1), 2) for k, v in counts.items()},
+                   "by_device_time": events.table(sort_by=device_sort, row_limit=25),
+                   "by_host_time": events.table(sort_by="self_cpu_time_total", row_limit=25)}
+
 
 def _sync(device: str) -> None:
     if device.startswith("cuda"):
@@ -326,7 +365,7 @@ def _row(check: Check) -> str:
     verdict = {True: "ok", False: "FAIL", None: "-"}[check.ok]
     if check.error and check.error.startswith("skipped"):
         verdict = "SKIP"
-    extras = {k: v for k, v in check.detail.items() if k != "traceback"}
+    extras = {k: v for k, v in check.detail.items() if k != "traceback" and not k.startswith("by_")}  # tables: JSON
     shown = check.error or (_fmt(check.value) + (f" (≤ {check.limit:g})" if check.limit is not None else ""))
     extra = " ".join(f"{k}={_fmt(v)}" for k, v in extras.items())
     return f"| {check.part} | {check.model} | {check.dtype} | {check.metric} | {shown} | {verdict} | " \
@@ -404,6 +443,9 @@ def main() -> None:
         throughput_part(run, args)
 
     summary = run.save()
+    for check in run.checks:
+        if "by_device_time" in check.detail:
+            print(f"\n{check.part}, costliest ops by device time:\n{check.detail['by_device_time']}")
     failed = [c for c in run.checks if c.ok is False]
     print(f"\n{len(run.checks)} parts, {len(failed)} failed or skipped, {summary['seconds']:.0f} s; wrote {args.out}")
     for check in failed:

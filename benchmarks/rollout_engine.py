@@ -5,33 +5,44 @@ Same model, same prefixes (nested sentence prefixes of one reasoning trace), sam
 
   (a) one `generate` call per rollout (what the published code does with a local model)
   (b) one batched `generate` call per prefix (N copies of the prompt in one batch)
-  (c) the engine: the prefix encoded once, its KV cache repeated for the N rows, finished rows dropped
+  (c) the engine: the prefix encoded once and held once, N rows continuing it, finished rows dropped
 
 Methods run back to back on each prefix, so a busy machine slows all three alike; the table gives the
 median over prefixes of generated tokens per second and of the ratios. (a)'s rate does not depend on N
 (one rollout at a time), so it is measured on `--sequential` rollouts per prefix to keep the run short.
-Also printed: this machine's fp32 matmul rate, and the share of it the engine achieves (model FLOPs:
-2 × weights per token plus attention over the context).
+
+Roofline (same run, after the timed cases): this machine's matmul rate in fp32 and bf16, (i) on square 1024²
+matrices and (ii) on the model's own linear layers with N rows (a decoding step's shapes), and each
+method's tokens/s as a share of the tokens/s those rates allow (model FLOPs per token: 2 × weights used in
+a matmul, plus attention over the context).
 
 Second case, "many prefixes, few rollouts" (what black-box scoring asks for): `--many` nested prefixes ×
 `--few` rollouts × `--many-new-tokens` tokens, the same requests (keys, seeds) run two ways, back to back,
 `--repeats` times:
 
-  (d) one job per prefix: batches hold one prefix's rows only (the engine's batches before cross-prefix
-      batching; the longest prefix is not shared, which costs one short prefill per prefix)
+  (d) one job per prefix: batches hold one prefix's rows only
   (e) one job of all prefixes: the engine batches rows of different nested prefixes together
 
-The table gives medians over repetitions, the ratio (e)/(d) taken within each repetition, and how many
-rollouts came out with the same tokens both ways.
+Third case, forced answers: the forced-answer requests `anchors score` makes for a `--forced-sentences`
+sentence trace (one per prefix, `--few` answers each, 16 tokens, boxed-answer stop), two ways:
 
-Run: PYTHONPATH=src python benchmarks/rollout_engine.py [--case one-prefix|many-prefixes|both]
+  (f) one request at a time
+  (g) all in one job: the prompts differ in their last ~15 tokens (the forced-answer suffix after each
+      prefix), so they share the longest prompt's cache and their own tokens run in one forward
+
+Both repeated cases give medians over repetitions, the ratio taken within each repetition, and how many
+rollouts came out with the same tokens both ways. Every line of progress records the 1-minute load average
+(the machine is shared: ratios within one run are what to read).
+
+Run: PYTHONPATH=src python benchmarks/rollout_engine.py [--case one-prefix|many-prefixes|forced|all]
      [--model smollm2-135m] [--rollouts 32] [--new-tokens 128] [--prefixes 5] [--sequential 2] [--bf16]
-     [--many 10] [--few 8] [--many-new-tokens 96] [--repeats 3]
+     [--many 10] [--few 8] [--many-new-tokens 96] [--repeats 3] [--forced-sentences 20]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from dataclasses import dataclass
@@ -49,6 +60,11 @@ THINKING = (
     "Then he buys 8 more apples. Adding them gives 7 + 8 = 15 apples. Let me check this again. "
     "12 minus 5 is 7, and 7 plus 8 is 15. So Tom has 15 apples now. "
     "That matches the first count. Both ways give the same number. The answer is 15. "
+    "Wait, let me make sure I read the problem right. He gives away 5, that is a subtraction. "
+    "He buys 8 more, that is an addition. The order does not matter here. "
+    "12 + 8 is 20, and 20 - 5 is 15 as well. So both orders give 15. "
+    "I should also check that no apples were eaten. The problem does not say so. "
+    "So the count stays at 15. I am confident the answer is 15. "
 )
 
 
@@ -62,10 +78,17 @@ class Timing:
         return self.tokens / self.seconds
 
 
+def load() -> str:
+    return f"load {os.getloadavg()[0]:.1f}"
+
+
+def sentence_ends() -> list[int]:
+    return [i + 1 for i, c in enumerate(THINKING) if c == "." and THINKING[i + 1:i + 2] == " "]
+
+
 def prefixes(handle, count: int) -> list[tuple[int, ...]]:
     """Token ids of the prompt plus the first k sentences, k = 1..count (each prefix inside the next)."""
-    ends = [i + 1 for i, c in enumerate(THINKING) if c == "." and THINKING[i + 1:i + 2] == " "]
-    return [tuple(handle.encode_prompt(PROBLEM, THINKING[:end + 1])) for end in ends[:count]]
+    return [tuple(handle.encode_prompt(PROBLEM, THINKING[:end + 1])) for end in sentence_ends()[:count]]
 
 
 def run_sequential(handle, ids, params, count) -> Timing:
@@ -91,89 +114,148 @@ def run_engine(engine, ids, params, n, key) -> Timing:
     return Timing(sum(r.completion_tokens for r in out), time.perf_counter() - began)
 
 
-def run_many_prefixes(engine, all_ids, params, few, repeat) -> dict[str, tuple[Timing, dict]]:
-    """(d) one job per prefix and (e) one job of all prefixes, on the same requests."""
-    requests = [PrefixRequest(key=f"many/{repeat}/{p}", prompt_text=engine.handle.decode(list(ids)), prompt_ids=ids,
-                              n=few, seed=p) for p, ids in enumerate(all_ids)]
+# --- jobs of many requests, two ways --------------------------------------------------------------------------
+
+
+def one_by_one_and_together(engine, requests, params) -> dict[str, tuple[Timing, dict]]:
+    """The same requests as one job each, then as one job."""
     began = time.perf_counter()
-    per_prefix = {}
+    alone = {}
     for request in requests:
-        per_prefix |= collect_rollouts(engine, [request], params, progress=False)
-    one_by_one = Timing(sum(r.completion_tokens for v in per_prefix.values() for r in v), time.perf_counter() - began)
+        alone |= collect_rollouts(engine, [request], params, progress=False)
+    one_by_one = Timing(sum(r.completion_tokens for v in alone.values() for r in v), time.perf_counter() - began)
     began = time.perf_counter()
     together = collect_rollouts(engine, requests, params, progress=False)
     batched = Timing(sum(r.completion_tokens for v in together.values() for r in v), time.perf_counter() - began)
-    return {"(d) one job per prefix": (one_by_one, per_prefix), "(e) all prefixes in one job": (batched, together)}
+    return {"one by one": (one_by_one, alone), "together": (batched, together)}
+
+
+def repeated_comparison(title: str, names: tuple[str, str], make_requests, engine, params, repeats: int) -> None:
+    print(f"\n{title}")
+    runs = []
+    for repeat in range(repeats):
+        runs.append(one_by_one_and_together(engine, make_requests(repeat), params))
+        print(f"repetition {repeat + 1}/{repeats}: " + ", ".join(f"{name} {t.rate:.1f} tok/s {t.seconds:.1f} s"
+                                                                  for name, (t, _) in zip(names, runs[-1].values()))
+              + f", {load()}", flush=True)
+    same = [sum(a.token_ids == b.token_ids for key, rollouts in run["one by one"][1].items()
+                for a, b in zip(rollouts, run["together"][1][key])) for run in runs]
+    total = sum(len(v) for v in runs[0]["one by one"][1].values())
+    print(f"\n| method | median tokens/s | median seconds | median × vs {names[0].split()[0]} | tokens (median) |")
+    print("|---|---|---|---|---|")
+    for label, name in zip(("one by one", "together"), names):
+        timings = [run[label][0] for run in runs]
+        ratio = statistics.median(run[label][0].rate / run["one by one"][0].rate for run in runs)
+        speed = statistics.median(run["one by one"][0].seconds / run[label][0].seconds for run in runs)
+        print(f"| {name} | {statistics.median(t.rate for t in timings):.1f} | "
+              f"{statistics.median(t.seconds for t in timings):.1f} | {ratio:.2f} (time: {speed:.2f}) | "
+              f"{statistics.median(t.tokens for t in timings):.0f} |")
+    print(f"\nrollouts with the same tokens both ways: {same} of {total} per repetition")
 
 
 def many_prefixes(handle, args) -> None:
     params = SamplingParams(max_new_tokens=args.many_new_tokens, temperature=0.6, top_p=0.95,
                             stop_after_boxed_answer=False)
-    engine = LocalEngine(handle, batch_size=args.rollouts)
     all_ids = prefixes(handle, args.many)
-    print(f"\nmany prefixes, few rollouts: {len(all_ids)} nested prefixes of {min(map(len, all_ids))}–"
-          f"{max(map(len, all_ids))} tokens × {args.few} rollouts × {args.many_new_tokens} new tokens, "
-          f"batch size {args.rollouts}, {args.repeats} repetitions, model {handle.name}, torch threads "
-          f"{torch.get_num_threads()}")
-    runs = []
-    for repeat in range(args.repeats):
-        runs.append(run_many_prefixes(engine, all_ids, params, args.few, repeat))
-        print(f"repetition {repeat + 1}/{args.repeats}: " + ", ".join(f"{k.split()[0]} {t.rate:.1f} tok/s"
-                                                                     for k, (t, _) in runs[-1].items()), flush=True)
-    same = [sum(a.token_ids == b.token_ids for key in run["(d) one job per prefix"][1]
-                for a, b in zip(run["(d) one job per prefix"][1][key], run["(e) all prefixes in one job"][1][key]))
-            for run in runs]
-    print("\n| method | median tokens/s | median seconds | median × vs (d) | tokens (median) |")
-    print("|---|---|---|---|---|")
-    for name in runs[0]:
-        timings = [run[name][0] for run in runs]
-        ratio = statistics.median(run[name][0].rate / run["(d) one job per prefix"][0].rate for run in runs)
-        print(f"| {name} | {statistics.median(t.rate for t in timings):.1f} | "
-              f"{statistics.median(t.seconds for t in timings):.1f} | {ratio:.2f} | "
-              f"{statistics.median(t.tokens for t in timings):.0f} |")
-    print(f"\nrollouts with the same tokens in (d) and (e): {same} of {len(all_ids) * args.few} per repetition")
+
+    def make_requests(repeat):
+        return [PrefixRequest(key=f"many/{repeat}/{p}", prompt_text=handle.decode(list(ids)), prompt_ids=ids,
+                              n=args.few, seed=p) for p, ids in enumerate(all_ids)]
+
+    title = (f"many prefixes, few rollouts: {len(all_ids)} nested prefixes of {min(map(len, all_ids))}–"
+             f"{max(map(len, all_ids))} tokens × {args.few} rollouts × {args.many_new_tokens} new tokens, batch size "
+             f"{args.rollouts}, {args.repeats} repetitions, model {handle.name}, torch threads {torch.get_num_threads()}")
+    repeated_comparison(title, ("(d) one job per prefix", "(e) all prefixes in one job"), make_requests,
+                        LocalEngine(handle, batch_size=args.rollouts), params, args.repeats)
 
 
-def matmul_gflops(size: int = 1024, repeats: int = 10) -> float:
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    a @ b
+def forced_answers(handle, args) -> None:
+    from dataclasses import replace
+
+    from anchors.methods.blackbox.config import BlackBoxConfig
+    from anchors.methods.blackbox.sampling import plan_prompts, sampling_params
+    from anchors.traces.records import Trace
+    from anchors.traces.segment import split_sentences
+
+    thinking = THINKING[:sentence_ends()[args.forced_sentences - 1] + 1]
+    trace = Trace(id="bench", problem=PROBLEM, thinking=thinking, answer_text="The answer is \\boxed{15}.")
+    sentences = split_sentences(trace.thinking)
+    config = BlackBoxConfig(rollouts=args.few)
+    plan = plan_prompts(trace, sentences, handle.template, config.mode)
+    base = [r for i in range(len(plan.prefixes)) for r in plan.forced(i, 0, args.few, config.seed)]
+
+    def make_requests(repeat):
+        return [replace(r, key=f"{repeat}/{r.key}") for r in base]
+
+    title = (f"forced answers of a {len(sentences)}-sentence trace: {len(base)} prompts × {args.few} answers × "
+             f"{config.forced_max_new_tokens} tokens (boxed-answer stop), batch size {args.rollouts}, "
+             f"{args.repeats} repetitions, model {handle.name}")
+    repeated_comparison(title, ("(f) one request at a time", "(g) all in one job"), make_requests,
+                        LocalEngine(handle, batch_size=args.rollouts), sampling_params(config, forced=True), args.repeats)
+
+
+# --- roofline -------------------------------------------------------------------------------------------------
+
+
+def _median_seconds(fn, repeats: int = 10) -> float:
+    fn()
     timings = []
     for _ in range(repeats):
         began = time.perf_counter()
-        a @ b
+        fn()
         timings.append(time.perf_counter() - began)
-    return 2 * size**3 / statistics.median(timings) / 1e9
+    return statistics.median(timings)
+
+
+def square_matmul_gflops(dtype: torch.dtype, size: int = 1024) -> float:
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    return 2 * size**3 / _median_seconds(lambda: a @ b) / 1e9
+
+
+def model_shapes_gflops(handle, rows: int, dtype: torch.dtype) -> float:
+    """The model's linear layers (and the output head), each once with `rows` rows: one decoding step's
+    matmuls, on random weights of the model's shapes in `dtype`."""
+    weights = [torch.randn(m.weight.shape, dtype=dtype) for m in linear_layers(handle)]
+    inputs = [torch.randn(rows, w.shape[1], dtype=dtype) for w in weights]
+
+    def step():
+        for x, w in zip(inputs, weights):
+            torch.nn.functional.linear(x, w)
+
+    with torch.inference_mode():
+        seconds = _median_seconds(step, repeats=5)
+    return 2 * rows * sum(w.numel() for w in weights) / seconds / 1e9
+
+
+def linear_layers(handle) -> list[torch.nn.Linear]:
+    return [m for m in handle.hf_model.modules() if isinstance(m, torch.nn.Linear)]
 
 
 def flops_per_token(handle, context: int) -> float:
     """Forward FLOPs of one token: 2 per weight used in a matmul, plus attention scores and mixing."""
     config = handle.hf_model.config
-    weights = sum(p.numel() for p in handle.hf_model.parameters())
-    if not getattr(config, "tie_word_embeddings", False):
-        weights -= handle.hf_model.get_input_embeddings().weight.numel()  # a lookup, not a matmul
-    return 2 * weights + 4 * config.num_hidden_layers * context * config.hidden_size
+    weights = sum(m.weight.numel() for m in linear_layers(handle))
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    return 2 * weights + 4 * config.num_hidden_layers * context * config.num_attention_heads * head_dim
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", default="smollm2-135m")
-    parser.add_argument("--rollouts", type=int, default=32)
-    parser.add_argument("--new-tokens", type=int, default=128)
-    parser.add_argument("--prefixes", type=int, default=5)
-    parser.add_argument("--sequential", type=int, default=2, help="rollouts per prefix for (a)")
-    parser.add_argument("--bf16", action="store_true", help="also time the engine in bfloat16")
-    parser.add_argument("--case", choices=["one-prefix", "many-prefixes", "both"], default="both")
-    parser.add_argument("--many", type=int, default=10, help="many-prefixes: nested prefixes")
-    parser.add_argument("--few", type=int, default=8, help="many-prefixes: rollouts per prefix")
-    parser.add_argument("--many-new-tokens", type=int, default=96)
-    parser.add_argument("--repeats", type=int, default=3, help="many-prefixes: repetitions")
-    args = parser.parse_args()
+def roofline(handle, rows: int, context: int, rates: dict[str, float]) -> None:
+    """Print the ceilings and each method's share of them."""
+    per_token = flops_per_token(handle, context)
+    ceilings = {}
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        ceilings[f"{name} 1024² matmul"] = square_matmul_gflops(dtype)
+        ceilings[f"{name} model shapes × {rows} rows"] = model_shapes_gflops(handle, rows, dtype)
+    print(f"\nroofline ({per_token / 1e9:.3f} GFLOP per token at {context} tokens of context; {load()}):")
+    print("| ceiling | GFLOP/s | tokens/s it allows | " + " | ".join(f"share: {m}" for m in rates) + " |")
+    print("|---|---|---|" + "---|" * len(rates))
+    for name, gflops in ceilings.items():
+        allowed = gflops * 1e9 / per_token
+        print(f"| {name} | {gflops:.1f} | {allowed:.0f} | " + " | ".join(f"{100 * r / allowed:.0f}%" for r in rates.values())
+              + " |")
 
-    handle = load_model(args.model, device="cpu")
-    if args.case != "one-prefix":
-        many_prefixes(handle, args)
-    if args.case != "many-prefixes":
-        one_prefix(handle, args)
+
+# --- one prefix, many rollouts --------------------------------------------------------------------------------
 
 
 def one_prefix(handle, args) -> None:
@@ -185,19 +267,18 @@ def one_prefix(handle, args) -> None:
     results: dict[str, list[Timing]] = {"(a) sequential generate": [], "(b) batched generate": []}
     results.update({name: [] for name in engines})
     all_ids = prefixes(handle, args.prefixes)
-    print(f"model {handle.name}, {len(all_ids)} prefixes of {min(map(len, all_ids))}–{max(map(len, all_ids))} "
-          f"tokens, N = {args.rollouts}, {args.new_tokens} new tokens, torch threads {torch.get_num_threads()}")
+    print(f"\none prefix, many rollouts: model {handle.name}, {len(all_ids)} prefixes of {min(map(len, all_ids))}–"
+          f"{max(map(len, all_ids))} tokens, N = {args.rollouts}, {args.new_tokens} new tokens, torch threads "
+          f"{torch.get_num_threads()}")
+    for engine in engines.values():  # first-call costs (thread pools, kernels) out of the timings
+        run_engine(engine, all_ids[0], SamplingParams(max_new_tokens=2), 2, "warm")
     for p, ids in enumerate(all_ids):
         results["(a) sequential generate"].append(run_sequential(handle, ids, params, args.sequential))
         results["(b) batched generate"].append(run_batched_generate(handle, ids, params, args.rollouts))
         for name, engine in engines.items():
             results[name].append(run_engine(engine, ids, params, args.rollouts, f"bench/{name}/{p}"))
         print(f"prefix {p + 1}/{len(all_ids)}: " + ", ".join(f"{k.split()[0]} {v[-1].rate:.1f} tok/s"
-                                                            for k, v in results.items()), flush=True)
-    report(results, handle, all_ids, args)
-
-
-def report(results, handle, all_ids, args) -> None:
+                                                            for k, v in results.items()) + f", {load()}", flush=True)
     sequential, batched = results["(a) sequential generate"], results["(b) batched generate"]
     print("\n| method | median tokens/s | median × vs (a) | median × vs (b) | tokens | seconds |")
     print("|---|---|---|---|---|---|")
@@ -206,12 +287,35 @@ def report(results, handle, all_ids, args) -> None:
         vs_b = statistics.median(t.rate / b.rate for t, b in zip(timings, batched))
         print(f"| {name} | {statistics.median(t.rate for t in timings):.1f} | {vs_a:.2f} | {vs_b:.2f} | "
               f"{sum(t.tokens for t in timings)} | {sum(t.seconds for t in timings):.1f} |")
-    peak = matmul_gflops()
-    context = statistics.mean(map(len, all_ids)) + args.new_tokens / 2
-    engine_rate = statistics.median(t.rate for t in results["(c) engine fp32"])
-    achieved = engine_rate * flops_per_token(handle, int(context)) / 1e9
-    print(f"\nfp32 matmul (1024², median of 10): {peak:.1f} GFLOP/s; engine fp32: ~{achieved:.1f} GFLOP/s "
-          f"= {100 * achieved / peak:.0f}% of it")
+    context = int(statistics.mean(map(len, all_ids)) + args.new_tokens / 2)
+    roofline(handle, args.rollouts, context, {name: statistics.median(t.rate for t in timings)
+                                              for name, timings in results.items() if name.startswith(("(b)", "(c)"))})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="smollm2-135m")
+    parser.add_argument("--rollouts", type=int, default=32, help="N, and the engine's batch size")
+    parser.add_argument("--new-tokens", type=int, default=128)
+    parser.add_argument("--prefixes", type=int, default=5)
+    parser.add_argument("--sequential", type=int, default=2, help="rollouts per prefix for (a)")
+    parser.add_argument("--bf16", action="store_true", help="also time the engine in bfloat16")
+    parser.add_argument("--case", choices=["one-prefix", "many-prefixes", "forced", "all"], default="all")
+    parser.add_argument("--many", type=int, default=10, help="many-prefixes: nested prefixes")
+    parser.add_argument("--few", type=int, default=8, help="many-prefixes and forced: rollouts per prefix")
+    parser.add_argument("--many-new-tokens", type=int, default=96)
+    parser.add_argument("--repeats", type=int, default=3, help="many-prefixes and forced: repetitions")
+    parser.add_argument("--forced-sentences", type=int, default=20, help=f"forced: at most {len(sentence_ends())}")
+    args = parser.parse_args()
+
+    handle = load_model(args.model, device="cpu")
+    print(f"{load()} at the start; torch {torch.__version__}, {torch.get_num_threads()} threads")
+    if args.case in ("forced", "all"):
+        forced_answers(handle, args)
+    if args.case in ("many-prefixes", "all"):
+        many_prefixes(handle, args)
+    if args.case in ("one-prefix", "all"):
+        one_prefix(handle, args)
 
 
 if __name__ == "__main__":

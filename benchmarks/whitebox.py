@@ -11,8 +11,9 @@
 
 Timings are medians over `--repeats` runs; ratios compare runs made in this one invocation.
 
-    python benchmarks/whitebox.py                       # the table in the README
-    python benchmarks/whitebox.py --tokens 1024 2048 --repeats 1
+    python benchmarks/whitebox.py                       # every row, 3 repeats (hours on 2 loaded cores)
+    python benchmarks/whitebox.py --quick               # 1k and 2k tokens, one repeat, 20 sentences (minutes)
+    python benchmarks/whitebox.py --tokens 8192 --repeats 1 --skip suppression   # the 8k row alone
 """
 
 from __future__ import annotations
@@ -200,13 +201,17 @@ def main() -> None:
     parser.add_argument("--sentences", type=int, default=40)
     parser.add_argument("--naive-limit-gib", type=float, default=8.0, help="Skip naive runs whose pattern cache is larger.")
     parser.add_argument("--skip", choices=["receivers", "suppression"], default=None)
+    parser.add_argument("--quick", action="store_true", help="1k and 2k tokens, one repeat, a 20-sentence suppression trace")
     parser.add_argument("--child", nargs=2, metavar=("METHOD", "TOKENS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(one_receiver_run(args.child[0], int(args.child[1]), args.model, args.device)))
         return
+    if args.quick:
+        args.tokens, args.repeats, args.sentences = [1024, 2048], 1, 20
     import torch
 
+    began = time.perf_counter()
     print(f"model {args.model} on {args.device}, torch threads {torch.get_num_threads()}, repeats {args.repeats} (medians)")
     print(f"traces built from the {source_sentences()[1]}, load average {os.getloadavg()[0]:.1f}\n")
     if args.skip != "receivers":
@@ -218,6 +223,7 @@ def main() -> None:
         header = ["sentences", "tokens", "KV reuse s", "naive recompute s", "speed-up", "max |difference|"]
         print(f"Attention suppression matrix ({args.sentences}-sentence trace)\n")
         print(markdown(header, suppression_table(args)))
+    print(f"\ntotal {time.perf_counter() - began:.0f} s, load average at the end {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """Batches holding rows of several prefixes of one trace: each row must see exactly its own prompt (masked
-cache positions beyond the part it shares, its own position ids, differing last tokens fed first), on the
+prefix positions beyond the part it shares, its own position ids, differing last tokens run first), on the
 tiny Qwen2 and the tiny Llama."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from devices import assert_same_greedy_tokens, load_on_test_device, tolerance
 
 from anchors.rollouts.base import PrefixRequest, SamplingParams
 from anchors.rollouts.jobs import collect_rollouts
-from anchors.rollouts.local import LocalEngine, _RaggedRows
+from anchors.rollouts.local import LocalEngine
 
 MODELS = ["tiny-qwen2", "tiny-llama"]
 
@@ -35,33 +35,39 @@ def run(engine, requests, params):
     return collect_rollouts(engine, requests, params, progress=False)
 
 
-@pytest.mark.parametrize("attention", ["sdpa", None])
-def test_ragged_batch_logits_equal_each_prompt_alone(handle, attention) -> None:
-    """Teacher-forced: a batch of four different prompts, cache sliced from the longest, gives every row the
+@pytest.mark.parametrize("chunk", [1024, 3])
+def test_ragged_batch_logits_equal_each_prompt_alone(handle, chunk) -> None:
+    """Teacher-forced: a batch of five different prompts (one of them twice), the prefix cache taken from the
+    longest, tails run in one forward (or in chunks of 3 tokens), a row dropped halfway, gives every row the
     logits of that row's prompt + continuation run alone through the model without a cache."""
     import torch
 
-    from anchors.models.kvcache import encode_prefix, fast_attention, repeated_cache
+    from anchors.models.kvcache import encode_prefix, sharing_prefix
+    from anchors.models.rowbatch import RowBatch
+    from anchors.rollouts.nesting import common_prefix_length
 
-    prompts = [r.prompt_ids for r in nested_requests(handle, n=1) if r.key != "t/3"][::-1]  # longest first
+    prompts = sorted((r.prompt_ids for r in nested_requests(handle, n=1)), key=len, reverse=True)
+    prompts.insert(2, prompts[2])
     continuation = handle.encode(" twelve times seven")[:5]
-    lengths = [len(p) for p in prompts]
-    ragged = _RaggedRows.of([length - 1 for length in lengths], len(continuation) + 1, handle.device)
-    with torch.inference_mode(), fast_attention(handle, attention):
-        cache = repeated_cache(handle, encode_prefix(handle, prompts[0][:-1]), lengths[0] - 1, len(prompts),
-                               lengths[0] + len(continuation) + 1)
-        fed = [[p[-1]] + continuation for p in prompts]
-        batched = []
-        for step in range(len(fed[0])):
-            inputs = torch.tensor([[row[step]] for row in fed], device=handle.device)
-            out = handle.hf_model(input_ids=inputs, past_key_values=cache, use_cache=True, **ragged.model_inputs(step))
-            batched.append(out.logits[:, -1].float())
+    shared = [min(common_prefix_length(p, prompts[0]), len(p) - 1) for p in prompts]
+    rows = list(range(len(prompts)))
+    with torch.inference_mode():
+        prefix = encode_prefix(handle, prompts[0][:-1])
+        with sharing_prefix(handle):
+            batch = RowBatch(handle, prefix, shared,
+                             [p[s:] for p, s in zip(prompts, shared)], len(continuation) + 1, chunk=chunk)
+            got = {j: [logits] for j, logits in enumerate(batch.start().float())}
+            for step, token in enumerate(continuation):
+                if step == 2:
+                    rows.remove(1)
+                    batch.keep(torch.tensor([j for j in range(len(prompts)) if j != 1]))
+                for j, logits in zip(rows, batch.step(torch.tensor([token] * len(rows))).float()):
+                    got[j].append(logits)
         for j, prompt in enumerate(prompts):
             alone = handle.hf_model(input_ids=torch.tensor([list(prompt) + continuation], device=handle.device)).logits
-            expected = alone[0, len(prompt) - 1:].float()
-            got = torch.stack([logits[j] for logits in batched])
-            torch.testing.assert_close(got, expected, rtol=tolerance(1e-5), atol=tolerance(1e-5))
-    assert ragged.mask is not None and not ragged.mask[1:, lengths[1] - 1:lengths[0] - 1].any()
+            expected = alone[0, len(prompt) - 1:len(prompt) + len(got[j]) - 1].float()
+            torch.testing.assert_close(torch.stack(got[j]), expected, rtol=tolerance(1e-5), atol=tolerance(1e-5))
+    assert len(set(shared)) > 2 and batch.mask is not None  # rows really shared different lengths
 
 
 def test_cross_prefix_greedy_rollouts_equal_each_prefix_alone(handle) -> None:
@@ -92,3 +98,33 @@ def test_cross_prefix_sampling_is_reproducible_and_resumable(handle) -> None:
     assert {k: strip(v) for k, v in picked.items()} == {k: strip(v[-1:]) for k, v in first.items()}
     texts = [r.text for v in first.values() for r in v]
     assert len(set(texts)) == len(texts)  # every row sampled with its own randomness
+
+
+def forced_requests(handle, n: int, seed: int = 1) -> list[PrefixRequest]:
+    """Forced-answer prompts of one trace, as `anchors score` makes them: each sentence prefix + the same
+    forced-answer suffix, so no prompt lies inside another; they part where the shorter prefix ends."""
+    thinking = "Ten sevens are seventy. Two more sevens make fourteen. Seventy and fourteen make eighty-four. "
+    ends = [i + 2 for i, c in enumerate(thinking) if c == "."]
+    return [PrefixRequest(key=f"f/{i}", prompt_text=handle.template.render_forced_answer("What is 12 * 7?", thinking[:end]),
+                          n=n, seed=seed + i) for i, end in enumerate([0, *ends])]
+
+
+@pytest.mark.parametrize("params", [SamplingParams(max_new_tokens=10, temperature=1.0, top_p=0.9),
+                                    SamplingParams(max_new_tokens=10, temperature=0.0, logprobs=True)],
+                         ids=["sampled", "greedy"])
+def test_forced_answer_prompts_batched_give_the_tokens_of_one_request_at_a_time(handle, params) -> None:
+    """Same seeds, one job vs one job per request: identical tokens. The two runs differ only in float rounding
+    (other rows share the matmuls), which can move a token only at a near-tie closer than ~1e-6; on a few
+    hundred tokens a difference means a row saw something other than its own prompt."""
+    from anchors.rollouts.nesting import nesting_groups
+
+    requests = forced_requests(handle, n=3)
+    engine = LocalEngine(handle, batch_size=5)
+    assert len(nesting_groups([handle.encode(r.prompt_text) for r in requests], engine.max_tail)) == 1
+    together = run(engine, requests, params)
+    for request in requests:
+        alone = run(engine, [request], params)[request.key]
+        assert [r.token_ids for r in together[request.key]] == [r.token_ids for r in alone]
+        if params.logprobs:
+            for got, expected in zip(together[request.key], alone):
+                assert got.logprobs == pytest.approx(expected.logprobs, abs=tolerance(1e-5))

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from anchors.models import load_model
-from anchors.rollouts.base import PrefixRequest, Rollout, SamplingParams, rollout_seed
+from anchors.rollouts.base import Rollout, SamplingParams, rollout_seed
 from anchors.rollouts.jobs import collect_rollouts
 from anchors.rollouts.plan import resampling_requests
 from anchors.thought_anchors.rollouts import export_thought_anchors, read_solutions, solutions_as_rollouts

@@ -91,3 +91,37 @@ def test_cli_score_on_a_jsonl_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     manifest = json.loads((tmp_path / "adaptive" / "w-1" / "manifest.json").read_text())
     summary = manifest["methods"]["blackbox"]["summary"]
     assert summary["adaptive_rounds"] >= 1 and summary["per_prefix"][0] >= 10
+
+
+def test_cli_score_profile_records_the_phases(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import anchors.cli.score as score_cli
+    from anchors.methods.blackbox.phases import PHASES
+    from anchors.models import embeddings
+
+    monkeypatch.setattr(score_cli, "build_sampler", lambda *args: (WORLD.sampler(), paper_template()))
+    monkeypatch.setattr(embeddings, "SentenceEmbedder", lambda *a, **k: WORLD.embedder())
+    traces = tmp_path / "traces.jsonl"
+    traces.write_text(WORLD.trace("w-1").to_json_line() + "\n")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["score", str(traces), "--rollouts", "10", "--bootstrap", "20", "--out", str(out),
+                                      "--profile", "--tags", "none"])
+    assert result.exit_code == 0, result.output
+    timing = json.loads((out / "w-1" / "manifest.json").read_text())["methods"]["blackbox"]["summary"]["timing"]
+    sampled = [p for p in PHASES if p != "sampling_closing"]  # the planted sampler always answers: none closed
+    assert sorted(timing) == sorted(f"{p}_seconds" for p in sampled) and all(v >= 0 for v in timing.values())
+    assert "w-1: " in result.stdout and "by phase" in result.stdout and "embedding" in result.stdout
+    assert (out / "profile.pstats").stat().st_size > 0 and "cumulative" in result.stdout
+
+
+def test_phase_timer_times_nested_phases_exclusively(monkeypatch: pytest.MonkeyPatch) -> None:
+    import anchors.methods.blackbox.phases as phases
+
+    clock = iter([0.0, 1.0, 3.0, 10.0, 10.0, 10.5])  # metrics 0–10 holding embedding 1–3; grading 10–10.5
+    monkeypatch.setattr(phases.time, "perf_counter", lambda: next(clock))
+    timer = phases.PhaseTimer()
+    with timer.phase("metrics"):
+        with timer.phase("embedding"):
+            pass
+    with timer.phase("grading"):
+        pass
+    assert timer.as_run() == {"grading_seconds": 0.5, "embedding_seconds": 2.0, "metrics_seconds": 8.0}

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -49,9 +53,19 @@ app.add_typer(compat_app, name="compat")
 Embedder = Annotated[str, typer.Option("--embedder", help="Sentence embedder: all-MiniLM-L6-v2 (bundled) or a sentence-transformers folder.")]
 
 
+def _profiling(command: Any) -> Any:
+    """With --profile, run the command under cProfile (see `_profiled`)."""
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with _profiled(Path(kwargs["out"]) / "profile.pstats" if kwargs.get("profile") else None):
+            return command(*args, **kwargs)
+    return run
+
+
 @app.command()
 @handles_errors
 @checks_outputs(out="dir", store="file")
+@_profiling
 def score(
     traces: Annotated[Path | None, typer.Argument(help="JSONL file of traces.")] = None,
     from_ta: FromTA = None,
@@ -84,6 +98,7 @@ def score(
     device: DeviceOption = None,
     dtype: DtypeOption = None,
     skip_invalid: SkipInvalid = False,
+    profile: Annotated[bool, typer.Option("--profile", help="Print each trace's seconds per phase (sampling, grading, embedding, metrics; also in its manifest) and the reports', and write a cProfile of the run to OUT/profile.pstats (python -m pstats, snakeviz).")] = False,
 ) -> None:
     """Which sentences of each trace cause its answer: resample from every sentence, grade, and score."""
     from anchors.analysis import BlackBox
@@ -94,13 +109,13 @@ def score(
     if from_ta is not None:
         if traces is not None:
             raise typer.BadParameter("give either a TRACES.jsonl file or --from-ta DIR, not both")
-        _score_from_ta(from_ta, spec.config, SentenceEmbedder(embedder), results, top, limit, skip_invalid)
+        _score_from_ta(from_ta, spec.config, SentenceEmbedder(embedder), results, top, limit, skip_invalid, profile)
         return
     inputs = Inputs(traces, None)
     items = limited(inputs, limit)
     sampler, prompt_template = build_sampler(model, backend, base_url, server_kind, api_key_env, batch_size,
                                              device, dtype, template)
-    failed = _score_traces(items, sampler, prompt_template, spec, results, SentenceEmbedder(embedder), top)
+    failed = _score_traces(items, sampler, prompt_template, spec, results, SentenceEmbedder(embedder), top, profile)
     finish(inputs, skip_invalid, failed)
 
 
@@ -118,15 +133,17 @@ def check_tags(tags: str) -> str:
     return tags
 
 
-def _score_traces(traces: list[Any], sampler: Any, template: Any, spec: Any, out: Any, embedder: Any, top: int) -> list[str]:
+def _score_traces(traces: list[Any], sampler: Any, template: Any, spec: Any, out: Any, embedder: Any, top: int,
+                  profile: bool = False) -> list[str]:
     from anchors.analysis import run_blackbox, write_reports
 
     failed: list[str] = []
     embedder.on_progress = console.CountBar("embedding sentences")
     done = run_blackbox(traces, sampler, template, spec, out, embedder=embedder, on_error=reporter(failed),
-                        on_trace=lambda scores: _show(scores, out, top), bar=console.TraceBar)
+                        on_trace=lambda scores: _show(scores, out, top, profile), bar=console.TraceBar)
     if done:
-        write_reports(out, [s.trace_id for s in done])
+        with _timed_reports(profile):
+            write_reports(out, [s.trace_id for s in done])
     return failed
 
 
@@ -154,7 +171,8 @@ def _adaptive_plan(rollouts: int, max_rollouts: int, target_width: float) -> Any
     return AdaptiveConfig(initial=first, step=max(1, first // 2), max_rollouts=max_rollouts, target_width=target_width)
 
 
-def _score_from_ta(root: Path, config: Any, embed: Any, out: Any, top: int, limit: int | None, skip_invalid: bool) -> None:
+def _score_from_ta(root: Path, config: Any, embed: Any, out: Any, top: int, limit: int | None, skip_invalid: bool,
+                   profile: bool = False) -> None:
     """The metrics from rollouts on disk (no model); a metric they cannot give is the authors' stored value."""
     from anchors.analysis import write_reports
     from anchors.methods.blackbox.scores import score_rollouts
@@ -168,15 +186,57 @@ def _score_from_ta(root: Path, config: Any, embed: Any, out: Any, top: int, limi
             break
         scores = with_authors_metrics(score_rollouts(loaded.rollouts, embed, config, loaded.tags), loaded.stored)
         save_blackbox(out, loaded.trace, scores, embedder=embed.identity, source=str(root))
-        _show(scores, out, top)
+        _show(scores, out, top, profile)
         written.append(scores.trace_id)
-    write_reports(out, written)
+    with _timed_reports(profile):
+        write_reports(out, written)
     finish_folders(reader, "scored", skip_invalid)
 
 
-def _show(scores: Any, out: Any, top: int) -> None:
+def _show(scores: Any, out: Any, top: int, profile: bool = False) -> None:
     _print_top(scores, top)
     console.stdout.print(f"wrote {out.trace_dir(scores.trace_id)}/", highlight=False)
+    if profile:
+        _print_phases(scores.trace_id, scores.run)
+
+
+def _print_phases(trace_id: str, run: dict[str, Any]) -> None:
+    phases = [(k.removesuffix("_seconds"), v) for k, v in run.items() if k.endswith("_seconds")]
+    total = sum(seconds for _, seconds in phases)
+    rows = [(name, f"{seconds:.2f}", f"{seconds / total:.0%}" if total else "") for name, seconds in phases]
+    console.table(f"{trace_id}: {total:.2f} s by phase", ["phase", "seconds", "share"], rows)
+
+
+@contextlib.contextmanager
+def _timed_reports(profile: bool) -> Iterator[None]:
+    began = time.perf_counter()
+    yield
+    if profile:
+        console.stdout.print(f"reports (every trace's report.html and the index): {time.perf_counter() - began:.2f} s")
+
+
+@contextlib.contextmanager
+def _profiled(path: Path | None) -> Iterator[None]:
+    """Profile the block with cProfile into `path` (None: no profiling) and print its 15 costliest calls."""
+    if path is None:
+        yield
+        return
+    import cProfile
+    import io
+    import pstats
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        yield
+    finally:
+        profiler.disable()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        profiler.dump_stats(path)
+        listing = io.StringIO()
+        pstats.Stats(profiler, stream=listing).sort_stats("cumulative").print_stats(15)
+        console.stdout.print(listing.getvalue().strip(), markup=False, highlight=False, soft_wrap=True)
+        console.stdout.print(f"wrote {path} (python -m pstats {path})")
 
 
 def _print_top(scores: Any, k: int) -> None:

@@ -1,16 +1,17 @@
 """The local rollout engine: shared-prefix batched sampling with a Hugging Face model.
 
 How it is fast:
-* Each prompt's KV cache is computed once and repeated for the rollouts sampled from it (a preallocated
-  cache, `batch_select_indices` to drop rows); where prompts nest (sentence i's prefix inside sentence i+1's,
-  the usual case when resampling a trace), the longest one is encoded once and the others slice its cache.
-  Prompts whose last few tokens differ from the longest one's (`max_tail`; text prefixes ending in a space
-  tokenize so) join its group too: the differing tokens are fed one per step before sampling starts.
+* Each group of prompts is encoded once: where prompts nest (sentence i's prefix inside sentence i+1's, the
+  usual case when resampling a trace), or share all but their last `max_tail` tokens (forced-answer prompts:
+  each prefix + the same suffix; closing prompts: a prefix + a rollout + the closing text), the longest one
+  is encoded and the others take the part they share from its cache.
+* That cache is held once, however many rows continue it, and each step's attention reads it once for all
+  rows (`models.kvcache`): decoding a small model is bound by memory reads, and a shared prefix is most of
+  what would otherwise be read once per row.
 * A batch holds rows of several requests of one group (black-box scoring asks for few rollouts of many
-  nested prefixes; decoding a small model is bound by reading its weights once per step, so more rows per
-  step cost little). The batch's cache is the group's cache up to the longest part any of its rows shares;
-  each row masks the positions beyond its own shared part (a 2D attention mask) and gets its own position
-  ids, so it sees exactly its prompt. Rows that finish (EOS, stop string, boxed answer, budget) are dropped.
+  prompts; more rows per step cost little). Each row's own prompt tokens beyond its shared part run in one
+  batched forward, left-padded, once per distinct prompt (`models.rowbatch`); masks and position ids make
+  every row see exactly its own prompt. Rows that finish (EOS, stop string, boxed answer, budget) are dropped.
 
 How it stays reproducible: within a group, the requests' full index ranges, in request order, are cut into
 fixed *units* of `batch_size` rows (the last rows of one request and the first of the next may share a
@@ -44,8 +45,9 @@ if TYPE_CHECKING:
 
     from anchors.models import ModelHandle
 
-ENGINE_VERSION = 1  # bump when a change alters which tokens a seed gives
+ENGINE_VERSION = 2  # bump when a change alters which tokens a seed gives (2: shared-prefix attention, tails run at once)
 NUCLEUS_CANDIDATES = 256
+MAX_TAIL = 1024
 
 
 @dataclass
@@ -56,7 +58,7 @@ class _Row:
     index: int
     seed: int
     prompt: tuple[int, ...]
-    shared: int  # leading prompt tokens taken from the group's cache; the rest are fed before sampling
+    shared: int  # leading prompt tokens taken from the group's cache; the rest are run with the batch
     rule: StopRule
     budget: int  # most new tokens
     tokens: list[int] = field(default_factory=list)
@@ -64,27 +66,20 @@ class _Row:
     finish: str | None = None
     text: str | None = None  # set when a stop rule cut it
 
-    @property
-    def feed(self) -> int:
-        """Steps before its first sampled token: prompt tokens beyond the shared part, less the last."""
-        return len(self.prompt) - self.shared - 1
-
 
 class LocalEngine:
     """Implements `Sampler` on a loaded model (any device, fp32 / bf16)."""
 
     def __init__(self, handle: ModelHandle, *, batch_size: int = 32, prefill_chunk: int = 1024,
-                 share_nested: bool = True, attention: str | None = "sdpa", max_tail: int = 8) -> None:
-        """`attention`: the implementation used while sampling ("sdpa", or None for the model's own; the
-        handle's eager attention is restored afterwards for white-box use). `max_tail`: a prompt joins a
-        longer one's group when at most this many of its last tokens differ (each costs its batch one step)."""
+                 share_nested: bool = True, max_tail: int = MAX_TAIL) -> None:
+        """`max_tail`: a prompt joins a longer one's group when at most this many of its last tokens differ
+        (they are run with its batch, after the shared part; a group of its own would run all of its tokens)."""
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self.handle = handle
         self.batch_size = batch_size
         self.prefill_chunk = prefill_chunk
         self.share_nested = share_nested
-        self.attention = attention
         self.max_tail = max_tail
 
     @cached_property
@@ -98,8 +93,10 @@ class LocalEngine:
         import torch
         import transformers
 
+        from anchors.models.kvcache import ATTENTION_NAME
+
         return {"engine": "anchors.local", "engine_version": ENGINE_VERSION, "batch_size": self.batch_size,
-                "attention": self.attention or self.handle.hf_model.config._attn_implementation,
+                "attention": ATTENTION_NAME,
                 "torch": torch.__version__, "transformers": transformers.__version__,
                 "threads": torch.get_num_threads(), "model_source": self.handle.source}
 
@@ -117,7 +114,7 @@ class LocalEngine:
             # The group's longest prompt is encoded even when only shorter ones are wanted: the cache a unit
             # starts from must not depend on what a store already holds. (Attention is switched per group,
             # never across a `yield`, so the caller may use the handle's eager attention in between.)
-            with torch.inference_mode(), fast_attention(self.handle, self.attention):
+            with torch.inference_mode(), fast_attention(self.handle):
                 kv = encode_prefix(self.handle, prompts[group[0]][:-1], self.prefill_chunk)
             for unit in self._units(requests, sorted(group)):
                 if any(k in wanted[i] for i, k in unit):
@@ -158,47 +155,38 @@ class LocalEngine:
         """Sample every row to its end; returns the seconds it took."""
         import torch
 
-        from anchors.models.kvcache import fast_attention, repeated_cache
+        from anchors.models.kvcache import sharing_prefix
+        from anchors.models.rowbatch import RowBatch
 
         began = time.perf_counter()
-        cached = max(row.shared for row in rows)
-        steps = max(row.feed + row.budget for row in rows)
-        with torch.inference_mode(), fast_attention(self.handle, self.attention):
-            cache = repeated_cache(self.handle, kv, cached, len(rows), cached + steps + 1)
-            self._decode_rows(cache, rows, params, steps)
+        with torch.inference_mode(), sharing_prefix(self.handle):
+            batch = RowBatch(self.handle, kv, [row.shared for row in rows], [row.prompt[row.shared:] for row in rows],
+                             max(row.budget for row in rows), self.prefill_chunk)
+            self._decode_rows(batch, rows, params)
         return time.perf_counter() - began
 
-    def _decode_rows(self, cache: Any, rows: list[_Row], params: SamplingParams, steps: int) -> None:
+    def _decode_rows(self, batch: Any, rows: list[_Row], params: SamplingParams) -> None:
         import torch
 
-        # Row j's k-th sampled token is drawn at step row.feed + k, with its own k-th uniform.
-        uniforms = torch.zeros(len(rows), steps + 1, dtype=torch.float64)
+        # Row j's k-th sampled token is drawn with its own k-th uniform.
+        uniforms = torch.zeros(len(rows), max(max(row.budget, 1) for row in rows), dtype=torch.float64)
         for j, row in enumerate(rows):
-            uniforms[j, row.feed:row.feed + max(row.budget, 1)] = _uniforms(row.seed, row.budget)
-        ragged = _RaggedRows.of([row.shared for row in rows], steps, self.handle.device)
+            uniforms[j, :max(row.budget, 1)] = _uniforms(row.seed, row.budget)
         active = list(range(len(rows)))
-        inputs = [row.prompt[row.shared] for row in rows]
-        for step in range(steps):
-            fed = torch.tensor(inputs, dtype=torch.long, device=self.handle.device).view(-1, 1)
-            logits = self.handle.hf_model(input_ids=fed, past_key_values=cache, use_cache=True,
-                                          **ragged.model_inputs(step)).logits[:, -1, :]
+        logits = batch.start()
+        for step in range(uniforms.shape[1]):
             chosen, logprobs = choose_tokens(logits.float(), params, uniforms[active, step], params.logprobs)
             for j, row_index in enumerate(active):
-                row = rows[row_index]
-                if step < row.feed:  # still reading its own prompt: the next input is its next prompt token
-                    inputs[j] = row.prompt[row.shared + step + 1]
-                    continue
-                inputs[j] = int(chosen[j])
-                self._advance(row, inputs[j], None if logprobs is None else float(logprobs[j]))
+                self._advance(rows[row_index], int(chosen[j]), None if logprobs is None else float(logprobs[j]))
             keep = [j for j, row_index in enumerate(active) if rows[row_index].finish is None]
             if not keep:
                 break
             if len(keep) < len(active):
-                kept = torch.tensor(keep, device=self.handle.device)
-                cache.batch_select_indices(kept)
-                ragged.select(kept)
+                kept = torch.tensor(keep)
+                batch.keep(kept)
+                chosen = chosen[kept]
             active = [active[j] for j in keep]
-            inputs = [inputs[j] for j in keep]
+            logits = batch.step(chosen)
 
     def _advance(self, row: _Row, token: int, logprob: float | None) -> None:
         if token in self.handle.eos_token_ids:
@@ -237,41 +225,6 @@ class LocalEngine:
         return Rollout(key=request.key, index=row.index, seed=row.seed, text=text, token_ids=tokens,
                        finish_reason=row.finish or "length", prompt_tokens=len(row.prompt), completion_tokens=len(tokens),
                        logprobs=row.logprobs[:len(tokens)] if with_logprobs else None, elapsed_s=elapsed)
-
-
-class _RaggedRows:
-    """Attention mask and position ids of a batch whose rows share different lengths of the cached prompt.
-
-    The batch cache holds the longest shared part; a row sharing less masks the cache positions beyond its
-    own shared part, and the tokens it is fed take positions counted from there, so it sees exactly what it
-    would alone. When every row shares as much, nothing is passed (the model's own causal mask and positions
-    are the same thing)."""
-
-    def __init__(self, mask: torch.Tensor | None, positions: torch.Tensor | None, cached: int) -> None:
-        self.mask, self.positions, self.cached = mask, positions, cached
-
-    @classmethod
-    def of(cls, shared: Sequence[int], steps: int, device: Any) -> _RaggedRows:
-        """Rows whose first `shared[j]` prompt tokens are in the cache, fed up to `steps` tokens each."""
-        import torch
-
-        cached = max(shared)
-        if min(shared) == cached:
-            return cls(None, None, cached)
-        mask = torch.ones(len(shared), cached + steps, dtype=torch.bool, device=device)
-        for j, length in enumerate(shared):
-            mask[j, length:cached] = False
-        positions = torch.tensor([[length] for length in shared], dtype=torch.long, device=device)
-        return cls(mask, positions, cached)
-
-    def model_inputs(self, step: int) -> dict[str, Any]:
-        if self.mask is None:
-            return {}
-        return {"attention_mask": self.mask[:, :self.cached + step + 1], "position_ids": self.positions + step}
-
-    def select(self, kept: torch.Tensor) -> None:
-        if self.mask is not None:
-            self.mask, self.positions = self.mask[kept], self.positions[kept]
 
 
 def _checked_indices(request: PrefixRequest) -> frozenset[int]:
@@ -320,14 +273,16 @@ def _nucleus(scaled: torch.Tensor, top_p: float, uniforms: torch.Tensor) -> torc
 
     values, order = torch.topk(scaled, min(NUCLEUS_CANDIDATES, scaled.shape[-1]), dim=-1)
     probs = torch.exp(values - torch.logsumexp(scaled, dim=-1, keepdim=True))
-    wide = probs.sum(dim=-1) < top_p
+    wide = (probs.sum(dim=-1) < top_p).cpu()  # the one transfer deciding the paths (each sync stalls a GPU)
     chosen = torch.empty(scaled.shape[0], dtype=torch.long, device=scaled.device)
-    narrow = ~wide
-    if narrow.any():
-        chosen[narrow] = _pick(probs[narrow], order[narrow], top_p, uniforms[narrow.cpu()])
-    if wide.any():
-        ordered, full_order = torch.sort(scaled[wide], dim=-1, descending=True, stable=True)
-        chosen[wide] = _pick(torch.softmax(ordered, dim=-1), full_order, top_p, uniforms[wide.cpu()])
+    narrow_rows, wide_rows = torch.nonzero(~wide).view(-1), torch.nonzero(wide).view(-1)
+    if len(narrow_rows):
+        at = narrow_rows.to(scaled.device)
+        chosen[at] = _pick(probs[at], order[at], top_p, uniforms[narrow_rows])
+    if len(wide_rows):
+        at = wide_rows.to(scaled.device)
+        ordered, full_order = torch.sort(scaled[at], dim=-1, descending=True, stable=True)
+        chosen[at] = _pick(torch.softmax(ordered, dim=-1), full_order, top_p, uniforms[wide_rows])
     return chosen
 
 

@@ -24,6 +24,7 @@ import numpy as np
 from anchors.errors import InputError
 from anchors.methods.blackbox.config import BlackBoxConfig
 from anchors.methods.blackbox.counterfactual import counterfactual_importance
+from anchors.methods.blackbox.phases import PhaseTimer
 from anchors.methods.blackbox.rollout_sets import PrefixRollouts, TraceRollouts
 from anchors.methods.blackbox.sampling import sample_trace_rollouts
 from anchors.methods.blackbox.scores import TraceScores, rollout_counts, score_rollouts
@@ -57,18 +58,25 @@ def score_trace_adaptive(
     """Like `score_trace`, sampling only as much as each sentence's interval needs; `run` records the rounds."""
     if config.paper or config.replicates == 0:
         raise InputError("adaptive sampling needs bootstrap intervals: use the default mode with bootstrap > 0")
+    timer = PhaseTimer()
     rollouts = sample_trace_rollouts(trace, sampler, template, replace(config, rollouts=adaptive.initial),
-                                     store=store, progress=progress)
+                                     store=store, progress=progress, timer=timer)
     history = [[adaptive.initial] * len(rollouts.prefixes)]
-    while any(more := next_round(rollouts, embedder, config, adaptive, history[-1])):
+    while any(more := _timed_round(rollouts, embedder, config, adaptive, history[-1], timer)):
         stops = [have + extra for have, extra in zip(history[-1], more)]
         new = sample_trace_rollouts(trace, sampler, template, config, store=store, progress=progress,
-                                    starts=history[-1], stops=stops)
+                                    starts=history[-1], stops=stops, timer=timer)
         rollouts = merge_rollouts(rollouts, new)
         history.append(stops)
     run = {"sampler": sampler.identity, "adaptive_rounds": len(history), **rollout_counts(rollouts)}
-    scores = score_rollouts(rollouts, embedder, config, tags, run)
+    scores = score_rollouts(rollouts, embedder, config, tags, run, timer)
     return replace(scores, run={**scores.run, "per_prefix": history[-1], "history": history})
+
+
+def _timed_round(rollouts: TraceRollouts, embedder: Embedder, config: BlackBoxConfig, adaptive: AdaptiveConfig,
+                 counts: list[int], timer: PhaseTimer) -> list[int]:
+    with timer.phase("metrics"):
+        return next_round(rollouts, timer.embedder(embedder), config, adaptive, counts)
 
 
 def next_round(rollouts: TraceRollouts, embedder: Embedder, config: BlackBoxConfig, adaptive: AdaptiveConfig,

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from anchors.methods.blackbox.config import BlackBoxConfig
+from anchors.methods.blackbox.phases import PhaseTimer, optional_phase
 from anchors.methods.blackbox.rollout_sets import GradedRollout, PrefixRollouts, TraceRollouts
 from anchors.models.templates import PromptTemplate
 from anchors.rollouts.base import PrefixRequest, Rollout, Sampler, SamplingParams
@@ -87,12 +88,12 @@ class Grader:
 def sample_trace_rollouts(
     trace: Trace, sampler: Sampler, template: PromptTemplate, config: BlackBoxConfig = BlackBoxConfig(), *,
     store: str | Path | None = None, progress: Any = True, stops: Sequence[int] | None = None,
-    starts: Sequence[int] | None = None,
+    starts: Sequence[int] | None = None, timer: PhaseTimer | None = None,
 ) -> TraceRollouts:
     """Split the trace, sample R_i (and F_i) for every prefix, close unfinished rollouts (default mode), grade.
 
     By default the first `config.rollouts` of every prefix's stream; `starts`/`stops` pick other stretches
-    (adaptive rounds)."""
+    (adaptive rounds). `timer`: where the seconds of sampling and grading are added up."""
     sentences = split_sentences(trace.thinking, mode=config.mode)
     plan = plan_prompts(trace, sentences, template, config.mode)
     stops = list(stops) if stops is not None else [config.rollouts] * len(plan.prefixes)
@@ -100,18 +101,22 @@ def sample_trace_rollouts(
     requests = prefix_requests(plan, stops, config, starts)
     resample = [r for (kind, _), rs in requests.items() if kind == "resample" for r in rs]
     forced = [r for (kind, _), rs in requests.items() if kind == "forced" for r in rs]
-    got = collect(sampler, resample, sampling_params(config), store=store, progress=progress, phase="resampling")
+    with optional_phase(timer, "sampling_resampled"):
+        got = collect(sampler, resample, sampling_params(config), store=store, progress=progress, phase="resampling")
     if forced:
-        got |= collect(sampler, forced, sampling_params(config, forced=True), store=store, progress=progress,
-                       phase="forced answers")
+        with optional_phase(timer, "sampling_forced"):
+            got |= collect(sampler, forced, sampling_params(config, forced=True), store=store, progress=progress,
+                           phase="forced answers")
     grader = Grader(trace.gold_answer, config.mode, config.answer_method, plan.think_close, keep_sentences=config.matrix)
     streams = [stream(got, requests["resample", i], starts[i], stops[i]) for i in range(len(stops))]
     prefixes = []
-    for i, rollouts in enumerate(streams):
-        forced_rollouts = stream(got, requests["forced", i], starts[i], stops[i]) if config.forced else None
-        prefixes.append(_graded_prefix(plan, i, rollouts, forced_rollouts, grader))
+    with optional_phase(timer, "grading"):
+        for i, rollouts in enumerate(streams):
+            forced_rollouts = stream(got, requests["forced", i], starts[i], stops[i]) if config.forced else None
+            prefixes.append(_graded_prefix(plan, i, rollouts, forced_rollouts, grader))
     if config.mode == "default":
-        prefixes = close_unfinished(plan, prefixes, streams, sampler, grader, config, store=store, progress=progress)
+        prefixes = close_unfinished(plan, prefixes, streams, sampler, grader, config, store=store, progress=progress,
+                                    timer=timer)
     return TraceRollouts(trace.id, tuple(sentences), tuple(prefixes), has_gold=trace.gold_answer is not None)
 
 
@@ -126,6 +131,7 @@ def _graded_prefix(plan: PromptPlan, i: int, resampled: list[tuple[int, Rollout]
 def close_unfinished(
     plan: PromptPlan, prefixes: list[PrefixRollouts], streams: list[list[tuple[int, Rollout]]],
     sampler: Sampler, grader: Grader, config: BlackBoxConfig, *, store: str | Path | None, progress: Any,
+    timer: PhaseTimer | None = None,
 ) -> list[PrefixRollouts]:
     """Give every answerless rollout an answer: its text + closing tag + answer stem, then a short sample."""
     requests, where = [], {}
@@ -139,14 +145,16 @@ def close_unfinished(
                 where[request.key] = (i, k)
     if not requests:
         return prefixes
-    answers = collect(sampler, requests, sampling_params(config, forced=True), store=store, progress=progress,
-                      phase="closing")
+    with optional_phase(timer, "sampling_closing"):
+        answers = collect(sampler, requests, sampling_params(config, forced=True), store=store, progress=progress,
+                          phase="closing")
     updated = [list(p.resampled) for p in prefixes]
-    for key, (i, k) in where.items():
-        done = [r for r in answers.get(key, []) if r.ok]
-        if done:
-            answer = grader.forced(done[0].text, "")
-            updated[i][k] = replace(updated[i][k], answer=answer.answer, correct=answer.correct, closed=True)
+    with optional_phase(timer, "grading"):
+        for key, (i, k) in where.items():
+            done = [r for r in answers.get(key, []) if r.ok]
+            if done:
+                answer = grader.forced(done[0].text, "")
+                updated[i][k] = replace(updated[i][k], answer=answer.answer, correct=answer.correct, closed=True)
     return [replace(p, resampled=tuple(u)) for p, u in zip(prefixes, updated)]
 
 

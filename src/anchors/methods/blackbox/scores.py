@@ -15,7 +15,6 @@ None in every row and listed in `TraceScores.not_computed`.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -27,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, create_model
 from anchors.methods.blackbox.config import BlackBoxConfig, Estimate
 from anchors.methods.blackbox.counterfactual import CounterfactualImportance, counterfactual_importance
 from anchors.methods.blackbox.forced_answer import ForcedAnswerImportance, forced_answer_importance
+from anchors.methods.blackbox.phases import PhaseTimer
 from anchors.methods.blackbox.resampling import ResamplingImportance, resampling_importance
 from anchors.methods.blackbox.rollout_sets import TraceRollouts
 from anchors.methods.blackbox.sentence_matrix import SentenceMatrix, sentence_matrix
@@ -127,20 +127,24 @@ class TraceScores:
 
 def score_rollouts(
     rollouts: TraceRollouts, embedder: Embedder, config: BlackBoxConfig = BlackBoxConfig(),
-    tags: Sequence[str | None] | None = None, run: dict[str, Any] | None = None,
+    tags: Sequence[str | None] | None = None, run: dict[str, Any] | None = None, timer: PhaseTimer | None = None,
 ) -> TraceScores:
-    """Every black-box metric of every sentence of one trace, from rollouts already graded."""
-    started = time.perf_counter()
-    resampling = resampling_importance(rollouts, config) if rollouts.answers_known else None
-    counterfactual = counterfactual_importance(rollouts, embedder, config)
-    forced = forced_answer_importance(rollouts, config) if rollouts.has_forced and rollouts.answers_known else None
-    has_sentences = any(r.sentences for p in rollouts.prefixes for r in p.resampled)
-    matrix = sentence_matrix(rollouts, embedder, config) if config.matrix and has_sentences else None
-    estimates = _all_estimates(resampling, counterfactual, forced)
-    q_values, anchors = _anchor_flags(counterfactual, config)
-    rows = tuple(_row(rollouts, i, estimates, counterfactual, q_values, anchors, tags, config) for i in range(rollouts.n))
+    """Every black-box metric of every sentence of one trace, from rollouts already graded.
+
+    `timer`: the timer of the sampling before (its phases go into `run` with the metrics' and embedding's)."""
+    timer = timer or PhaseTimer()
+    embedder = timer.embedder(embedder)
+    with timer.phase("metrics"):
+        resampling = resampling_importance(rollouts, config) if rollouts.answers_known else None
+        counterfactual = counterfactual_importance(rollouts, embedder, config)
+        forced = forced_answer_importance(rollouts, config) if rollouts.has_forced and rollouts.answers_known else None
+        has_sentences = any(r.sentences for p in rollouts.prefixes for r in p.resampled)
+        matrix = sentence_matrix(rollouts, embedder, config) if config.matrix and has_sentences else None
+        estimates = _all_estimates(resampling, counterfactual, forced)
+        q_values, anchors = _anchor_flags(counterfactual, config)
+        rows = tuple(_row(rollouts, i, estimates, counterfactual, q_values, anchors, tags, config) for i in range(rollouts.n))
     not_computed = tuple(m for m in METRICS if m not in estimates)
-    info = {**(run or {}), "scoring_seconds": round(time.perf_counter() - started, 3)}
+    info = {**(run or {}), **timer.as_run()}
     return TraceScores(rollouts.trace_id, rollouts.sentences, rows, matrix, config, not_computed, info,
                        resampled_alternatives(rollouts))
 
@@ -219,11 +223,10 @@ def score_trace(
     from anchors.methods.blackbox.sampling import sample_trace_rollouts
     from anchors.models.embeddings import SentenceEmbedder
 
-    started = time.perf_counter()
-    rollouts = sample_trace_rollouts(trace, sampler, template, config, store=store, progress=progress)
-    run = {"sampler": sampler.identity, "sampling_seconds": round(time.perf_counter() - started, 3),
-           **rollout_counts(rollouts)}
-    return replace(score_rollouts(rollouts, embedder or SentenceEmbedder(), config, tags, run), trace=trace)
+    timer = PhaseTimer()
+    rollouts = sample_trace_rollouts(trace, sampler, template, config, store=store, progress=progress, timer=timer)
+    run = {"sampler": sampler.identity, **rollout_counts(rollouts)}
+    return replace(score_rollouts(rollouts, embedder or SentenceEmbedder(), config, tags, run, timer), trace=trace)
 
 
 def rollout_counts(rollouts: TraceRollouts) -> dict[str, int]:
