@@ -36,6 +36,7 @@ class BlackBox:
     config: Any  # BlackBoxConfig
     tags: str = "auto"  # auto, offline, llm or none: the function tag in each row
     adaptive: Any = None  # AdaptiveConfig, or None for a fixed number of rollouts
+    outcome: Any = None  # the Outcome of config.outcome (e.g. a judge with its own client); None: built from the spec
 
 
 def run_blackbox(traces: Sequence[Trace], sampler: Any, template: Any, spec: BlackBox, out: ResultsDir, *,
@@ -44,7 +45,12 @@ def run_blackbox(traces: Sequence[Trace], sampler: Any, template: Any, spec: Bla
     from anchors.methods.blackbox.adaptive import score_trace_adaptive
     from anchors.methods.blackbox.scores import score_trace
 
-    settings = saving.blackbox_settings(spec.config, embedder.identity)
+    from anchors.methods.blackbox.sampling import run_outcome
+    from anchors.outcomes.spec import outcome_file_hash
+
+    outcome = spec.outcome if spec.outcome is not None else run_outcome(spec.config, template)
+    outcome.check()  # a grader module that does not load fails here, before any sampling
+    settings = saving.blackbox_settings(spec.config, embedder.identity, outcome_file_hash(outcome))
     _check(out, "blackbox", traces, spec.config.mode, settings, sampler.identity)
     done = []
     for trace in traces:
@@ -53,9 +59,10 @@ def run_blackbox(traces: Sequence[Trace], sampler: Any, template: Any, spec: Bla
             store = str(out.store_path())
             if spec.adaptive is not None:
                 scores = score_trace_adaptive(trace, sampler, template, embedder, spec.config, spec.adaptive,
-                                              store=store, tags=tags)
+                                              store=store, tags=tags, outcome=outcome)
             else:
-                scores = score_trace(trace, sampler, template, spec.config, embedder=embedder, store=store, tags=tags)
+                scores = score_trace(trace, sampler, template, spec.config, embedder=embedder, store=store, tags=tags,
+                                     outcome=outcome)
         except AnchorsError as error:
             on_error(trace, error)
             continue

@@ -48,6 +48,8 @@ class ChoiceOutcome(Outcome):
     """See the module docstring."""
 
     answer_lead = "Therefore, the answer is ("
+    stops_after_boxed_answer = True
+    forced_tokens = 16
 
     def __init__(self, config: ChoiceConfig = ChoiceConfig()) -> None:
         self.config = config

@@ -36,8 +36,10 @@ def _plain(value: Any) -> Any:
 # --- black box ---------------------------------------------------------------------------------------
 
 
-def blackbox_settings(config: Any, embedder: str | None) -> dict[str, Any]:
-    return config_settings(config, embedder=embedder)
+def blackbox_settings(config: Any, embedder: str | None, outcome_sha256: str | None = None) -> dict[str, Any]:
+    """The config (its `outcome` spec included), the embedder, and the sha256 of the file defining the outcome
+    (a rubric, a class file, a grader module): a changed rubric is then a settings conflict."""
+    return config_settings(config, embedder=embedder, outcome_sha256=outcome_sha256)
 
 
 def save_blackbox(out: ResultsDir, trace: Trace, scores: Any, *, embedder: str | None, source: str | None = None) -> Path:
@@ -53,8 +55,8 @@ def save_blackbox(out: ResultsDir, trace: Trace, scores: Any, *, embedder: str |
                "counts": {k: int(v) for k, v in run.items() if k.startswith("rollouts_")},
                "timing": {k: float(v) for k, v in run.items() if k.endswith("_seconds")},
                **{k: v for k, v in run.items() if k != "sampler" and not k.startswith("rollouts_") and not k.endswith("_seconds")}}
-    return out.write("blackbox", trace, scores.config.mode, blackbox_settings(scores.config, embedder), run.get("sampler"),
-                     files, summary=summary)
+    settings = blackbox_settings(scores.config, embedder, run.get("outcome_sha256"))
+    return out.write("blackbox", trace, scores.config.mode, settings, run.get("sampler"), files, summary=summary)
 
 
 def _score_row(row: Any) -> dict[str, Any]:
