@@ -149,20 +149,51 @@ def run_patching(handle: Any, traces: Sequence[Trace], replacements: Callable[[T
     return done
 
 
-def run_causality_tests(traces: Sequence[Trace], config: Any, out: ResultsDir, *, sampler: Any = None,
-                        importance: str | None = None, progress: Progress | None = None) -> Any:
-    """The trace-level tests (anchors.methods.causality.run); `importance` picks resilience's sentences by a
-    per-sentence column of the results folder (e.g. counterfactual_importance_kl) or 'ta' (the authors')."""
-    from anchors.methods.causality.run import run_causality
+@dataclass(frozen=True)
+class InsertionInputs:
+    """The insertions study's own inputs: hand-written sentences by (trace id, position), other model's traces by
+    trace id, and what identifies them in the settings (their files' sha256)."""
 
+    handwritten: Any = None  # Mapping[tuple[str, int], str]
+    other_traces: Any = None  # Mapping[str, Trace]
+    identity: Any = None  # Mapping[str, str | None]
+
+
+def run_causality_tests(traces: Sequence[Trace], config: Any, out: ResultsDir, *, sampler: Any = None,
+                        importance: str | None = None, progress: Progress | None = None,
+                        insertions: InsertionInputs = InsertionInputs()) -> Any:
+    """The trace-level tests (anchors.methods.causality.run); `importance` picks resilience's sentences by a
+    per-sentence column of the results folder (e.g. counterfactual_importance_kl) or 'ta' (the authors').
+    The tests read answers with the sampler's outcome (`TraceSampler.outcome`), recorded in their settings."""
+    from anchors.methods.causality.hint import CUED_SUFFIX
+    from anchors.methods.causality.run import run_causality
+    from anchors.outcomes import outcome_settings
+
+    outcome = outcome_settings(sampler.outcome) if sampler is not None else None
+    model = sampler.identity if sampler is not None else None
     for test in config.tests:
-        kind = saving.causality_kind(test)
-        _check(out, kind, traces, "default", saving.causality_settings(config, test, importance),
-               sampler.identity if sampler is not None else None)
+        settings = saving.causality_settings(config, test, importance, outcome, insertions.identity)
+        _check(out, saving.causality_kind(test), traces, "default", settings, model)
+        if test == "hint":
+            _check_derived(out, "hint", [t.id + CUED_SUFFIX for t in traces], settings, model)
     scores = sentence_scores(importance, traces, out) if "resilience" in config.tests else None
-    result = run_causality(traces, config, sampler=sampler, sentence_scores=scores, progress=progress)
-    saving.save_causality(out, traces, result, importance=importance)
+    result = run_causality(traces, config, sampler=sampler, sentence_scores=scores, progress=progress,
+                           handwritten=insertions.handwritten, other_traces=insertions.other_traces)
+    saving.save_causality(out, traces, result, importance=importance, outcome=outcome, inputs=insertions.identity)
     return result
+
+
+def _check_derived(out: ResultsDir, kind: str, trace_ids: Sequence[str], settings: dict[str, Any], model: str | None) -> None:
+    """Folders a study derives (the hint study's cued traces) hold a trace not known before the work: refuse only
+    results of the same kind made with other settings (their trace is then sampled anew)."""
+    from anchors.results.contract import ResultsConflict, settings_hash
+
+    for trace_id in trace_ids:
+        manifest = out.trace_manifest(trace_id)
+        entry = manifest.methods.get(kind) if manifest is not None else None
+        if entry is not None and entry.settings_hash != settings_hash(settings, model) and not out.overwrite:
+            raise ResultsConflict(f"{out.trace_dir(trace_id)}: has {kind} results made with other settings; pass "
+                                  "--overwrite to replace them (the cued trace is sampled anew), or give another --out")
 
 
 def sentence_scores(importance: str | None, traces: Sequence[Trace], out: ResultsDir) -> dict[str, list[float]] | None:
@@ -237,6 +268,7 @@ class Analysis:
     replacements: Callable[[Trace], dict[int, str]] | None = None  # patching's T_i (default: from the rollouts)
     causality: Any = None  # CausalityConfig
     importance: str | None = None
+    outcome: str = "math"  # the outcome spec every sampling method reads answers with
 
 
 def analyze(traces: Sequence[Trace], analysis: Analysis, out: ResultsDir, *, handle: Any, sampler: Any, template: Any,

@@ -25,6 +25,7 @@ from anchors.cli import (
     reporter,
     results_dir,
 )
+from anchors.cli.options import parse_indices
 from anchors.errors import InputError
 
 ModelOption = Annotated[str, typer.Option("--model", help="Model alias, local folder, .gguf file or hub name.")]
@@ -167,8 +168,8 @@ def suppression_config(mode: str, *, layers: str | None = None, heads: str | Non
                        query_chunk: int | None = None) -> Any:
     from anchors.methods.whitebox.suppression import SuppressionConfig
 
-    return SuppressionConfig(layers=_indices(layers, "--layers"), heads=_indices(heads, "--heads"),
-                             sources=_indices(sentences, "--sentences"), temperature=temperature, top_p=top_p,
+    return SuppressionConfig(layers=parse_indices(layers, "--layers"), heads=parse_indices(heads, "--heads"),
+                             sources=parse_indices(sentences, "--sentences"), temperature=temperature, top_p=top_p,
                              mode=check_mode(mode), reuse_kv=not naive, query_chunk=query_chunk)  # type: ignore[arg-type]
 
 
@@ -182,7 +183,7 @@ def patching_config(mode: str, *, sites: str = "resid", layers: str | None = Non
         raise InputError(f"--sites must be a comma-separated subset of {', '.join(SITES)}, not {sites!r}")
     if align not in ("end", "start"):
         raise InputError(f"--align must be 'end' or 'start', not {align!r}")
-    return PatchingConfig(sites=chosen, layers=_indices(layers, "--layers"), sentences=_indices(sentences, "--sentences"),  # type: ignore[arg-type]
+    return PatchingConfig(sites=chosen, layers=parse_indices(layers, "--layers"), sentences=parse_indices(sentences, "--sentences"),  # type: ignore[arg-type]
                           align=align, answer=answer, mode=check_mode(mode), batch_size=batch_size, query_chunk=query_chunk)  # type: ignore[arg-type]
 
 
@@ -193,20 +194,6 @@ def _load(model: str, device: str | None, dtype: str | None) -> Any:
     from anchors.models import load_model
 
     return load_model(model, device=device, dtype=dtype)
-
-
-def _indices(text: str | None, option: str) -> tuple[int, ...] | None:
-    """'0,2,5-9' -> (0, 2, 5, 6, 7, 8, 9); None -> None."""
-    if text is None:
-        return None
-    out: list[int] = []
-    try:
-        for part in (p.strip() for p in text.split(",") if p.strip()):
-            lo, _, hi = part.partition("-")
-            out.extend(range(int(lo), int(hi or lo) + 1))
-    except ValueError:
-        raise InputError(f"{option} takes indices like '0,2,5-9', not {text!r}") from None
-    return tuple(out)
 
 
 def _replacement_source(path: Path | None, from_ta: Path | None, mode: str,

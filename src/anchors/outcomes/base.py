@@ -106,6 +106,11 @@ class Outcome(ABC):
         """The trace's own final answer, read from its answer text (what the trace-level tests match against)."""
         return self.grade(trace.answer_text, trace.gold_answer, trace=trace)
 
+    def key_of(self, answer: str) -> str:
+        """The key this outcome gives an answer written out (a cue's "(A)", a class name as the gold names it)."""
+        wanted = class_token(answer)
+        return next((c for c in self.classes or () if class_token(c) == wanted), answer.strip())
+
     def agrees(self, result: OutcomeResult, reference: str | None) -> bool | None:
         """Whether a read rollout gives the `reference` answer: key equality; None when either has none."""
         if reference is None or result.key is None:

@@ -74,6 +74,9 @@ class ChoiceOutcome(Outcome):
         correct = None if gold_letter is None else letter == gold_letter
         return OutcomeResult(letter, correct, OutcomeStatus.OK, answer=letter)
 
+    def key_of(self, answer: str) -> str:
+        return self.gold_letter(answer) or answer.strip()
+
     def extract(self, text: str) -> str | None:
         """The chosen letter in `text` (see the module docstring), or None."""
         for candidate in reversed(boxed_answers(text)):

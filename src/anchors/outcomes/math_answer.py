@@ -14,7 +14,7 @@ from anchors.errors import InputError
 from anchors.models.templates import PAPER_FORCED_ANSWER_SUFFIX
 from anchors.outcomes.base import Outcome, OutcomeResult, OutcomeStatus
 from anchors.rollouts.generate import ANSWER_STEM
-from anchors.traces.answers import MODES, Grade, GradeStatus, answers_equal, extract_answer, grade
+from anchors.traces.answers import MODES, Grade, GradeStatus, answer_key, answers_equal, extract_answer, grade
 
 if TYPE_CHECKING:
     from anchors.models.templates import PromptTemplate
@@ -82,6 +82,9 @@ class MathOutcome(Outcome):
             return OutcomeResult(None, None, OutcomeStatus.NO_ANSWER)
         verdict = grade(trace.answer_text, trace.gold_answer, method="auto", timeout=self.config.timeout_s).correct
         return OutcomeResult(answer, verdict, OutcomeStatus.OK, answer=answer)
+
+    def key_of(self, answer: str) -> str:
+        return answer_key(answer, self.config.mode) or answer.strip()  # type: ignore[arg-type]
 
     def agrees(self, result: OutcomeResult, reference: str | None) -> bool | None:
         """Math-verify equivalence of the rollout's answer with the reference (not key equality: 0.5 = 1/2)."""
