@@ -100,14 +100,33 @@ def run_tags(traces: Sequence[Trace], labeller: Any, mode: str, out: ResultsDir,
 
 
 def run_receivers(handle: Any, traces: Sequence[Trace], config: Any, out: ResultsDir, *, progress: Progress | None = None,
-                  on_error: OnError = _raise) -> Any:
-    """Receiver heads over all traces (the ranking is run-level) and each trace's scores."""
+                  on_error: OnError = _raise, ablation: Any = None) -> Any:
+    """Receiver heads over all traces (the ranking is run-level) and each trace's scores; with `ablation` (an
+    AblationConfig), then the top-K receiver heads ablated against random heads of the same layers."""
     from anchors.methods.whitebox.receivers import receiver_heads
 
     _check(out, "receivers", traces, config.mode, saving.config_settings(config), handle.name)
     result = receiver_heads(handle, traces, config, progress=progress, on_error=on_error)
     if result.traces:
         saving.save_receivers(out, traces, result)
+        if ablation is not None:
+            run_head_ablation(handle, [t for t in traces if t.id in {r.trace_id for r in result.traces}], result,
+                              ablation, out, progress=progress, on_error=on_error)
+    return result
+
+
+def run_head_ablation(handle: Any, traces: Sequence[Trace], receivers: Any, config: Any, out: ResultsDir, *,
+                      progress: Progress | None = None, on_error: OnError = _raise) -> Any:
+    """Ablate the top `config.k` receiver heads (by the run's mean kurtosis) and random heads of their layers."""
+    from anchors.methods.whitebox.ablation import head_ablation
+    from anchors.metrics.attention import top_heads
+
+    heads = top_heads(receivers.mean_kurtosis, config.k, receivers.config.exclude_layers)
+    settings = saving.head_ablation_settings(config, heads, receivers.config)
+    _check(out, "head_ablation", traces, config.mode, settings, handle.name)
+    result = head_ablation(handle, traces, heads, config, progress=progress, on_error=on_error)
+    if result.rows:
+        saving.save_head_ablation(out, traces, result, receivers.config)
     return result
 
 

@@ -49,13 +49,18 @@ def receivers(
     control_depth: Annotated[bool, typer.Option("--control-depth", help="Rank-normalise each row before vertical scores.")] = False,
     include_layer_zero: Annotated[bool, typer.Option("--include-layer-zero", help="Rank layer-0 heads too (left out by default, as published).")] = False,
     query_chunk: ChunkOption = None,
+    ablate: Annotated[int, typer.Option("--ablate", min=0, help="Then ablate the top K receiver heads' attention output and compare the forced answer (KL, probability of the gold answer) with K random heads of the same layers (0: off).")] = 0,
+    ablation: Annotated[str, typer.Option("--ablation", help="zero or mean (each head's mean output over the trace).")] = "zero",
+    ablate_draws: Annotated[int, typer.Option("--ablate-draws", min=1, help="Random head sets to compare with.")] = 5,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the random head sets.")] = 0,
     mode: ModeOption = "default",
     from_ta: FromTA = None,
     device: DeviceOption = None,
     dtype: DtypeOption = None,
     skip_invalid: SkipInvalid = False,
 ) -> None:
-    """Sentence-level attention and receiver heads: vertical scores, kurtosis, top-k heads, per-sentence scores."""
+    """Sentence-level attention and receiver heads: vertical scores, kurtosis, top-k heads, per-sentence scores;
+    with --ablate K, what ablating the top K receiver heads does to the forced answer, against random heads."""
     from anchors.analysis import run_receivers, write_reports
 
     config = receiver_config(mode, top_k, proximity_ignore=proximity_ignore, control_depth=control_depth,
@@ -65,13 +70,40 @@ def receivers(
     if not items:  # before loading the model: the heads are ranked over the traces, so there must be some
         inputs.exit_if_invalid(skip_invalid)
         raise InputError("no valid traces to rank receiver heads on")
-    result = run_receivers(_load(model, device, dtype), items, config, results, progress=console.track, on_error=reporter(failed))
+    plan = ablation_config(ablate, ablation, ablate_draws, seed, mode) if ablate else None
+    result = run_receivers(_load(model, device, dtype), items, config, results, progress=console.track,
+                           on_error=reporter(failed), ablation=plan)
     rows = [(rank, layer, head, f"{result.mean_kurtosis[layer, head]:.2f}") for rank, (layer, head) in enumerate(result.heads)]
     console.table(f"Receiver heads of {len(result.traces)} trace(s)", ["rank", "layer", "head", "mean kurtosis"], rows[:10])
     reliability = "not computed (needs 2+ traces)" if result.reliability is None else f"{result.reliability:.3f}"
     console.stdout.print(f"split-half reliability: {reliability}; wrote {out}/<trace id>/ for {len(result.traces)} trace(s)")
+    if plan is not None:
+        _print_ablation(results)
     write_reports(results, [t.trace_id for t in result.traces])
     finish(inputs, skip_invalid, failed)
+
+
+def ablation_config(k: int, method: str, draws: int, seed: int, mode: str) -> Any:
+    from anchors.methods.whitebox.ablation import AblationConfig
+
+    return AblationConfig(k=k, method=method, draws=draws, seed=seed, mode=check_mode(mode))  # type: ignore[arg-type]
+
+
+def _print_ablation(results: Any) -> None:
+    manifest = results.run_manifest()
+    entry = manifest.methods.get("head_ablation") if manifest is not None else None
+    if entry is None:
+        return
+    summary = entry.summary
+    rows = [(name, _number(summary.get(f"{key}_kl_mean")), _number(summary.get(f"{key}_accuracy_change_mean")))
+            for name, key in (("receiver heads", "receivers"), ("random heads, same layers", "random"))]
+    console.table(f"Ablating {summary.get('k')} heads ({summary.get('method')}), mean over {summary.get('n_traces')} trace(s)",
+                  ["heads", "answer KL", "change in p(answer)"], rows)
+    console.stdout.print(f"receivers' KL above the random draws' in {_number(summary.get('receivers_rank_mean'))} of them (mean share)")
+
+
+def _number(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, (int, float)) else "NaN"
 
 
 @app.command()

@@ -107,6 +107,21 @@ def save_receivers(out: ResultsDir, traces: Sequence[Trace], result: Any) -> lis
     return written
 
 
+def head_ablation_settings(config: Any, heads: Sequence[tuple[int, int]], receivers: Any) -> dict[str, Any]:
+    """The ablation's settings, the heads it ablated and the receiver settings that chose them."""
+    return config_settings(config, heads=[list(h) for h in heads], receivers=config_settings(receivers))
+
+
+def save_head_ablation(out: ResultsDir, traces: Sequence[Trace], result: Any, receivers: Any) -> list[Path]:
+    """A HeadAblationResult: each trace's rows (receivers, random draws), and the run-level summary."""
+    settings, by_trace = head_ablation_settings(result.config, result.heads, receivers), _by_trace(result.rows)
+    written = [out.write("head_ablation", trace, result.config.mode, settings, result.model,
+                         {"rows": RowsWriter(by_trace[trace.id])}) for trace in traces if trace.id in by_trace]
+    out.write_run("head_ablation", settings, result.model, {"summary": json_writer(finite(result.summary()))},
+                  summary=finite(result.summary()))
+    return written
+
+
 def save_suppression(out: ResultsDir, trace: Trace, result: Any) -> Path:
     """A SuppressionResult, transposed to the contract's [source, target]."""
     files = {"arrays": npz_writer(raw=np.asarray(result.raw).T, normalised=np.asarray(result.normalised).T,
