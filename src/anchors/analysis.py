@@ -180,10 +180,11 @@ class InsertionInputs:
 
 def run_causality_tests(traces: Sequence[Trace], config: Any, out: ResultsDir, *, sampler: Any = None,
                         importance: str | None = None, progress: Progress | None = None,
-                        insertions: InsertionInputs = InsertionInputs()) -> Any:
+                        insertions: InsertionInputs = InsertionInputs(), embed: Any = None) -> Any:
     """The trace-level tests (anchors.methods.causality.run); `importance` picks resilience's sentences by a
     per-sentence column of the results folder (e.g. counterfactual_importance_kl) or 'ta' (the authors').
-    The tests read answers with the sampler's outcome (`TraceSampler.outcome`), recorded in their settings."""
+    The tests read answers with the sampler's outcome (`TraceSampler.outcome`), recorded in their settings;
+    `embed`: the sentence embedder of resilience, hint and insertions (default all-MiniLM-L6-v2)."""
     from anchors.methods.causality.hint import CUED_SUFFIX
     from anchors.methods.causality.run import run_causality
     from anchors.outcomes import outcome_settings
@@ -196,7 +197,7 @@ def run_causality_tests(traces: Sequence[Trace], config: Any, out: ResultsDir, *
         if test == "hint":
             _check_derived(out, "hint", [t.id + CUED_SUFFIX for t in traces], settings, model)
     scores = sentence_scores(importance, traces, out) if "resilience" in config.tests else None
-    result = run_causality(traces, config, sampler=sampler, sentence_scores=scores, progress=progress,
+    result = run_causality(traces, config, sampler=sampler, sentence_scores=scores, progress=progress, embed=embed,
                            handwritten=insertions.handwritten, other_traces=insertions.other_traces)
     saving.save_causality(out, traces, result, importance=importance, outcome=outcome, inputs=insertions.identity)
     return result
