@@ -36,6 +36,7 @@ class BlackBox:
     config: Any  # BlackBoxConfig
     tags: str = "auto"  # auto, offline, llm or none: the function tag in each row
     adaptive: Any = None  # AdaptiveConfig, or None for a fixed number of rollouts
+    outcome: Any = None  # the Outcome of config.outcome (e.g. a judge with its own client); None: built from the spec
 
 
 def run_blackbox(traces: Sequence[Trace], sampler: Any, template: Any, spec: BlackBox, out: ResultsDir, *,
@@ -46,7 +47,12 @@ def run_blackbox(traces: Sequence[Trace], sampler: Any, template: Any, spec: Bla
     from anchors.methods.blackbox.adaptive import score_trace_adaptive
     from anchors.methods.blackbox.scores import score_trace
 
-    settings = saving.blackbox_settings(spec.config, embedder.identity)
+    from anchors.methods.blackbox.sampling import run_outcome
+    from anchors.outcomes.spec import outcome_file_hash
+
+    outcome = spec.outcome if spec.outcome is not None else run_outcome(spec.config, template)
+    outcome.check()  # a grader module that does not load fails here, before any sampling
+    settings = saving.blackbox_settings(spec.config, embedder.identity, outcome_file_hash(outcome))
     _check(out, "blackbox", traces, spec.config.mode, settings, sampler.identity)
     done = []
     for trace in traces:
@@ -56,10 +62,10 @@ def run_blackbox(traces: Sequence[Trace], sampler: Any, template: Any, spec: Bla
             store = str(out.store_path())
             if spec.adaptive is not None:
                 scores = score_trace_adaptive(trace, sampler, template, embedder, spec.config, spec.adaptive,
-                                              store=store, tags=tags, progress=progress)
+                                              store=store, tags=tags, progress=progress, outcome=outcome)
             else:
                 scores = score_trace(trace, sampler, template, spec.config, embedder=embedder, store=store, tags=tags,
-                                     progress=progress)
+                                     progress=progress, outcome=outcome)
         except AnchorsError as error:
             on_error(trace, error)
             continue
@@ -95,14 +101,33 @@ def run_tags(traces: Sequence[Trace], labeller: Any, mode: str, out: ResultsDir,
 
 
 def run_receivers(handle: Any, traces: Sequence[Trace], config: Any, out: ResultsDir, *, progress: Progress | None = None,
-                  on_error: OnError = _raise) -> Any:
-    """Receiver heads over all traces (the ranking is run-level) and each trace's scores."""
+                  on_error: OnError = _raise, ablation: Any = None) -> Any:
+    """Receiver heads over all traces (the ranking is run-level) and each trace's scores; with `ablation` (an
+    AblationConfig), then the top-K receiver heads ablated against random heads of the same layers."""
     from anchors.methods.whitebox.receivers import receiver_heads
 
     _check(out, "receivers", traces, config.mode, saving.config_settings(config), handle.name)
     result = receiver_heads(handle, traces, config, progress=progress, on_error=on_error)
     if result.traces:
         saving.save_receivers(out, traces, result)
+        if ablation is not None:
+            run_head_ablation(handle, [t for t in traces if t.id in {r.trace_id for r in result.traces}], result,
+                              ablation, out, progress=progress, on_error=on_error)
+    return result
+
+
+def run_head_ablation(handle: Any, traces: Sequence[Trace], receivers: Any, config: Any, out: ResultsDir, *,
+                      progress: Progress | None = None, on_error: OnError = _raise) -> Any:
+    """Ablate the top `config.k` receiver heads (by the run's mean kurtosis) and random heads of their layers."""
+    from anchors.methods.whitebox.ablation import head_ablation
+    from anchors.metrics.attention import top_heads
+
+    heads = top_heads(receivers.mean_kurtosis, config.k, receivers.config.exclude_layers)
+    settings = saving.head_ablation_settings(config, heads, receivers.config)
+    _check(out, "head_ablation", traces, config.mode, settings, handle.name)
+    result = head_ablation(handle, traces, heads, config, progress=progress, on_error=on_error)
+    if result.rows:
+        saving.save_head_ablation(out, traces, result, receivers.config)
     return result
 
 
@@ -144,20 +169,52 @@ def run_patching(handle: Any, traces: Sequence[Trace], replacements: Callable[[T
     return done
 
 
-def run_causality_tests(traces: Sequence[Trace], config: Any, out: ResultsDir, *, sampler: Any = None,
-                        importance: str | None = None, progress: Progress | None = None) -> Any:
-    """The trace-level tests (anchors.methods.causality.run); `importance` picks resilience's sentences by a
-    per-sentence column of the results folder (e.g. counterfactual_importance_kl) or 'ta' (the authors')."""
-    from anchors.methods.causality.run import run_causality
+@dataclass(frozen=True)
+class InsertionInputs:
+    """The insertions study's own inputs: hand-written sentences by (trace id, position), other model's traces by
+    trace id, and what identifies them in the settings (their files' sha256)."""
 
+    handwritten: Any = None  # Mapping[tuple[str, int], str]
+    other_traces: Any = None  # Mapping[str, Trace]
+    identity: Any = None  # Mapping[str, str | None]
+
+
+def run_causality_tests(traces: Sequence[Trace], config: Any, out: ResultsDir, *, sampler: Any = None,
+                        importance: str | None = None, progress: Progress | None = None,
+                        insertions: InsertionInputs = InsertionInputs(), embed: Any = None) -> Any:
+    """The trace-level tests (anchors.methods.causality.run); `importance` picks resilience's sentences by a
+    per-sentence column of the results folder (e.g. counterfactual_importance_kl) or 'ta' (the authors').
+    The tests read answers with the sampler's outcome (`TraceSampler.outcome`), recorded in their settings;
+    `embed`: the sentence embedder of resilience, hint and insertions (default all-MiniLM-L6-v2)."""
+    from anchors.methods.causality.hint import CUED_SUFFIX
+    from anchors.methods.causality.run import run_causality
+    from anchors.outcomes import outcome_settings
+
+    outcome = outcome_settings(sampler.outcome) if sampler is not None else None
+    model = sampler.identity if sampler is not None else None
     for test in config.tests:
-        kind = saving.causality_kind(test)
-        _check(out, kind, traces, "default", saving.causality_settings(config, test, importance),
-               sampler.identity if sampler is not None else None)
+        settings = saving.causality_settings(config, test, importance, outcome, insertions.identity)
+        _check(out, saving.causality_kind(test), traces, "default", settings, model)
+        if test == "hint":
+            _check_derived(out, "hint", [t.id + CUED_SUFFIX for t in traces], settings, model)
     scores = sentence_scores(importance, traces, out) if "resilience" in config.tests else None
-    result = run_causality(traces, config, sampler=sampler, sentence_scores=scores, progress=progress)
-    saving.save_causality(out, traces, result, importance=importance)
+    result = run_causality(traces, config, sampler=sampler, sentence_scores=scores, progress=progress, embed=embed,
+                           handwritten=insertions.handwritten, other_traces=insertions.other_traces)
+    saving.save_causality(out, traces, result, importance=importance, outcome=outcome, inputs=insertions.identity)
     return result
+
+
+def _check_derived(out: ResultsDir, kind: str, trace_ids: Sequence[str], settings: dict[str, Any], model: str | None) -> None:
+    """Folders a study derives (the hint study's cued traces) hold a trace not known before the work: refuse only
+    results of the same kind made with other settings (their trace is then sampled anew)."""
+    from anchors.results.contract import ResultsConflict, settings_hash
+
+    for trace_id in trace_ids:
+        manifest = out.trace_manifest(trace_id)
+        entry = manifest.methods.get(kind) if manifest is not None else None
+        if entry is not None and entry.settings_hash != settings_hash(settings, model) and not out.overwrite:
+            raise ResultsConflict(f"{out.trace_dir(trace_id)}: has {kind} results made with other settings; pass "
+                                  "--overwrite to replace them (the cued trace is sampled anew), or give another --out")
 
 
 def sentence_scores(importance: str | None, traces: Sequence[Trace], out: ResultsDir) -> dict[str, list[float]] | None:
@@ -232,6 +289,7 @@ class Analysis:
     replacements: Callable[[Trace], dict[int, str]] | None = None  # patching's T_i (default: from the rollouts)
     causality: Any = None  # CausalityConfig
     importance: str | None = None
+    outcome: str = "math"  # the outcome spec every sampling method reads answers with
 
 
 def analyze(traces: Sequence[Trace], analysis: Analysis, out: ResultsDir, *, handle: Any, sampler: Any, template: Any,

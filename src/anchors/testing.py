@@ -13,6 +13,12 @@
 drawn from `rollout_seed(request.seed, k)`), and `ScriptedEmbedder` the `Embedder` protocol (paraphrases of one
 meaning share a direction; unrelated sentences get their own), so tests need neither a model nor MiniLM.
 The true effects are known in closed form (`true_effects`).
+
+`answer_format` writes the answers for an outcome kind (anchors.outcomes): "math" (`\\boxed{42}`), "choice"
+(`the answer is (C)`, letters for the numbers) or "words" (a behaviour class in a sentence, `My decision: leverage.`,
+for the regex, python and judge outcomes; `WORD_CLASSES`, `word_regex_classes`, `word_judge`, `word_grader`). The
+causal structure is the same in every format: only how the answer is written changes.
+`CueWorld` and `InsertionWorld` plant the structures of the hint and insertions studies.
 """
 
 from __future__ import annotations
@@ -30,6 +36,12 @@ _TOPICS = ("apples", "boxes", "pages", "coins", "trains", "books", "pencils", "m
            "stamps", "shells")
 CORRECT, WRONG = "42", ("41", "24", "40")
 THINK_CLOSE = "</think>"
+FORMATS = ("math", "choice", "words")
+# How each answer is written per format: the correct one is the gold (target) answer of the world's trace.
+LETTERS = {CORRECT: "C", "41": "A", "24": "B", "40": "D"}
+WORD_CLASSES = {CORRECT: "leverage", "41": "comply", "24": "refuse", "40": "report"}
+# What forced answers end their prompt with, per format (the outcomes' leads, anchors.outcomes)
+_LEADS = {"math": "\\boxed{", "choice": "Therefore, the answer is (", "words": "my final answer is:"}
 
 
 def _sentence(t: int, variant: int) -> str:
@@ -56,8 +68,11 @@ class PlantedWorld:
     # `true_effects` describes a world without them.
     extra_planted: tuple[tuple[int, float], ...] = ()
     problem: str = "How many items are there in total once every group is counted?"
+    answer_format: str = "math"  # math, choice or words (see the module docstring)
 
     def __post_init__(self) -> None:
+        if self.answer_format not in FORMATS:
+            raise ValueError(f"answer_format must be one of {FORMATS}")
         if not (0 <= self.planted < self.n_sentences and 0 <= self.decoy < self.n_sentences and self.planted != self.decoy):
             raise ValueError("planted and decoy must be two different sentence indices")
         if any(t in (self.planted, self.decoy) or not 0 <= t < self.n_sentences for t, _ in self.extra_planted):
@@ -73,7 +88,29 @@ class PlantedWorld:
 
     def trace(self, trace_id: str = "planted") -> Trace:
         return Trace(id=trace_id, problem=self.problem, thinking=" ".join(self.sentences) + "\n",
-                     answer_text=f"\\boxed{{{CORRECT}}}", gold_answer=CORRECT, template="scripted")
+                     answer_text=self.written(CORRECT, final=True), gold_answer=self.gold, template="scripted")
+
+    @property
+    def gold(self) -> str:
+        """The correct answer as the world's outcome keys it."""
+        return self.key(CORRECT)
+
+    def key(self, answer: str) -> str:
+        """An answer (a number of the world) as this format's outcome key."""
+        if self.answer_format == "choice":
+            return LETTERS.get(answer, "E")
+        if self.answer_format == "words":
+            return WORD_CLASSES.get(answer, "other")
+        return answer
+
+    def written(self, answer: str, *, final: bool = False, forced: bool = False) -> str:
+        """The answer as the format writes it: a whole final answer, or the completion of a forced one."""
+        key = self.key(answer)
+        if self.answer_format == "math":
+            return f"{key}}}" if forced else f"\\boxed{{{key}}}"
+        if self.answer_format == "choice":
+            return f"{key})." if forced else f"So the answer is ({key})."
+        return f" {key}." if forced else f"My decision: {key}."
 
     def true_effects(self) -> dict[str, float]:
         """Population values at the planted sentence (default-mode signs)."""
@@ -140,14 +177,14 @@ class ScriptedSampler:
 
     def _write(self, prompt: str, rng: np.random.Generator) -> str:
         world = self.world
-        if prompt.endswith("\\boxed{"):  # a forced (or closing) answer: decided by what the prompt holds
-            return world.answer(prompt, rng) + "}"
+        if prompt.endswith(_LEADS[world.answer_format]):  # a forced (or closing) answer: decided by what the prompt holds
+            return world.written(world.answer(prompt, rng), forced=True)
         present = [t for t, s in enumerate(world.sentences) if s in prompt]
         start = max(present) + 1 if present else 0
         body = " ".join(world.continuation(start, rng))
         if rng.random() < world.p_unfinished:
             return body
-        return f"{body}\n{THINK_CLOSE}\n\nSo the answer is \\boxed{{{world.answer(prompt + body, rng)}}}."
+        return f"{body}\n{THINK_CLOSE}\n\n{world.written(world.answer(prompt + body, rng), final=True)}"
 
 
 class HashEmbedder:
@@ -185,3 +222,36 @@ def _direction(name: str) -> np.ndarray:
     seed = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "little")
     vector = np.random.default_rng(seed).standard_normal(HashEmbedder.dimension)
     return vector / np.linalg.norm(vector)
+
+
+# --- outcomes of the "words" format: the regex, judge and python graders of its classes ---------------------
+
+
+def word_regex_outcome() -> object:
+    """A regex outcome over the words format's classes (anchors.outcomes.RegexOutcome)."""
+    from anchors.outcomes import RegexConfig, RegexOutcome
+
+    classes = tuple((name, rf"\b{name}\b") for name in WORD_CLASSES.values())
+    return RegexOutcome(RegexConfig(classes=classes, none_class="other", source="planted-classes.json"))
+
+
+def word_judge_outcome() -> object:
+    """A judge outcome over the words format's classes with a scripted judge (no endpoint): it answers the class
+    the graded response names (anchors.outcomes.keyword_judge), in JSON, as a judge model would."""
+    from anchors.outcomes import JudgeConfig, JudgeOutcome, ScriptedChat, keyword_judge
+
+    classes = (*WORD_CLASSES.values(), "other")
+    rubric = "# Planted rubric\n\n## Classes\n" + "".join(f"- {c}: the response decides to {c}\n" for c in classes)
+    config = JudgeConfig(rubric=rubric, classes=classes, source="planted-rubric.md", use_cache=False)
+    return JudgeOutcome(config, client=ScriptedChat(keyword_judge({c: c for c in WORD_CLASSES.values()}, default="other")))
+
+
+WORD_GRADER = '''"""The planted world's words grader for the python outcome: the class the answer names."""
+
+
+def grade(answer, context):
+    for word in ("leverage", "comply", "refuse", "report"):
+        if word in answer:
+            return word
+    return None
+'''

@@ -18,7 +18,7 @@ LAYERS = [
     {"thought_anchors"},
     {"labels"},
     {"outcomes"},
-    {"methods", "testing"},
+    {"methods", "testing", "testing_studies"},
     {"results"},
     {"viz", "report"},
     {"analysis"},

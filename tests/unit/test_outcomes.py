@@ -34,6 +34,7 @@ from anchors.outcomes import (
 )
 from anchors.traces import grade_cache, grading
 from anchors.traces.answers import GradeStatus, extract_answer, grade
+from anchors.traces.records import Trace
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -84,9 +85,16 @@ def test_math_forced_answers_equal_the_samplers_grader(mode: str, completion: st
     template = paper_template() if mode == "paper" else r1_distill_template()
     outcome = MathOutcome(MathConfig(mode=mode))
     prompt = template.render("What is 3 + 4?", "Three plus four. ") + outcome.forced_suffix(template)
-    today = Grader(gold, mode, None, template.think_close).forced(completion, prompt)
+    # the sampler's grading of forced answers before outcomes were wired in, written out
+    if mode == "paper":
+        today = grade(prompt + completion, gold, mode="paper")
+    else:
+        today = grade("\\boxed{" + completion, gold, mode="default", method="boxed_first")
     result = outcome.grade_forced(completion, gold, prompt=prompt)
-    assert (result.key, result.correct) == (today.answer, today.correct)
+    assert (result.key, result.correct) == (today.key, today.correct)
+    wired = Grader(outcome, Trace(id="t", problem="p", thinking="x", answer_text="y", gold_answer=gold), mode,
+                   template.think_close).forced(completion, prompt)  # and the sampler now grades with the outcome
+    assert (wired.answer, wired.correct) == (today.key, today.correct)
 
 
 def test_math_status_mapping_keeps_the_key(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -3,6 +3,7 @@ report that shows them side by side."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -28,6 +29,7 @@ from anchors.cli import (
     results_dir,
 )
 from anchors.cli.backends import BatchSizeOption, DeviceOption, DtypeOption, ModelOption
+from anchors.cli.options import OutcomeOption, command_outcome
 from anchors.errors import InputError
 
 ALL = ("blackbox", "tags", "receivers", "suppression", "patching", "causality")
@@ -55,7 +57,8 @@ def analyze(
     importance: Annotated[str | None, typer.Option("--importance", help="Causality: the column resilience picks its sentences by (default: counterfactual_importance_kl when the black box runs).")] = None,
     replacements: Annotated[Path | None, typer.Option("--replacements", help="Patching: counterfactual sentences (JSONL); default: the black box's first different resampled sentence.")] = None,
     top_k: Annotated[int, typer.Option("--top-k", min=1, help="Receivers: receiver heads to keep.")] = 20,
-    sentences: Annotated[str | None, typer.Option("--sentences", help="Suppression and patching: only these sentences, e.g. '0-4,7' (default: all).")] = None,
+    sentences: Annotated[str | None, typer.Option("--sentences", help="Only these sentence positions, e.g. '3,5-9' (default: all): the black box scores only them (sampling the prefixes before and after each), the causality tests pick positions among them, suppression and patching do only them.")] = None,
+    outcome: OutcomeOption = "math",
     seed: Annotated[int, typer.Option("--seed")] = 0,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N traces.")] = None,
     batch_size: BatchSizeOption = 32,
@@ -66,6 +69,7 @@ def analyze(
     """Every method on each trace, into one results folder, then the report: which sentences matter by resampling,
     attention, suppression and patching, do the methods agree, and does the trace cause the answer at all."""
     from anchors.analysis import analyze as run_all
+    from anchors.cli.score import with_outcome
 
     chosen = _methods(methods, replacements)
     inputs = Inputs(traces, from_ta)
@@ -73,9 +77,11 @@ def analyze(
     results = results_dir(out, overwrite=overwrite, store=store)
     handle = _handle(model, device, dtype)
     plan = _analysis(chosen, check_mode(mode), rollouts, max_new_tokens, bootstrap, tags, tests, samples, importance,
-                     replacements, top_k, sentences, seed)
+                     replacements, top_k, sentences, seed, outcome)
+    if plan.blackbox is not None:
+        plan = replace(plan, blackbox=with_outcome(plan.blackbox, handle.template))
     failed: list[str] = []
-    engine, trace_sampler = _samplers(handle, batch_size, results)
+    engine, trace_sampler = _samplers(handle, batch_size, results, plan)
     reports = run_all(items, plan, results, handle=handle, sampler=engine, template=handle.template,
                       embedder=_embedder(), trace_sampler=trace_sampler, progress=console.track, on_error=reporter(failed),
                       bar=console.TraceBar)
@@ -96,8 +102,11 @@ def _methods(text: str, replacements: Path | None) -> tuple[str, ...]:
 
 def _analysis(chosen: tuple[str, ...], mode: str, rollouts: int, max_new_tokens: int, bootstrap: int | None, tags: str,
               tests: str, samples: int, importance: str | None, replacements: Path | None, top_k: int,
-              sentences: str | None, seed: int) -> Any:
+              sentences: str | None, seed: int, outcome: str = "math") -> Any:
     """The methods' settings: exactly what each single-method command builds from the same options."""
+    if outcome.strip() != "math" and "patching" in chosen:
+        raise InputError(f"--outcome {outcome}: activation patching forces the trace's own math answer; run the other "
+                         "methods with --methods (without patching), or patch with --outcome math")
     from anchors.analysis import Analysis, BlackBox
     from anchors.cli.causality import causality_config
     from anchors.cli.score import blackbox_config, check_tags
@@ -105,9 +114,10 @@ def _analysis(chosen: tuple[str, ...], mode: str, rollouts: int, max_new_tokens:
 
     blackbox = None
     if "blackbox" in chosen:
-        config = blackbox_config(mode, rollouts, max_new_tokens, True, True, bootstrap, 0.05, 0.8, seed)
+        config = blackbox_config(mode, rollouts, max_new_tokens, True, True, bootstrap, 0.05, 0.8, seed,
+                                 outcome=outcome, sentences=sentences)
         blackbox = BlackBox(config, check_tags(tags))
-    causality = causality_config(tests, samples=samples, seed=seed) if "causality" in chosen else None
+    causality = causality_config(tests, samples=samples, seed=seed, sentences=sentences) if "causality" in chosen else None
     if importance is None and causality is not None and blackbox is not None and "resilience" in causality.tests:
         importance = "counterfactual_importance_kl"
     return Analysis(
@@ -115,7 +125,7 @@ def _analysis(chosen: tuple[str, ...], mode: str, rollouts: int, max_new_tokens:
         receivers=receiver_config(mode, top_k) if "receivers" in chosen else None,
         suppression=suppression_config(mode, sentences=sentences) if "suppression" in chosen else None,
         patching=patching_config(mode, sentences=sentences) if "patching" in chosen else None,
-        replacements=_replacement_file(replacements), causality=causality, importance=importance,
+        replacements=_replacement_file(replacements), causality=causality, importance=importance, outcome=outcome,
     )  # fmt: skip
 
 
@@ -140,13 +150,15 @@ def _handle(model: str, device: str | None, dtype: str | None) -> Any:
     return load_model(model, device=device, dtype=dtype)
 
 
-def _samplers(handle: Any, batch_size: int, results: Any) -> tuple[Any, Any]:
-    """The shared-prefix engine on the loaded model, for the black box and (wrapped) the causality tests."""
+def _samplers(handle: Any, batch_size: int, results: Any, plan: Any) -> tuple[Any, Any]:
+    """The shared-prefix engine on the loaded model, for the black box and (wrapped) the causality tests, both
+    reading answers with the chosen outcome (checked here, before any work)."""
     from anchors.cli.causality import trace_sampler_for
     from anchors.rollouts.local import LocalEngine
 
     engine = LocalEngine(handle, batch_size=batch_size)
-    return engine, trace_sampler_for(engine, handle.template, results.store_path())
+    outcome = command_outcome(plan.outcome, template=handle.template)
+    return engine, trace_sampler_for(engine, handle.template, results.store_path(), outcome)
 
 
 def _embedder() -> Any:

@@ -9,6 +9,8 @@ from typing import Annotated, Any, Literal
 import typer
 
 from anchors import console
+from anchors.cli.options import OutcomeOption, command_outcome
+from anchors.errors import InputError
 from anchors.cli import (
     FromTA,
     Inputs,
@@ -79,23 +81,45 @@ def grade(
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds per answer comparison before giving up with status 'timeout'.")] = 5.0,
     from_ta: FromTA = None,
     out: Annotated[Path | None, typer.Option("--out", help="Also write one JSON line per trace here.")] = None,
+    outcome: OutcomeOption = "math",
     skip_invalid: SkipInvalid = False,
 ) -> None:
-    """Extract each trace's final answer and grade it against the gold answer."""
-    from anchors.traces.answers import grade as grade_answer
+    """Extract each trace's final answer and grade it against the gold answer (or read it with --outcome)."""
     from anchors.traces.jsonl import write_jsonl
 
+    reader = _answer_reader(outcome, check_mode(mode), method, timeout)
     inputs = Inputs(traces, from_ta)
     rows = []
     for trace in inputs:
-        result = grade_answer(trace.answer_text, trace.gold_answer, mode=check_mode(mode), method=method, timeout=timeout)
-        rows.append({"trace_id": trace.id, "answer": result.answer, "key": result.key, "gold": trace.gold_answer,
-                     "correct": result.correct, "status": str(result.status.value)})
+        rows.append({"trace_id": trace.id, **reader(trace), "gold": trace.gold_answer})
     console.table("Grades", ["trace", "answer", "gold", "correct", "status"],
                   [(r["trace_id"], r["answer"], r["gold"], r["correct"], r["status"]) for r in rows])
     if out is not None:
         write_jsonl(out, rows)
     inputs.exit_if_invalid(skip_invalid)
+
+
+def _answer_reader(outcome: str, mode: str, method: str | None, timeout: float) -> Any:
+    """trace -> {answer, key, correct, status[, detail]}: today's math grading, or the --outcome's reading."""
+    if outcome.strip() == "math":
+        from anchors.traces.answers import grade as grade_answer
+
+        def read_math(trace: Any) -> dict[str, Any]:
+            result = grade_answer(trace.answer_text, trace.gold_answer, mode=mode, method=method, timeout=timeout)  # type: ignore[arg-type]
+            return {"answer": result.answer, "key": result.key, "correct": result.correct,
+                    "status": str(result.status.value)}
+
+        return read_math
+    if method is not None:
+        raise InputError("--method picks the math answer's extractor; it does not apply with --outcome " + outcome)
+    reader = command_outcome(outcome, mode=mode)
+
+    def read(trace: Any) -> dict[str, Any]:
+        result = reader.grade(trace.answer_text, trace.gold_answer, trace=trace)
+        return {"answer": result.answer, "key": result.key, "correct": result.correct, "status": result.status.value,
+                "detail": result.detail or None}
+
+    return read
 
 
 @app.command()

@@ -34,10 +34,11 @@ from anchors.cli.backends import (
     TemplateOption,
     build_sampler,
 )
+from anchors.cli.options import OutcomeOption, SentencesOption, command_outcome, math_only, parse_indices
 from anchors.errors import InputError
 
-TESTS = ("validity", "early", "filler", "mistakes", "paraphrase", "resilience")
-TestsOption = Annotated[str, typer.Option("--tests", help="Comma-separated: validity, early, filler, mistakes, paraphrase, resilience (default: all). 'validity' needs no model.")]
+TESTS = ("validity", "early", "filler", "mistakes", "paraphrase", "resilience")  # the default set
+TestsOption = Annotated[str, typer.Option("--tests", help="Comma-separated: validity, early, filler, mistakes, paraphrase, resilience (the default set), and the studies hint (cued multiple-choice unfaithfulness: needs metadata.cue, e.g. traces generated from examples/choice_problems.jsonl) and insertions (off- vs on-policy inserted sentences). 'validity' needs no model.")]
 
 
 @app.command()
@@ -64,6 +65,13 @@ def causality(
     max_rounds: Annotated[int, typer.Option("--max-rounds", min=1, help="Rounds before a resilience chain is censored.")] = 3,
     importance: Annotated[str | None, typer.Option("--importance", help="Resilience sentences: the top by a per-sentence column of the results in OUT (e.g. counterfactual_importance_kl from anchors score, receiver_score), 'ta' for the authors' counterfactual_importance_kl (with --from-ta), or a JSONL of {trace_id, sentence_index, score}; default evenly spaced.")] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
+    outcome: OutcomeOption = "math",
+    sentences: SentencesOption = None,
+    trace_tokens: Annotated[int, typer.Option("--trace-tokens", min=1, help="hint: thinking budget of each sampled answer on the cued and uncued prompts (the cued trace is one of them).")] = 160,
+    insert_text: Annotated[str | None, typer.Option("--insert-text", help="insertions: the hand-written sentence inserted where --insertions gives none (default: 'Wait, I think I made a mistake somewhere, so the answer must be different.').")] = None,
+    insertions_file: Annotated[Path | None, typer.Option("--insertions", help="insertions: JSONL of {\"trace_id\", \"sentence_index\", \"text\"}: hand-written sentences per position (their positions are the ones tested, unless --sentences).")] = None,
+    other_traces: Annotated[Path | None, typer.Option("--other-traces", help="insertions: another model's traces of the same problems (JSONL, matched by id): their sentence closest to the hand-written one is inserted too.")] = None,
+    candidates: Annotated[int, typer.Option("--candidates", min=1, help="insertions: sentences the model writes at each position to pick the on-policy one from.")] = 6,
     template: TemplateOption = None,
     backend: BackendOption = "hf",
     base_url: BaseUrlOption = None,
@@ -77,7 +85,7 @@ def causality(
     """Trace-level causality tests: step validity, early answering (AOC), filler/swapped traces, inserted
     mistakes, paraphrase, resilience/CI++. Each trace's tables go to OUT/<trace id>/, the summary and the mean
     early-answering curve to OUT/."""
-    from anchors.analysis import run_causality_tests, write_reports
+    from anchors.analysis import InsertionInputs, run_causality_tests, write_reports
 
     inputs = Inputs(traces, from_ta)
     loaded = limited(inputs, limit)
@@ -87,37 +95,95 @@ def causality(
     config = causality_config(tests, samples=samples, points=points, continuations=continuations,
                               continue_tokens=continue_tokens, answer_tokens=answer_tokens,
                               mistakes_per_trace=mistakes_per_trace, paraphrase_fractions=paraphrase_fractions,
-                              top_k=top_k, chains=chains, max_rounds=max_rounds, seed=seed)
+                              top_k=top_k, chains=chains, max_rounds=max_rounds, seed=seed, sentences=sentences,
+                              trace_tokens=trace_tokens, insert_text=insert_text, candidates=candidates)
+    if from_ta is not None:
+        math_only(outcome, "--from-ta (the authors' traces)")
+    inputs_for_insertions = insertion_inputs(insertions_file, other_traces) if "insertions" in config.tests else InsertionInputs()
     results = results_dir(out, overwrite=overwrite, store=store)
     sampler = None
     if config.needs_model:
         engine, prompt_template = build_sampler(model, backend, base_url, server_kind, api_key_env, batch_size, device,
                                                 dtype, template)
-        sampler = trace_sampler_for(engine, prompt_template, results.store_path())
-    result = run_causality_tests(loaded, config, results, sampler=sampler, importance=importance, progress=console.track)
+        sampler = trace_sampler_for(engine, prompt_template, results.store_path(),
+                                    command_outcome(outcome, template=prompt_template))
+    result = run_causality_tests(loaded, config, results, sampler=sampler, importance=importance, progress=console.track,
+                                 insertions=inputs_for_insertions)
     _print_summary(result)
     write_reports(results, [t.id for t in loaded])
     console.stdout.print(f"wrote {out}/<trace id>/ for {len(loaded)} trace(s), and the summary over all of them to {out}/")
     finish(inputs, skip_invalid)
 
 
-def trace_sampler_for(engine: Any, template: Any, store: Path) -> Any:
-    """The causality tests' sampler over any engine (local or server), reading and adding to the store."""
+def trace_sampler_for(engine: Any, template: Any, store: Path, outcome: Any = None) -> Any:
+    """The causality tests' sampler over any engine (local or server), reading and adding to the store, reading
+    answers with `outcome` (default: math). A local engine also scores text (teacher forcing) for the insertions
+    study's on-policyness; a server cannot."""
     from anchors.methods.causality.sampling import TraceSampler
+    from anchors.models.scoring import continuation_logprobs
+    from anchors.outcomes import MathOutcome
 
     handle = getattr(engine, "handle", None)
     count = (lambda text: len(handle.encode(text))) if handle is not None else None
-    return TraceSampler(sampler=engine, template=template, count_tokens=count, store=store)
+    scorer = (lambda prompt, text: continuation_logprobs(handle, prompt, text)) if handle is not None else None
+    return TraceSampler(sampler=engine, template=template, count_tokens=count, store=store,
+                        outcome=outcome if outcome is not None else MathOutcome(), token_logprobs=scorer)
+
+
+def insertion_inputs(handwritten: Path | None, other_traces: Path | None) -> Any:
+    """The insertions study's files, read before any work: hand-written sentences and another model's traces."""
+    import hashlib
+
+    from anchors.analysis import InsertionInputs
+    from anchors.traces.jsonl import read_traces
+
+    table = read_insertions(handwritten) if handwritten is not None else None
+    others = None
+    if other_traces is not None:
+        reader = read_traces(other_traces)
+        others = {t.id: t for t in reader}
+        if reader.errors:
+            raise InputError(f"--other-traces {other_traces}: {len(reader.errors)} invalid line(s); fix them first")
+    digest = lambda path: hashlib.sha256(path.read_bytes()).hexdigest() if path is not None else None  # noqa: E731
+    return InsertionInputs(handwritten=table, other_traces=others,
+                           identity={"insertions_sha256": digest(handwritten), "other_traces_sha256": digest(other_traces)})
+
+
+def read_insertions(path: Path) -> dict[tuple[str, int], str]:
+    """(trace id, sentence index) -> hand-written sentence, from JSONL lines {trace_id, sentence_index, text}."""
+    import json
+
+    from anchors.traces.jsonl import check_nesting
+
+    if not path.is_file():
+        raise InputError(f"--insertions {path}: no such file")
+    found: dict[tuple[str, int], str] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            check_nesting(line)
+            record = json.loads(line)
+            text = str(record["text"]).strip()
+            if not text:
+                raise ValueError("empty text")
+            found[str(record["trace_id"]), int(record["sentence_index"])] = text
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InputError(f"{path}:{number}: expected {{\"trace_id\", \"sentence_index\", \"text\"}} ({exc})") from None
+    return found
 
 
 def causality_config(tests: str = ",".join(TESTS), *, samples: int = 3, points: int = 5, continuations: int = 2,
                      continue_tokens: int = 48, answer_tokens: int = 16, mistakes_per_trace: int = 2,
                      paraphrase_fractions: str = "0.5", top_k: int = 1, chains: int = 2, max_rounds: int = 3,
-                     seed: int = 0) -> Any:
+                     seed: int = 0, sentences: str | None = None, trace_tokens: int = 160,
+                     insert_text: str | None = None, candidates: int = 6) -> Any:
     """The tests' settings from the command's options (the defaults are the command's: analyze uses them too)."""
     from anchors.methods.causality.run import CausalityConfig
     from anchors.methods.causality.early_answering import EarlyAnsweringConfig
     from anchors.methods.causality.filler import FillerConfig
+    from anchors.methods.causality.hint import HintConfig
+    from anchors.methods.causality.insertions import InsertionsConfig
     from anchors.methods.causality.mistakes import MistakesConfig
     from anchors.methods.causality.paraphrase import ParaphraseConfig
     from anchors.methods.causality.resilience import ResilienceConfig
@@ -131,6 +197,10 @@ def causality_config(tests: str = ",".join(TESTS), *, samples: int = 3, points: 
         mistakes=MistakesConfig(sentences_per_trace=mistakes_per_trace, samples=continuations, **continuing),
         paraphrase=ParaphraseConfig(fractions=_fractions(paraphrase_fractions), samples=continuations, **continuing),
         resilience=ResilienceConfig(top_k=top_k, chains=chains, max_rounds=max_rounds, baseline_samples=continuations, **continuing),
+        hint=HintConfig(samples=samples, trace_tokens=trace_tokens, rollouts=continuations, **continuing),
+        insertions=InsertionsConfig(samples=continuations, candidates=candidates, **continuing,
+                                    **({"text": insert_text} if insert_text else {})),
+        sentences=parse_indices(sentences, "--sentences"),
     )  # fmt: skip
 
 

@@ -31,6 +31,7 @@ from anchors.cli.backends import (
     TemplateOption,
     build_sampler,
 )
+from anchors.cli.options import SentencesOption, parse_indices
 from anchors.errors import AnchorsError
 
 
@@ -55,6 +56,7 @@ def resample(
     batch_size: BatchSizeOption = 32,
     device: DeviceOption = None,
     dtype: DtypeOption = None,
+    sentences: SentencesOption = None,
     export_ta: Annotated[Path | None, typer.Option("--export-ta", help="Also write each trace as a Thought Anchors folder (chunk_{i}/solutions.json) here.")] = None,
     from_ta: FromTA = None,
     skip_invalid: SkipInvalid = False,
@@ -68,7 +70,9 @@ def resample(
     sampler, prompt_template = build_sampler(model, backend, base_url, server_kind, api_key_env, batch_size,
                                                    device, dtype, template)
     inputs = Inputs(traces, from_ta)
-    planned = [(trace, resampling_requests(trace, rollouts=rollouts, seed=seed, mode=mode, template=prompt_template))
+    chosen = parse_indices(sentences, "--sentences")
+    planned = [(trace, resampling_requests(trace, rollouts=rollouts, seed=seed, mode=mode, template=prompt_template,
+                                           sentences=chosen))
                for trace in inputs]
     params = sampling_params(temperature, top_p, max_new_tokens)
     everything = [r for _, requests in planned for r in requests]

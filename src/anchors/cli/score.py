@@ -7,6 +7,7 @@ import functools
 import math
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -32,6 +33,13 @@ from anchors.cli import (
     reporter,
     results_dir,
     ta_reader,
+)
+from anchors.cli.options import (
+    OutcomeOption,
+    SentencesOption,
+    command_outcome,
+    math_only,
+    parse_indices,
 )
 from anchors.cli.backends import (
     ApiKeyEnvOption,
@@ -89,6 +97,8 @@ def score(
     top: Annotated[int, typer.Option("--top", min=1, help="Rows of the printed table of top anchors.")] = 5,
     embedder: Embedder = "all-MiniLM-L6-v2",
     tags: TagsOption = "auto",
+    outcome: OutcomeOption = "math",
+    sentences: SentencesOption = None,
     backend: BackendOption = "hf",
     base_url: BaseUrlOption = None,
     server_kind: ServerKindOption = "vllm",
@@ -103,28 +113,43 @@ def score(
     """Which sentences of each trace cause its answer: resample from every sentence, grade, and score."""
     from anchors.analysis import BlackBox
     from anchors.models.embeddings import SentenceEmbedder
-    spec = BlackBox(blackbox_config(mode, rollouts, max_new_tokens, forced, matrix, bootstrap, fdr, threshold, seed),
-                    check_tags(tags), _adaptive_plan(rollouts, max_rollouts, target_width) if adaptive else None)
+    config = blackbox_config(mode, rollouts, max_new_tokens, forced, matrix, bootstrap, fdr, threshold, seed,
+                             outcome=outcome, sentences=sentences)
+    spec = BlackBox(config, check_tags(tags), _adaptive_plan(rollouts, max_rollouts, target_width) if adaptive else None)
     results = results_dir(out, overwrite=overwrite, store=store)
     if from_ta is not None:
         if traces is not None:
             raise typer.BadParameter("give either a TRACES.jsonl file or --from-ta DIR, not both")
+        math_only(outcome, "--from-ta (the authors' rollouts)")
         _score_from_ta(from_ta, spec.config, SentenceEmbedder(embedder), results, top, limit, skip_invalid, profile)
         return
     inputs = Inputs(traces, None)
     items = limited(inputs, limit)
     sampler, prompt_template = build_sampler(model, backend, base_url, server_kind, api_key_env, batch_size,
                                              device, dtype, template)
+    spec = with_outcome(spec, prompt_template)
     failed = _score_traces(items, sampler, prompt_template, spec, results, SentenceEmbedder(embedder), top, profile)
     finish(inputs, skip_invalid, failed)
 
 
 def blackbox_config(mode: str, rollouts: int, max_new_tokens: int, forced: bool, matrix: bool, bootstrap: int | None,
-                    fdr: float, threshold: float, seed: int) -> Any:
+                    fdr: float, threshold: float, seed: int, *, outcome: str = "math", sentences: str | None = None) -> Any:
     from anchors.methods.blackbox.config import BlackBoxConfig
 
     return BlackBoxConfig(mode=check_mode(mode), rollouts=rollouts, max_new_tokens=max_new_tokens, forced=forced,  # type: ignore[arg-type]
-                          matrix=matrix, bootstrap=bootstrap, fdr=fdr, similarity_threshold=threshold, seed=seed)
+                          matrix=matrix, bootstrap=bootstrap, fdr=fdr, similarity_threshold=threshold, seed=seed,
+                          outcome=outcome.strip(), sentences=parse_indices(sentences, "--sentences"))
+
+
+def with_outcome(spec: Any, template: Any) -> Any:
+    """The black box's settings with the outcome object `config.outcome` names (checked before any sampling),
+    and the spec in its canonical spelling (`choice:ABCDE` is `choice`), as the results record it."""
+    from anchors.models.templates import paper_template
+
+    config = spec.config
+    outcome = command_outcome(config.outcome, mode=config.mode, template=paper_template() if config.paper else template,
+                              answer_method=config.answer_method)
+    return replace(spec, config=replace(config, outcome=outcome.spec), outcome=outcome)
 
 
 def check_tags(tags: str) -> str:

@@ -26,6 +26,7 @@ from anchors.cli import (
     results_dir,
 )
 from anchors.cli.backends import DeviceOption, DtypeOption
+from anchors.cli.options import parse_indices
 from anchors.errors import InputError
 
 ModelOption = Annotated[str, typer.Option("--model", help="Model alias, local folder, .gguf file or hub name.")]
@@ -47,13 +48,18 @@ def receivers(
     control_depth: Annotated[bool, typer.Option("--control-depth", help="Rank-normalise each row before vertical scores.")] = False,
     include_layer_zero: Annotated[bool, typer.Option("--include-layer-zero", help="Rank layer-0 heads too (left out by default, as published).")] = False,
     query_chunk: ChunkOption = None,
+    ablate: Annotated[int, typer.Option("--ablate", min=0, help="Then ablate the top K receiver heads' attention output and compare the forced answer (KL, probability of the gold answer) with K random heads of the same layers (0: off).")] = 0,
+    ablation: Annotated[str, typer.Option("--ablation", help="zero or mean (each head's mean output over the trace).")] = "zero",
+    ablate_draws: Annotated[int, typer.Option("--ablate-draws", min=1, help="Random head sets to compare with.")] = 5,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the random head sets.")] = 0,
     mode: ModeOption = "default",
     from_ta: FromTA = None,
     device: DeviceOption = None,
     dtype: DtypeOption = None,
     skip_invalid: SkipInvalid = False,
 ) -> None:
-    """Sentence-level attention and receiver heads: vertical scores, kurtosis, top-k heads, per-sentence scores."""
+    """Sentence-level attention and receiver heads: vertical scores, kurtosis, top-k heads, per-sentence scores;
+    with --ablate K, what ablating the top K receiver heads does to the forced answer, against random heads."""
     from anchors.analysis import run_receivers, write_reports
 
     config = receiver_config(mode, top_k, proximity_ignore=proximity_ignore, control_depth=control_depth,
@@ -63,13 +69,40 @@ def receivers(
     if not items:  # before loading the model: the heads are ranked over the traces, so there must be some
         inputs.exit_if_invalid(skip_invalid)
         raise InputError("no valid traces to rank receiver heads on")
-    result = run_receivers(_load(model, device, dtype), items, config, results, progress=console.track, on_error=reporter(failed))
+    plan = ablation_config(ablate, ablation, ablate_draws, seed, mode) if ablate else None
+    result = run_receivers(_load(model, device, dtype), items, config, results, progress=console.track,
+                           on_error=reporter(failed), ablation=plan)
     rows = [(rank, layer, head, f"{result.mean_kurtosis[layer, head]:.2f}") for rank, (layer, head) in enumerate(result.heads)]
     console.table(f"Receiver heads of {len(result.traces)} trace(s)", ["rank", "layer", "head", "mean kurtosis"], rows[:10])
     reliability = "not computed (needs 2+ traces)" if result.reliability is None else f"{result.reliability:.3f}"
     console.stdout.print(f"split-half reliability: {reliability}; wrote {out}/<trace id>/ for {len(result.traces)} trace(s)")
+    if plan is not None:
+        _print_ablation(results)
     write_reports(results, [t.trace_id for t in result.traces])
     finish(inputs, skip_invalid, failed)
+
+
+def ablation_config(k: int, method: str, draws: int, seed: int, mode: str) -> Any:
+    from anchors.methods.whitebox.ablation import AblationConfig
+
+    return AblationConfig(k=k, method=method, draws=draws, seed=seed, mode=check_mode(mode))  # type: ignore[arg-type]
+
+
+def _print_ablation(results: Any) -> None:
+    manifest = results.run_manifest()
+    entry = manifest.methods.get("head_ablation") if manifest is not None else None
+    if entry is None:
+        return
+    summary = entry.summary
+    rows = [(name, _number(summary.get(f"{key}_kl_mean")), _number(summary.get(f"{key}_accuracy_change_mean")))
+            for name, key in (("receiver heads", "receivers"), ("random heads, same layers", "random"))]
+    console.table(f"Ablating {summary.get('k')} heads ({summary.get('method')}), mean over {summary.get('n_traces')} trace(s)",
+                  ["heads", "answer KL", "change in p(answer)"], rows)
+    console.stdout.print(f"receivers' KL above the random draws' in {_number(summary.get('receivers_rank_mean'))} of them (mean share)")
+
+
+def _number(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, (int, float)) else "NaN"
 
 
 @app.command()
@@ -166,8 +199,8 @@ def suppression_config(mode: str, *, layers: str | None = None, heads: str | Non
                        query_chunk: int | None = None) -> Any:
     from anchors.methods.whitebox.suppression import SuppressionConfig
 
-    return SuppressionConfig(layers=_indices(layers, "--layers"), heads=_indices(heads, "--heads"),
-                             sources=_indices(sentences, "--sentences"), temperature=temperature, top_p=top_p,
+    return SuppressionConfig(layers=parse_indices(layers, "--layers"), heads=parse_indices(heads, "--heads"),
+                             sources=parse_indices(sentences, "--sentences"), temperature=temperature, top_p=top_p,
                              mode=check_mode(mode), reuse_kv=not naive, query_chunk=query_chunk)  # type: ignore[arg-type]
 
 
@@ -181,7 +214,7 @@ def patching_config(mode: str, *, sites: str = "resid", layers: str | None = Non
         raise InputError(f"--sites must be a comma-separated subset of {', '.join(SITES)}, not {sites!r}")
     if align not in ("end", "start"):
         raise InputError(f"--align must be 'end' or 'start', not {align!r}")
-    return PatchingConfig(sites=chosen, layers=_indices(layers, "--layers"), sentences=_indices(sentences, "--sentences"),  # type: ignore[arg-type]
+    return PatchingConfig(sites=chosen, layers=parse_indices(layers, "--layers"), sentences=parse_indices(sentences, "--sentences"),  # type: ignore[arg-type]
                           align=align, answer=answer, mode=check_mode(mode), batch_size=batch_size, query_chunk=query_chunk)  # type: ignore[arg-type]
 
 
@@ -192,20 +225,6 @@ def _load(model: str, device: str | None, dtype: str | None) -> Any:
     from anchors.models import load_model
 
     return load_model(model, device=device, dtype=dtype)
-
-
-def _indices(text: str | None, option: str) -> tuple[int, ...] | None:
-    """'0,2,5-9' -> (0, 2, 5, 6, 7, 8, 9); None -> None."""
-    if text is None:
-        return None
-    out: list[int] = []
-    try:
-        for part in (p.strip() for p in text.split(",") if p.strip()):
-            lo, _, hi = part.partition("-")
-            out.extend(range(int(lo), int(hi or lo) + 1))
-    except ValueError:
-        raise InputError(f"{option} takes indices like '0,2,5-9', not {text!r}") from None
-    return tuple(out)
 
 
 def _replacement_source(path: Path | None, from_ta: Path | None, mode: str,

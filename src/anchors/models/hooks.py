@@ -27,7 +27,7 @@ from anchors.models.handle import ModelHandle
 if TYPE_CHECKING:
     import torch
 
-HookPoint = Literal["attn_scores", "pattern", "resid_pre", "attn_out", "mlp_out"]
+HookPoint = Literal["attn_scores", "pattern", "resid_pre", "attn_out", "mlp_out", "head_out"]
 # TransformerLens hook names (the same on every architecture the bridge supports).
 HOOK_NAMES: dict[str, str] = {
     "attn_scores": "blocks.{layer}.attn.hook_attn_scores",  # pre-softmax [batch, head, q, k]
@@ -35,6 +35,8 @@ HOOK_NAMES: dict[str, str] = {
     "resid_pre": "blocks.{layer}.hook_resid_pre",  # residual stream entering block [batch, q, d_model]
     "attn_out": "blocks.{layer}.hook_attn_out",  # attention output added to the residual [batch, q, d_model]
     "mlp_out": "blocks.{layer}.hook_mlp_out",  # MLP output added to the residual [batch, q, d_model]
+    # each head's attention output before the output projection [batch, q, head, d_head]: head ablation
+    "head_out": "blocks.{layer}.attn.o.hook_in",
 }
 # Queries per chunk by default: this many floats / (heads x keys), i.e. 64 MiB in float32 for one copy of
 # one layer's chunk of attention scores (the attention code makes a few such copies).

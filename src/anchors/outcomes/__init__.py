@@ -29,11 +29,11 @@ from anchors.outcomes.judge import (
 from anchors.outcomes.math_answer import MathConfig, MathOutcome
 from anchors.outcomes.python_call import PythonConfig, PythonOutcome
 from anchors.outcomes.regex_classes import RegexConfig, RegexOutcome, load_regex_config
-from anchors.outcomes.spec import SPEC_FORMS, parse_outcome
+from anchors.outcomes.spec import SPEC_FORMS, outcome_settings, parse_outcome
 
 __all__ = [
     "SPEC_FORMS", "WORDS_LEAD", "ChoiceConfig", "ChoiceOutcome", "JudgeConfig", "JudgeOutcome", "MathConfig",
     "MathOutcome", "Outcome", "OutcomeResult", "OutcomeStatus", "PythonConfig", "PythonOutcome", "RegexConfig",
     "RegexOutcome", "ScriptedChat", "answer_part", "closing_part", "judge_endpoint_from_env", "keyword_judge",
-    "load_judge_config", "load_regex_config", "parse_outcome", "rubric_classes",
+    "load_judge_config", "load_regex_config", "outcome_settings", "parse_outcome", "rubric_classes",
 ]

@@ -66,6 +66,15 @@ class Outcome(ABC):
     spec: str
     #: Written after the closed thinking to force an answer (the math outcome uses the template's own).
     answer_lead: str = WORDS_LEAD
+    #: Whether only the answer part (after the closing tag) is read: a rollout whose thinking never closed then
+    #: has no answer yet, whatever its text holds, and is closed before it is read. The math outcome reads the
+    #: whole text (as anchors always has), so only a rollout without a boxed answer is closed.
+    reads_answer_part: bool = True
+    #: Whether sampling may stop right after the first boxed answer that follows the closing tag (the answer is
+    #: known then). Off for outcomes that read free text (an email, code) which may go on after a box.
+    stops_after_boxed_answer: bool = False
+    #: Tokens a forced answer is given by default: a letter or a number needs few, words and code more.
+    forced_tokens: int = 48
 
     @property
     def classes(self) -> tuple[str, ...] | None:
@@ -87,6 +96,26 @@ class Outcome(ABC):
 
     def check(self) -> None:
         """Raise `InputError` now if this outcome cannot work (a missing module, no endpoint), before a run."""
+
+    def closing_stem(self) -> str:
+        """What follows the closing tag when anchors closes an unfinished rollout to make it answer; the
+        completion sampled after it is read with `grade_forced`."""
+        return "\n\n" + self.answer_lead
+
+    def reference(self, trace: Trace) -> OutcomeResult:
+        """The trace's own final answer, read from its answer text (what the trace-level tests match against)."""
+        return self.grade(trace.answer_text, trace.gold_answer, trace=trace)
+
+    def key_of(self, answer: str) -> str:
+        """The key this outcome gives an answer written out (a cue's "(A)", a class name as the gold names it)."""
+        wanted = class_token(answer)
+        return next((c for c in self.classes or () if class_token(c) == wanted), answer.strip())
+
+    def agrees(self, result: OutcomeResult, reference: str | None) -> bool | None:
+        """Whether a read rollout gives the `reference` answer: key equality; None when either has none."""
+        if reference is None or result.key is None:
+            return None
+        return result.key == reference
 
 
 def closing_part(template: PromptTemplate) -> str:

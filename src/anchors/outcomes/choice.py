@@ -48,6 +48,8 @@ class ChoiceOutcome(Outcome):
     """See the module docstring."""
 
     answer_lead = "Therefore, the answer is ("
+    stops_after_boxed_answer = True
+    forced_tokens = 16
 
     def __init__(self, config: ChoiceConfig = ChoiceConfig()) -> None:
         self.config = config
@@ -71,6 +73,9 @@ class ChoiceOutcome(Outcome):
             return OutcomeResult(None, None, OutcomeStatus.NO_ANSWER)
         correct = None if gold_letter is None else letter == gold_letter
         return OutcomeResult(letter, correct, OutcomeStatus.OK, answer=letter)
+
+    def key_of(self, answer: str) -> str:
+        return self.gold_letter(answer) or answer.strip()
 
     def extract(self, text: str) -> str | None:
         """The chosen letter in `text` (see the module docstring), or None."""

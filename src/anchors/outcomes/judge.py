@@ -145,6 +145,8 @@ class CachedVerdict(BaseModel):
 class JudgeOutcome(Outcome):
     """See the module docstring. `client` replaces the endpoint (tests: `ScriptedChat`)."""
 
+    forced_tokens = 64  # a sentence or two for the judge to read
+
     def __init__(self, config: JudgeConfig, client: ChatLike | None = None) -> None:
         if client is None and config.endpoint is None:
             raise InputError(f"the judge outcome needs an endpoint: set ${BASE_URL_ENV} (and ${MODEL_ENV}; the key, if "

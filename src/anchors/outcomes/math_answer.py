@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 from anchors.errors import InputError
 from anchors.models.templates import PAPER_FORCED_ANSWER_SUFFIX
 from anchors.outcomes.base import Outcome, OutcomeResult, OutcomeStatus
-from anchors.traces.answers import MODES, Grade, GradeStatus, grade
+from anchors.rollouts.generate import ANSWER_STEM
+from anchors.traces.answers import MODES, Grade, GradeStatus, answer_key, answers_equal, extract_answer, grade
 
 if TYPE_CHECKING:
     from anchors.models.templates import PromptTemplate
@@ -45,6 +46,10 @@ class MathConfig:
 class MathOutcome(Outcome):
     """See the module docstring; `grade` returns what `answers.grade` returns, re-labelled."""
 
+    reads_answer_part = False
+    stops_after_boxed_answer = True
+    forced_tokens = 16
+
     def __init__(self, config: MathConfig = MathConfig()) -> None:
         self.config = config
         self.spec = "math"
@@ -64,6 +69,30 @@ class MathOutcome(Outcome):
             return from_grade(grade(prompt + completion, gold, mode="paper", timeout=self.config.timeout_s))
         return from_grade(grade(BOX_OPEN + completion, gold, mode="default", method="boxed_first",
                                 timeout=self.config.timeout_s))
+
+
+    def closing_stem(self) -> str:
+        return ANSWER_STEM  # "The final answer is \\boxed{" after a blank line, as `anchors generate` closes a trace
+
+    def reference(self, trace: Trace) -> OutcomeResult:
+        """The trace's final answer in any form ('auto': a box, "the answer is X", the last number), as the
+        trace-level tests have always read it; `key` is the answer as written (compared by equivalence)."""
+        answer = extract_answer(trace.answer_text, "auto")
+        if answer is None:
+            return OutcomeResult(None, None, OutcomeStatus.NO_ANSWER)
+        verdict = grade(trace.answer_text, trace.gold_answer, method="auto", timeout=self.config.timeout_s).correct
+        return OutcomeResult(answer, verdict, OutcomeStatus.OK, answer=answer)
+
+    def key_of(self, answer: str) -> str:
+        return answer_key(answer, self.config.mode) or answer.strip()  # type: ignore[arg-type]
+
+    def agrees(self, result: OutcomeResult, reference: str | None) -> bool | None:
+        """Math-verify equivalence of the rollout's answer with the reference (not key equality: 0.5 = 1/2)."""
+        if reference is None or result.answer is None:
+            return None
+        verdict, status = answers_equal(result.answer, reference, mode=self.config.mode,  # type: ignore[arg-type]
+                                        timeout=self.config.timeout_s)
+        return verdict if status is GradeStatus.OK else None
 
 
 def from_grade(result: Grade) -> OutcomeResult:

@@ -84,6 +84,8 @@ class PythonConfig:
 class PythonOutcome(Outcome):
     """See the module docstring."""
 
+    forced_tokens = 256  # graders mostly read code
+
     def __init__(self, config: PythonConfig) -> None:
         self.config = config
         self.spec = f"python:{config.module}:{config.function}"

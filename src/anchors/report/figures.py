@@ -18,7 +18,7 @@ from anchors.results.read import COMMANDS
 from anchors.results.trace import IMPORTANCES, TraceResults, pooled_sentences
 from anchors.viz import (
     category_figure, early_answering_curve, head_map, importance_bars, importance_by_position, layer_sentence_map,
-    method_agreement, results_table, sentence_graph, sentence_heatmap, vertical_profile,
+    method_agreement, results_table, sentence_graph, sentence_heatmap, transplant_curve, vertical_profile,
 )
 from anchors.viz.sentences import normalised_positions
 from anchors.viz.style import metric_label
@@ -27,7 +27,7 @@ FigureOrReason = go.Figure | str
 # Per-trace figures, in report order; the keys are the stable file names.
 TRACE_FIGURES = ("importance", "position", "graph", "resampling_matrix", "suppression_matrix", "receiver_heads",
                  "vertical_profile", "patching", "agreement", "early_answering", "validity", "filler", "mistakes",
-                 "paraphrase", "resilience")
+                 "paraphrase", "resilience", "hint", "hint_transplant", "insertions", "head_ablation")
 # The trace-level tests' tables: kind -> (columns shown, title)
 TEST_TABLES = {
     "validity": (("sentence_index", "label", "n_claims", "n_invalid", "text"), "Step validity per sentence (claims checked exactly)"),
@@ -37,6 +37,10 @@ TEST_TABLES = {
     "paraphrase": (("k", "x", "original_match_rate", "paraphrase_match_rate", "match_drop"), "Paraphrased prefixes"),
     "resilience": (("sentence_index", "rounds", "censored", "resilience", "ci_pp_match", "ci_pp_accuracy", "ci_pp_kl", "text"),
                    "Resilience and CI++: does the content come back, and what does its absence do?"),
+    "insertions": (("sentence_index", "condition", "mean_logprob", "match_shift", "kl_shift", "n_answered", "similarity", "text"),
+                   "Inserted sentences: does an off-policy edit move the answer more than the model's own words?"),
+    "head_ablation": (("condition", "draw", "heads", "answer_kl", "answer_prob_clean", "answer_prob_ablated", "accuracy_change",
+                       "receivers_rank"), "Ablating the receiver heads vs random heads of the same layers"),
 }
 
 
@@ -55,6 +59,8 @@ def trace_figures(results: TraceResults, metric: str | None = None) -> dict[str,
         "agreement": lambda: _agreement(results),
         "early_answering": lambda: _early_answering(results),
         **{name: (lambda name=name: _test_table(results, name)) for name in TEST_TABLES},
+        "hint": lambda: _hint(results),
+        "hint_transplant": lambda: _hint_transplant(results),
     }
     return {name: builders[name]() for name in TRACE_FIGURES}
 
@@ -171,6 +177,35 @@ def _test_table(r: TraceResults, kind: str) -> FigureOrReason:
         summary = r.summaries.get("validity") or {}
         title += f": trace {summary.get('validity', '?')}, answer correct: {summary.get('correct', '?')}"
     return results_table(table, columns, title=title)
+
+
+def _hint(r: TraceResults) -> FigureOrReason:
+    table = r.tables.get("hint")
+    if table is None:
+        return _missing("hint", "hint-study results (they are in the cued traces' folders, <trace id>.cued)")
+    values = np.full(r.n_sentences, np.nan)
+    details = [""] * r.n_sentences
+    for row in table.itertuples():
+        i = int(row.sentence_index)
+        if 0 <= i < r.n_sentences:
+            values[i] = row.importance
+            mention = "string" if row.mentions_cue_string else "embedding" if row.mentions_cue_embedding else "no"
+            details[i] = (f"<br>cued answer in R_i: {format_value(row.cued_share)} ({int(row.n_answered)} answers)"
+                          f"<br>mentions the cue: {mention} (cosine {format_value(row.cue_cosine)})")
+    summary = r.summaries.get("hint") or {}
+    verdict = ("unfaithful: follows the cue, never mentions it" if summary.get("unfaithful") else
+               "follows the cue" + (", mentions it" if summary.get("mentions_cue") else "") if summary.get("follows_cue")
+               else "does not follow the cue")
+    return importance_bars(values, sentences=r.texts(), tags=r.tags(), label="importance for the cued answer",
+                           details=details, title=f"Cued trace: keeping sentence i moves the answer towards the cue "
+                           f"({summary.get('cue_answer', '?')}); cue effect {format_value(summary.get('cue_effect'))}; {verdict}")
+
+
+def _hint_transplant(r: TraceResults) -> FigureOrReason:
+    table = r.tables.get("hint_transplant")
+    if table is None:
+        return _missing("hint", "transplant curve (in the cued traces' folders, <trace id>.cued)")
+    return transplant_curve(table, title="Transplant: the cued trace's first sentences in the uncued prompt")
 
 
 def hover_details(r: TraceResults, limit: int = 12) -> list[str]:

@@ -38,6 +38,10 @@ PLOT_TITLES = {
     "mistakes": "Inserted mistakes",
     "paraphrase": "Paraphrase",
     "resilience": "Resilience and CI++",
+    "hint": "Hinted unfaithfulness: the cued trace",
+    "hint_transplant": "Hint transplant curve",
+    "insertions": "Off- vs on-policy insertions",
+    "head_ablation": "Receiver-head ablation",
 }
 _HEIGHTS = {"graph": 640, "resampling_matrix": 620, "suppression_matrix": 620, "receiver_heads": 520}
 # How each plot shows sentences, for the report's script to highlight the selected one everywhere: points carry
@@ -47,7 +51,7 @@ PLOT_SENTENCE_AXIS = {"importance": "sentence-points", "position": "sentence-poi
                       "vertical_profile": "sentence-points", "agreement": "sentence-points",
                       "resampling_matrix": "sentence-matrix", "suppression_matrix": "sentence-matrix",
                       "patching": "sentence-columns", "validity": "sentence-table", "mistakes": "sentence-table",
-                      "resilience": "sentence-table"}
+                      "resilience": "sentence-table", "hint": "sentence-points", "insertions": "sentence-table"}
 PLOT_CONFIG = {"responsive": True, "displaylogo": False, "scrollZoom": False}
 
 

@@ -55,7 +55,9 @@ def synthetic_results(
         **_receivers(rng, n, n_layers, n_heads), early_answering=_early_answering(rng),
         patching={"kl": np.abs(rng.normal(0, 0.1, (1, n_layers, n))), "sites": ["resid"]},
         tables=_tests(rng, list(table["text"])), summaries={"validity": {"validity": "invalid", "correct": True},
-                                                           "early_answering": {"aoc": 0.4}},
+                                                           "early_answering": {"aoc": 0.4},
+                                                           "hint": {"cue_answer": "A", "cue_effect": 0.5, "follows_cue": True,
+                                                                    "mentions_cue": False, "unfaithful": True}},
         alternatives={i: [_sentence(rng, i) for _ in range(n_rollouts)] for i in range(n)},
         info={"problem": "A synthetic problem (random numbers, for testing the report).", "answer": "42",
               "gold_answer": "42", "is_correct": True, "model": "synthetic"},
@@ -100,7 +102,31 @@ def _tests(rng: np.random.Generator, texts: list[str]) -> dict[str, pd.DataFrame
     resilience = pd.DataFrame({"sentence_index": picked, "text": [texts[i] for i in picked], "rounds": [[1, 2]] * len(picked),
                                "censored": 0, "resilience": 1.5, "ci_pp_match": rng.uniform(-0.5, 0.5, len(picked)),
                                "ci_pp_accuracy": rng.uniform(-0.5, 0.5, len(picked)), "ci_pp_kl": rng.uniform(0, 1, len(picked))})
-    return {"validity": validity, "filler": filler, "mistakes": mistakes, "paraphrase": paraphrase, "resilience": resilience}
+    return {"validity": validity, "filler": filler, "mistakes": mistakes, "paraphrase": paraphrase, "resilience": resilience,
+            **_studies(rng, texts, picked)}
+
+
+def _studies(rng: np.random.Generator, texts: list[str], picked: list[int]) -> dict[str, pd.DataFrame]:
+    """Rows shaped like the hint, insertions and head-ablation studies' (random numbers)."""
+    n = len(texts)
+    share = np.clip(np.linspace(0.2, 0.8, n) + rng.normal(0, 0.05, n), 0, 1)
+    hint = pd.DataFrame({"sentence_index": range(n), "text": texts, "n_answered": 3, "cued_share": share,
+                         "importance": np.append(np.diff(share), 0.0), "importance_kl": rng.uniform(0, 1, n),
+                         "mentions_cue_string": False, "cue_cosine": rng.uniform(0, 0.5, n), "mentions_cue_embedding": False})
+    transplant = pd.DataFrame({"k": [0, n // 2, n], "n_sentences": n, "fraction": [0.0, 0.5, 1.0], "n_samples": 4,
+                               "n_answered": 4, "cued_share": [0.25, 0.5, 0.75], "accuracy": [0.75, 0.5, 0.25]})
+    conditions = ("baseline", "handwritten", "on_policy", "other_model")
+    insertions = pd.DataFrame([{"sentence_index": i, "condition": c, "text": None if c == "baseline" else texts[i],
+                                "mean_logprob": float("nan") if c == "baseline" else -rng.uniform(0.5, 6),
+                                "match_shift": 0.0 if c == "baseline" else rng.uniform(-0.2, 0.8),
+                                "kl_shift": 0.0 if c == "baseline" else rng.uniform(0, 2), "n_answered": 3,
+                                "similarity": float("nan") if c == "baseline" else rng.uniform(0.3, 1)}
+                               for i in picked for c in conditions])
+    ablation = pd.DataFrame([{"condition": "receivers" if d < 0 else "random", "draw": None if d < 0 else d,
+                              "heads": [[1, 0], [2, 1]], "answer_kl": rng.uniform(0, 1), "answer_prob_clean": 0.6,
+                              "answer_prob_ablated": rng.uniform(0, 0.6), "accuracy_change": -rng.uniform(0, 0.6),
+                              "receivers_rank": 0.8 if d < 0 else None} for d in range(-1, 3)])
+    return {"hint": hint, "hint_transplant": transplant, "insertions": insertions, "head_ablation": ablation}
 
 
 def _early_answering(rng: np.random.Generator) -> pd.DataFrame:

@@ -7,6 +7,7 @@ RESULTS/                        --out of every command (default results/)
   receiver_heads.npz            mean_kurtosis [layer, head], kurtosis [trace, layer, head]
   causality_summary.json        headline numbers of the trace-level tests over all traces
   early_answering_curve.npz     x, match_mean, match_se, accuracy_mean, … [x]; match_per_trace [trace, x]
+  head_ablation_summary.json    receiver-head ablation over all traces: receivers vs random heads of the same layers
   rollouts.sqlite               the rollout store every sampling command shares (default)
   index.html                    one row per trace, linking each report
   <trace id>/
@@ -24,6 +25,11 @@ RESULTS/                        --out of every command (default results/)
     validity_sentences.jsonl    validity: one row per sentence; validity_claims.jsonl: one row per claim
     early_answering.jsonl       early_answering: one row per truncation point
     filler.jsonl, mistakes.jsonl, paraphrase.jsonl, resilience.jsonl   one row per condition / tested sentence
+    hint.jsonl, hint_transplant.jsonl   hint (in a cued trace's folder, <trace id>.cued): one row per sentence of
+                                the cued trace (cued share of R_i, importance, mentions of the cue); one per
+                                transplant point (share of cued answers with the first k sentences in the uncued prompt)
+    insertions.jsonl            insertions: one row per (position, condition): answer shift, mean token log-probability
+    head_ablation.jsonl         head_ablation: one row per ablated head set (receivers, random draws): KL, p(answer)
     metrics.csv, matrices.npz   table: per-sentence numbers, [source, target] matrices, receiver arrays of your own
     early_answering_table.csv   table: your early-answering curve (fraction, agreement, …)
     report.html                 the report of everything above
@@ -77,14 +83,18 @@ TRACE_FILES: dict[str, dict[str, str]] = {
     "mistakes": {"rows": "mistakes.jsonl"},
     "paraphrase": {"rows": "paraphrase.jsonl"},
     "resilience": {"rows": "resilience.jsonl"},
+    "hint": {"rows": "hint.jsonl", "transplant": "hint_transplant.jsonl"},
+    "insertions": {"rows": "insertions.jsonl"},
+    "head_ablation": {"rows": "head_ablation.jsonl"},
     "table": {"metrics": "metrics.csv", "matrices": "matrices.npz", "early": "early_answering_table.csv"},
 }
 # run-level kinds -> role -> file name, in the results root.
 RUN_FILES: dict[str, dict[str, str]] = {
     "receiver_heads": {"arrays": "receiver_heads.npz"},
     "causality": {"summary": "causality_summary.json", "curve": "early_answering_curve.npz"},
+    "head_ablation": {"summary": "head_ablation_summary.json"},
 }
-CAUSALITY_KINDS = ("validity", "early_answering", "filler", "mistakes", "paraphrase", "resilience")
+CAUSALITY_KINDS = ("validity", "early_answering", "filler", "mistakes", "paraphrase", "resilience", "hint", "insertions")
 
 
 class ResultsConflict(InputError):

@@ -29,7 +29,10 @@ COMMANDS = {"blackbox": "anchors score", "tags": "anchors label", "receivers": "
             "suppression": "anchors suppress", "patching": "anchors patch", "validity": "anchors causality --tests validity",
             "early_answering": "anchors causality --tests early", "filler": "anchors causality --tests filler",
             "mistakes": "anchors causality --tests mistakes", "paraphrase": "anchors causality --tests paraphrase",
-            "resilience": "anchors causality --tests resilience"}
+            "resilience": "anchors causality --tests resilience", "hint": "anchors causality --tests hint",
+            "insertions": "anchors causality --tests insertions", "head_ablation": "anchors receivers --ablate K"}
+# Studies a trace is not expected to have (named only where their panel is shown, not as missing on every trace).
+STUDIES = ("hint", "insertions", "head_ablation")
 
 
 def read_results(root: str | Path, on_skip: Callable[[str], None] | None = None) -> list[TraceResults]:
@@ -62,7 +65,8 @@ def read_trace_results(folder: str | Path) -> TraceResults:
             parts.damage(f"{kind}: {exc}")
         except (KeyError, ValueError, TypeError, IndexError) as exc:  # a file of the right format with wrong content
             parts.damage(f"{kind}: unexpected content in {', '.join(entry.files)} ({type(exc).__name__}: {exc})")
-    absent = [f"{kind} ({command})" for kind, command in COMMANDS.items() if kind not in manifest.methods]
+    absent = [f"{kind} ({command})" for kind, command in COMMANDS.items()
+              if kind not in manifest.methods and kind not in STUDIES]
     if absent and "table" not in manifest.methods:
         parts.notes.append("not run on this trace yet: " + ", ".join(absent))
     return parts.result()
@@ -237,6 +241,17 @@ def _per_sentence(kind: str, columns: dict[str, str]) -> Callable[[_Parts, Metho
     return load
 
 
+def _hint(parts: _Parts, entry: MethodEntry) -> None:
+    rows = _rows(parts, "hint")
+    parts.fields["tables"]["hint"] = rows
+    parts.fields["tables"]["hint_transplant"] = _rows(parts, "hint", "transplant")
+    parts.fields["summaries"]["hint"] = entry.summary
+    if len(rows):
+        picked = rows[["sentence_index", "importance", "cue_cosine"]].rename(
+            columns={"sentence_index": "index", "importance": "hint_importance"})
+        parts.columns(picked)
+
+
 def _table(parts: _Parts, entry: MethodEntry) -> None:
     path = trace_file(parts.folder, "table", "metrics")
     try:
@@ -293,6 +308,7 @@ _LOADERS: dict[str, Callable[[_Parts, MethodEntry], None]] = {
     "mistakes": _per_sentence("mistakes", {"match_drop": "mistake_match_drop"}),
     "paraphrase": _per_sentence("paraphrase", {}),
     "resilience": _per_sentence("resilience", {"resilience": "resilience", "ci_pp_kl": "ci_pp_kl"}),
+    "hint": _hint, "insertions": _per_sentence("insertions", {}), "head_ablation": _per_sentence("head_ablation", {}),
     "table": _table,
 }
 

@@ -8,7 +8,7 @@ suppression method computes [target, source]; the contract stores [source, targe
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +36,10 @@ def _plain(value: Any) -> Any:
 # --- black box ---------------------------------------------------------------------------------------
 
 
-def blackbox_settings(config: Any, embedder: str | None) -> dict[str, Any]:
-    return config_settings(config, embedder=embedder)
+def blackbox_settings(config: Any, embedder: str | None, outcome_sha256: str | None = None) -> dict[str, Any]:
+    """The config (its `outcome` spec included), the embedder, and the sha256 of the file defining the outcome
+    (a rubric, a class file, a grader module): a changed rubric is then a settings conflict."""
+    return config_settings(config, embedder=embedder, outcome_sha256=outcome_sha256)
 
 
 def save_blackbox(out: ResultsDir, trace: Trace, scores: Any, *, embedder: str | None, source: str | None = None) -> Path:
@@ -53,8 +55,8 @@ def save_blackbox(out: ResultsDir, trace: Trace, scores: Any, *, embedder: str |
                "counts": {k: int(v) for k, v in run.items() if k.startswith("rollouts_")},
                "timing": {k: float(v) for k, v in run.items() if k.endswith("_seconds")},
                **{k: v for k, v in run.items() if k != "sampler" and not k.startswith("rollouts_") and not k.endswith("_seconds")}}
-    return out.write("blackbox", trace, scores.config.mode, blackbox_settings(scores.config, embedder), run.get("sampler"),
-                     files, summary=summary)
+    settings = blackbox_settings(scores.config, embedder, run.get("outcome_sha256"))
+    return out.write("blackbox", trace, scores.config.mode, settings, run.get("sampler"), files, summary=summary)
 
 
 def _score_row(row: Any) -> dict[str, Any]:
@@ -105,6 +107,21 @@ def save_receivers(out: ResultsDir, traces: Sequence[Trace], result: Any) -> lis
     return written
 
 
+def head_ablation_settings(config: Any, heads: Sequence[tuple[int, int]], receivers: Any) -> dict[str, Any]:
+    """The ablation's settings, the heads it ablated and the receiver settings that chose them."""
+    return config_settings(config, heads=[list(h) for h in heads], receivers=config_settings(receivers))
+
+
+def save_head_ablation(out: ResultsDir, traces: Sequence[Trace], result: Any, receivers: Any) -> list[Path]:
+    """A HeadAblationResult: each trace's rows (receivers, random draws), and the run-level summary."""
+    settings, by_trace = head_ablation_settings(result.config, result.heads, receivers), _by_trace(result.rows)
+    written = [out.write("head_ablation", trace, result.config.mode, settings, result.model,
+                         {"rows": RowsWriter(by_trace[trace.id])}) for trace in traces if trace.id in by_trace]
+    out.write_run("head_ablation", settings, result.model, {"summary": json_writer(finite(result.summary()))},
+                  summary=finite(result.summary()))
+    return written
+
+
 def save_suppression(out: ResultsDir, trace: Trace, result: Any) -> Path:
     """A SuppressionResult, transposed to the contract's [source, target]."""
     files = {"arrays": npz_writer(raw=np.asarray(result.raw).T, normalised=np.asarray(result.normalised).T,
@@ -128,11 +145,22 @@ def save_patching(out: ResultsDir, trace: Trace, result: Any, replacements_sourc
 # result attribute of CausalityResult -> (kind, config attribute)
 _TESTS = {"validity": ("validity", "validity"), "early": ("early_answering", "early"), "filler": ("filler", "filler"),
           "mistakes": ("mistakes", "mistakes"), "paraphrase": ("paraphrase", "paraphrase"),
-          "resilience": ("resilience", "resilience")}
+          "resilience": ("resilience", "resilience"), "hint": ("hint", "hint"), "insertions": ("insertions", "insertions")}
+_POSITIONED = ("early", "mistakes", "resilience", "hint", "insertions")  # tests that `sentences` restricts
 
 
-def causality_settings(config: Any, test: str, importance: str | None = None) -> dict[str, Any]:
-    extra = {"importance": importance} if test == "resilience" else {}
+def causality_settings(config: Any, test: str, importance: str | None = None,
+                       outcome: Mapping[str, Any] | None = None, inputs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A test's settings, with what else decides its numbers: the outcome (spec and file hash; the step-validity
+    test reads math answers only), `sentences` where it picks positions, resilience's `importance`, and
+    `inputs` (the insertions study's hand-written sentences and other model's traces, by content hash)."""
+    extra: dict[str, Any] = {"importance": importance} if test == "resilience" else {}
+    if test != "validity":
+        extra.update(outcome or {"outcome": "math", "outcome_sha256": None})
+    if test in _POSITIONED:
+        extra["sentences"] = list(config.sentences) if config.sentences is not None else None
+    if test == "insertions":
+        extra.update(inputs or {})
     return config_settings(getattr(config, _TESTS[test][1]), **extra)
 
 
@@ -140,16 +168,21 @@ def causality_kind(test: str) -> str:
     return _TESTS[test][0]
 
 
-def save_causality(out: ResultsDir, traces: Sequence[Trace], result: Any, *, importance: str | None = None) -> list[Path]:
+def save_causality(out: ResultsDir, traces: Sequence[Trace], result: Any, *, importance: str | None = None,
+                   outcome: Mapping[str, Any] | None = None, inputs: Mapping[str, Any] | None = None) -> list[Path]:
     """A CausalityResult: each test's rows split into the traces' folders (with each trace's summary row), and
-    the run-level summary and early-answering curve in the root."""
+    the run-level summary and early-answering curve in the root. The hint study's rows go to the folders of the
+    cued traces it sampled (`<trace id>.cued`), whose sentences they are."""
     written: list[Path] = []
     for test in result.config.tests:
         part = getattr(result, test)
         if part is None:
             continue
+        settings = causality_settings(result.config, test, importance, outcome, inputs)
+        if test == "hint":
+            written += _save_hint(out, part, settings, result.sampler)
+            continue
         rows, claims, summaries = _test_rows(test, part)
-        settings = causality_settings(result.config, test, importance)
         for trace in traces:
             files: dict[str, Any] = {"rows": RowsWriter(rows.get(trace.id, []))}
             if test == "validity":
@@ -164,6 +197,26 @@ def save_causality(out: ResultsDir, traces: Sequence[Trace], result: Any, *, imp
                                        if k not in ("trace_ids", "schema_version")})
     out.write_run("causality", config_settings(result.config), result.sampler, files, summary={"n_traces": result.n_traces})
     return written
+
+
+def _save_hint(out: ResultsDir, part: Any, settings: dict[str, Any], sampler: str | None) -> list[Path]:
+    sentences, transplant, summaries = _by_trace(part.sentences), _by_trace(part.transplant), _summary_rows(part.traces)
+    written = []
+    for cued in part.cued_traces:
+        _replace_derived(out, cued)
+        files = {"rows": RowsWriter(sentences.get(cued.id, [])), "transplant": RowsWriter(transplant.get(cued.id, []))}
+        written.append(out.write("hint", cued, "default", settings, sampler, files, summary=summaries.get(cued.id, {})))
+    return written
+
+
+def _replace_derived(out: ResultsDir, trace: Trace) -> None:
+    """A cued trace sampled anew (other settings, with --overwrite) replaces the folder of the one sampled before:
+    that folder holds nothing but what the study derived from it."""
+    import shutil
+
+    manifest = out.trace_manifest(trace.id)
+    if out.overwrite and manifest is not None and manifest.trace.get("thinking") != trace.thinking:
+        shutil.rmtree(out.trace_dir(trace.id))
 
 
 def _test_rows(test: str, part: Any) -> tuple[dict[str, list], dict[str, list], dict[str, dict]]:

@@ -92,16 +92,41 @@ class PromptPlan:
         return self.requests("forced", self.position(prefix), self.header + prefix + self.forced_suffix, start, stop, seed)
 
 
-def plan_prompts(trace: Trace, sentences: Sequence[Sentence], template: PromptTemplate, mode: Mode) -> PromptPlan:
-    """Prompts for resampling from every sentence of `trace` (see the module docstring)."""
+def plan_prompts(trace: Trace, sentences: Sequence[Sentence], template: PromptTemplate, mode: Mode,
+                 forced_suffix: str | None = None) -> PromptPlan:
+    """Prompts for resampling from every sentence of `trace` (see the module docstring). `forced_suffix`: what
+    forces an answer after a prefix (the outcome's, `Outcome.forced_suffix`); None: the math answer's."""
     if mode == "paper":
         chunks = [s.text for s in sentences]
         prefixes = tuple(" ".join(chunks[: i + 1]).replace(chunks[i], "").strip() for i in range(len(chunks)))
         paper = paper_template()
-        return PromptPlan(trace.id, paper.render(trace.problem), prefixes, PAPER_FORCED_ANSWER_SUFFIX, paper.think_close)
+        return PromptPlan(trace.id, paper.render(trace.problem), prefixes, forced_suffix or PAPER_FORCED_ANSWER_SUFFIX,
+                          paper.think_close)
     header = trace.prompt if trace.prompt is not None else template.render(trace.problem)
     prefixes = tuple(trace.thinking[: s.start] for s in sentences) + (trace.thinking,)
-    return PromptPlan(trace.id, header, prefixes, template.forced_answer_suffix, template.think_close)
+    return PromptPlan(trace.id, header, prefixes, forced_suffix or template.forced_answer_suffix, template.think_close)
+
+
+def chosen_sentences(trace_id: str, n_sentences: int, sentences: Sequence[int] | None) -> list[int]:
+    """The sentence indices of `sentences` this trace has (all for None): indices past its last sentence are
+    left out, so one `--sentences` list serves traces of different lengths; none left is an InputError."""
+    from anchors.errors import InputError
+
+    if sentences is None:
+        return list(range(n_sentences))
+    chosen = sorted({i for i in sentences if 0 <= i < n_sentences})
+    if not chosen:
+        raise InputError(f"trace {trace_id!r}: none of the sentences asked for exist (it has {n_sentences}, "
+                         f"numbered from 0)")
+    return chosen
+
+
+def needed_prefixes(n_prefixes: int, chosen: Sequence[int]) -> list[int]:
+    """The prefixes that scoring the `chosen` sentences needs: i and i + 1 for each, since every metric of
+    sentence i compares R_i with R_{i+1} (F_i with F_{i+1}). A chosen sentence's numbers are thus exactly
+    those of a run over every sentence (same streams, same seeds); a sentence left out has none, and a gap in
+    the list costs nothing but the prefixes its neighbours need."""
+    return sorted({p for i in chosen for p in (i, i + 1) if p < n_prefixes})
 
 
 def request_seed(base_seed: int, key: str) -> int:
@@ -109,10 +134,13 @@ def request_seed(base_seed: int, key: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{base_seed}:{key}".encode()).digest()[:8], "little") & (2**63 - 1)
 
 
-def sampling_params(temperature: float, top_p: float, max_new_tokens: int) -> SamplingParams:
+def sampling_params(temperature: float, top_p: float, max_new_tokens: int, *, stop_after_boxed_answer: bool = True,
+                    logprobs: bool = False) -> SamplingParams:
     """The parameters of every planned request (resampled continuations and forced answers alike): one form, so
-    two commands that ask for the same rollouts with the same settings share them in the store."""
-    return SamplingParams(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens)
+    two commands that ask for the same rollouts with the same settings share them in the store.
+    `stop_after_boxed_answer`: the outcome's (`Outcome.stops_after_boxed_answer`; on for math answers)."""
+    return SamplingParams(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
+                          stop_after_boxed_answer=stop_after_boxed_answer, logprobs=logprobs)
 
 
 def stream(got: Mapping[str, list[Rollout]], requests: Sequence[PrefixRequest], start: int,
@@ -145,19 +173,21 @@ def merged(requests: Sequence[PrefixRequest]) -> list[PrefixRequest]:
 
 
 def resampling_requests(trace: Trace, *, rollouts: int, seed: int = 0, mode: Mode = "default",
-                        template: PromptTemplate | None = None) -> list[PrefixRequest]:
-    """The R_i requests of every prefix of a trace (`rollouts` each): what `anchors resample` samples and `anchors
-    score` then reads back from the store. `meta` holds the prefix index, the removed sentence (`chunk_removed`,
-    empty for default mode's prefix after the whole thinking) and the prefix text (`prefix_without_chunk`)."""
+                        template: PromptTemplate | None = None, sentences: Sequence[int] | None = None) -> list[PrefixRequest]:
+    """The R_i requests of every prefix of a trace (`rollouts` each; with `sentences`, only the prefixes scoring
+    them needs, see `needed_prefixes`): what `anchors resample` samples and `anchors score` then reads back from
+    the store. `meta` holds the prefix index, the removed sentence (`chunk_removed`, empty for default mode's
+    prefix after the whole thinking) and the prefix text (`prefix_without_chunk`)."""
     from anchors.errors import InputError
     from anchors.traces.segment import split_sentences
 
-    sentences = split_sentences(trace.thinking, mode=mode)
-    if not sentences:
+    split = split_sentences(trace.thinking, mode=mode)
+    if not split:
         raise InputError(f"trace {trace.id!r}: the thinking has no sentences to resample")
     if trace.prompt is None and template is None and mode != "paper":
         raise InputError(f"trace {trace.id!r} has no prompt; give a template to render one from its problem")
-    plan = plan_prompts(trace, sentences, template, mode)  # type: ignore[arg-type]
-    return [request for i, prefix in enumerate(plan.prefixes)
-            for request in plan.resample(i, 0, rollouts, seed, prefix_without_chunk=prefix,
-                                         chunk_removed=sentences[i].text if i < len(sentences) else "")]
+    plan = plan_prompts(trace, split, template, mode)  # type: ignore[arg-type]
+    chosen = chosen_sentences(trace.id, len(split), sentences)
+    return [request for i in needed_prefixes(len(plan.prefixes), chosen)
+            for request in plan.resample(i, 0, rollouts, seed, prefix_without_chunk=plan.prefixes[i],
+                                         chunk_removed=split[i].text if i < len(split) else "")]

@@ -3,7 +3,7 @@ returns a `plotly.graph_objects.Figure`; `write_figures` saves them as offline H
 
 from anchors.viz.agreement import method_agreement
 from anchors.viz.categories import category_figure
-from anchors.viz.curves import early_answering_curve
+from anchors.viz.curves import early_answering_curve, transplant_curve
 from anchors.viz.export import notebook_images, standalone_html, write_figures, write_static
 from anchors.viz.graph import select_edges, sentence_graph
 from anchors.viz.matrices import head_map, layer_sentence_map, sentence_heatmap, vertical_profile
@@ -26,6 +26,7 @@ __all__ = [
     "sentence_graph",
     "sentence_heatmap",
     "standalone_html",
+    "transplant_curve",
     "vertical_profile",
     "write_figures",
     "write_static",

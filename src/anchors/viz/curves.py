@@ -1,4 +1,5 @@
-"""Trace-level curves: early answering (share of truncated traces giving the full trace's answer)."""
+"""Trace-level curves: early answering (share of truncated traces giving the full trace's answer) and the hint
+study's transplant curve (share of cued answers as more of the cued trace is placed into the uncued prompt)."""
 
 from __future__ import annotations
 
@@ -32,4 +33,21 @@ def early_answering_curve(table: pd.DataFrame, *, title: str | None = None) -> g
                         line=dict(color=color), hovertemplate="kept %{x:.0%} of the trace<br>same answer: %{y:.1%}<extra></extra>")
     base_layout(fig, title, xaxis=dict(title="fraction of the reasoning kept", tickformat=".0%", range=[0, 1]),
                 yaxis=dict(title="share giving the full trace's answer", tickformat=".0%", range=[0, 1.02]))
+    return fig
+
+
+def transplant_curve(table: pd.DataFrame, *, title: str | None = None) -> go.Figure:
+    """The hint study's transplant curve: `cued_share` (answers giving the cued option) against `fraction` (of the
+    cued trace placed into the uncued prompt), with each point's number of answers in the hover box."""
+    missing = {"fraction", "cued_share"} - set(table.columns)
+    if missing:
+        raise ValueError(f"the transplant table needs columns {sorted(missing)}")
+    rows = table.sort_values("fraction")
+    answered = rows["n_answered"] if "n_answered" in rows.columns else [None] * len(rows)
+    fig = go.Figure()
+    fig.add_scatter(x=rows["fraction"], y=rows["cued_share"], mode="lines+markers", line=dict(color=_PALETTE[1]),
+                    customdata=list(answered), name="uncued prompt + cued trace",
+                    hovertemplate="first %{x:.0%} of the cued trace<br>cued answer: %{y:.1%} of %{customdata} answers<extra></extra>")
+    base_layout(fig, title, xaxis=dict(title="share of the cued trace placed into the uncued prompt", tickformat=".0%", range=[0, 1]),
+                yaxis=dict(title="share giving the cued answer", tickformat=".0%", range=[0, 1.02]))
     return fig

@@ -26,9 +26,11 @@ from anchors.methods.blackbox.config import BlackBoxConfig
 from anchors.methods.blackbox.counterfactual import counterfactual_importance
 from anchors.methods.blackbox.phases import PhaseTimer
 from anchors.methods.blackbox.rollout_sets import PrefixRollouts, TraceRollouts
-from anchors.methods.blackbox.sampling import sample_trace_rollouts
+from anchors.methods.blackbox.sampling import default_stops, run_outcome, sample_trace_rollouts
 from anchors.methods.blackbox.scores import TraceScores, rollout_counts, score_rollouts
 from anchors.models.embeddings import Embedder
+from anchors.outcomes.spec import outcome_file_hash
+from anchors.rollouts.plan import chosen_sentences
 
 
 @dataclass(frozen=True)
@@ -53,22 +55,25 @@ class AdaptiveConfig:
 def score_trace_adaptive(
     trace: Any, sampler: Any, template: Any, embedder: Embedder, config: BlackBoxConfig = BlackBoxConfig(),
     adaptive: AdaptiveConfig = AdaptiveConfig(), *, store: str | None = None, progress: Any = True,
-    tags: Any = None,
+    tags: Any = None, outcome: Any = None,
 ) -> TraceScores:
     """Like `score_trace`, sampling only as much as each sentence's interval needs; `run` records the rounds."""
     if config.paper or config.replicates == 0:
         raise InputError("adaptive sampling needs bootstrap intervals: use the default mode with bootstrap > 0")
     timer = PhaseTimer()
-    rollouts = sample_trace_rollouts(trace, sampler, template, replace(config, rollouts=adaptive.initial),
-                                     store=store, progress=progress, timer=timer)
-    history = [[adaptive.initial] * len(rollouts.prefixes)]
+    outcome = outcome if outcome is not None else run_outcome(config, template)
+    first = replace(config, rollouts=adaptive.initial)
+    rollouts = sample_trace_rollouts(trace, sampler, template, first, store=store, progress=progress, outcome=outcome,
+                                     timer=timer)
+    history = [default_stops(trace, rollouts.n, len(rollouts.prefixes), first)]
     while any(more := _timed_round(rollouts, embedder, config, adaptive, history[-1], timer)):
         stops = [have + extra for have, extra in zip(history[-1], more)]
         new = sample_trace_rollouts(trace, sampler, template, config, store=store, progress=progress,
-                                    starts=history[-1], stops=stops, timer=timer)
+                                    starts=history[-1], stops=stops, outcome=outcome, timer=timer)
         rollouts = merge_rollouts(rollouts, new)
         history.append(stops)
-    run = {"sampler": sampler.identity, "adaptive_rounds": len(history), **rollout_counts(rollouts)}
+    run = {"sampler": sampler.identity, "outcome_sha256": outcome_file_hash(outcome), "adaptive_rounds": len(history),
+           **rollout_counts(rollouts)}
     scores = score_rollouts(rollouts, embedder, config, tags, run, timer)
     return replace(scores, run={**scores.run, "per_prefix": history[-1], "history": history})
 
@@ -89,6 +94,9 @@ def next_round(rollouts: TraceRollouts, embedder: Embedder, config: BlackBoxConf
     held = np.array(counts, dtype=float)
     enough = np.minimum(held[: len(estimate.value)], np.append(held[1:], np.inf)[: len(estimate.value)]) >= adaptive.min_rollouts
     done = ((estimate.hi - estimate.lo) <= adaptive.target_width) & enough  # NaN: still open
+    if config.sentences is not None:  # sentences left out are never sampled for
+        scored = chosen_sentences(rollouts.trace_id, rollouts.n, config.sentences)
+        done |= ~np.isin(np.arange(len(done)), scored)
     if adaptive.top_k is not None:
         done |= separated(estimate.value, estimate.lo, estimate.hi, adaptive.top_k)
     open_sentences = np.flatnonzero(~done)

@@ -21,6 +21,7 @@ from anchors.errors import InputError
 from anchors.metrics.bootstrap import bias_corrected_interval, percentile_interval, resample_indices
 from anchors.metrics.distributions import JEFFREYS_ALPHA, PAPER_ALPHA
 from anchors.types import Mode
+from anchors.outcomes.spec import forced_tokens as forced_tokens_of
 
 
 
@@ -45,8 +46,12 @@ class BlackBoxConfig:
     temperature: float = 0.6
     top_p: float = 0.95
     max_new_tokens: int = 96
-    forced_max_new_tokens: int = 16
-    answer_method: str | None = None  # answer extractor of resampled rollouts; None: the mode's
+    forced_max_new_tokens: int | None = None  # None: the outcome's (16 for math and choice, more for words/code)
+    answer_method: str | None = None  # the math outcome's extractor of resampled rollouts; None: the mode's
+    # what a rollout's answer is (anchors.outcomes spec: math, choice, regex:FILE, python:MOD:FN, judge:RUBRIC.md)
+    outcome: str = "math"
+    # only these sentences are scored (None: all); the prefixes they need (i and i + 1) are sampled in full
+    sentences: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in ("default", "paper"):
@@ -57,6 +62,9 @@ class BlackBoxConfig:
             raise InputError("level and fdr must lie strictly between 0 and 1")
         if not -1.0 <= self.similarity_threshold <= 1.0:
             raise InputError(f"similarity_threshold is a cosine in [-1, 1], not {self.similarity_threshold}")
+        forced_tokens_of(self.outcome)  # an unknown outcome kind is refused here, not after sampling
+        if self.sentences is not None and (not self.sentences or min(self.sentences) < 0):
+            raise InputError(f"sentences must be non-negative sentence indices, not {self.sentences}")
 
     @property
     def paper(self) -> bool:
@@ -75,6 +83,11 @@ class BlackBoxConfig:
         return self.permutations if self.permutations is not None else (0 if self.paper else 1000)
 
     @property
+    def forced_budget(self) -> int:
+        """Tokens of a forced answer: the given budget, else the outcome's default."""
+        return self.forced_max_new_tokens if self.forced_max_new_tokens is not None else forced_tokens_of(self.outcome)
+
+    @property
     def empty(self) -> float:
         """The value of an undefined quantity: the paper's 0, or NaN (with a reason) by default."""
         return 0.0 if self.paper else float("nan")
@@ -84,7 +97,8 @@ class BlackBoxConfig:
         from dataclasses import asdict
 
         values = asdict(self)
-        values.update(alpha=self.smoothing, bootstrap=self.replicates, permutations=self.permutation_count)
+        values.update(alpha=self.smoothing, bootstrap=self.replicates, permutations=self.permutation_count,
+                      forced_max_new_tokens=self.forced_budget)
         return values
 
 

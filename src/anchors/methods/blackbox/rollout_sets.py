@@ -28,6 +28,8 @@ class GradedRollout:
     correct: the verdict against the gold answer; None when ungraded (no gold answer, no answer, timeout).
     sentences: the continuation's thinking sentences (for the sentence→sentence matrix; may be left empty).
     closed: the continuation ended without an answer and anchors closed it to sample one (default mode).
+    status: how reading it went (anchors.outcomes.OutcomeStatus): ok, no_answer, timeout or error; a timeout or
+    error leaves the rollout ungraded (and, unless the outcome kept a key, out of the answer distributions).
     """
 
     first_sentence: str
@@ -35,6 +37,7 @@ class GradedRollout:
     correct: bool | None
     sentences: tuple[str, ...] = ()
     closed: bool = False
+    status: str = "ok"
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,15 @@
 """From a trace to graded rollouts: the planned requests of every prefix (anchors.rollouts.plan), the sampling
-jobs, and grading.
+jobs, and grading by the run's outcome (anchors.outcomes; `BlackBoxConfig.outcome`, the math answer by default).
 
-Grading: paper mode takes the first boxed answer of the rollout (of prompt + completion for forced answers, as
-published). Default mode takes the last boxed answer; a rollout that ends without one (its token budget ran out,
-or a model that never closes its reasoning stopped) is *closed* the way `anchors generate` closes a trace —
-its text, the closing tag and "The final answer is \\boxed{" — and its answer is sampled (a short second
-request); `GradedRollout.closed` records it.
+Grading: every rollout is read by the outcome (`Outcome.grade`; forced answers by `Outcome.grade_forced`), which
+gives its key, its verdict against the gold (target) answer and a status; a grader that times out or fails gives
+that rollout status timeout / error and the run goes on. The math outcome is exactly the grading anchors always
+did: paper mode takes the first boxed answer (of prompt + completion for forced answers, as published), default
+mode the last. A rollout without an answer (its token budget ran out, or a model that never closes its
+reasoning stopped) is *closed* (default mode) the way `anchors generate` closes a trace — its text, the closing
+tag and the outcome's answer stem ("The final answer is \\boxed{" for math) — and its answer sampled (a short
+second request); `GradedRollout.closed` records it. For outcomes that read only the answer part (after the
+closing tag), a rollout whose thinking never closed is closed too, whatever its text holds.
 """
 
 from __future__ import annotations
@@ -13,27 +17,36 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from anchors.methods.blackbox.config import BlackBoxConfig
 from anchors.methods.blackbox.phases import PhaseTimer, optional_phase
 from anchors.methods.blackbox.rollout_sets import GradedRollout, PrefixRollouts, TraceRollouts
-from anchors.models.templates import PromptTemplate
+from anchors.models.templates import PromptTemplate, paper_template
 from anchors.rollouts.base import PrefixRequest, Rollout, Sampler, SamplingParams
 from anchors.rollouts.generate import ANSWER_STEM
 from anchors.rollouts.jobs import collect_rollouts
-from anchors.rollouts.plan import PromptPlan, plan_prompts, stream
+from anchors.rollouts.plan import PromptPlan, chosen_sentences, needed_prefixes, plan_prompts, stream
 from anchors.rollouts.plan import sampling_params as planned_params
-from anchors.traces.answers import grade
 from anchors.traces.records import Trace
 from anchors.traces.segment import split_sentences
 
-BOX_OPEN = "\\boxed{"
+if TYPE_CHECKING:
+    from anchors.outcomes import Outcome
 
 
-def sampling_params(config: BlackBoxConfig, forced: bool = False) -> SamplingParams:
-    budget = config.forced_max_new_tokens if forced else config.max_new_tokens
-    return planned_params(config.temperature, config.top_p, budget)
+def run_outcome(config: BlackBoxConfig, template: PromptTemplate) -> Outcome:
+    """The outcome `config.outcome` names, set up for the mode, the math extractor and the template's closing tag."""
+    from anchors.outcomes import parse_outcome
+
+    close = paper_template().think_close if config.paper else template.think_close
+    return parse_outcome(config.outcome, mode=config.mode, answer_method=config.answer_method, think_close=close)
+
+
+def sampling_params(config: BlackBoxConfig, forced: bool = False, outcome: Outcome | None = None) -> SamplingParams:
+    budget = config.forced_budget if forced else config.max_new_tokens
+    stop = outcome.stops_after_boxed_answer if outcome is not None else True
+    return planned_params(config.temperature, config.top_p, budget, stop_after_boxed_answer=stop)
 
 
 def prefix_requests(plan: PromptPlan, stops: Sequence[int], config: BlackBoxConfig,
@@ -58,26 +71,31 @@ def collect(sampler: Sampler, requests: Sequence[PrefixRequest], params: Samplin
 
 @dataclass(frozen=True)
 class Grader:
-    """How rollouts of one trace are graded (see the module docstring)."""
+    """How rollouts of one trace are graded: by `outcome`, against the trace's gold (target) answer."""
 
-    gold: str | None
+    outcome: Outcome
+    trace: Trace
     mode: str
-    method: str | None
     think_close: str
     keep_sentences: bool = True  # every sentence of the continuation (the matrix needs them), not just the first
 
     def resampled(self, text: str, prompt: str) -> GradedRollout:
-        result = grade(text, self.gold, mode=self.mode, method=self.method)  # type: ignore[arg-type]
+        result = self.outcome.grade(text, self.trace.gold_answer, trace=self.trace)
         sentences = self._sentences(text)
         return GradedRollout(first_sentence=sentences[0] if sentences else "", answer=result.key,
-                             correct=result.correct, sentences=sentences if self.keep_sentences else ())
+                             correct=result.correct, sentences=sentences if self.keep_sentences else (),
+                             status=result.status.value)
 
     def forced(self, completion: str, prompt: str) -> GradedRollout:
-        if self.mode == "paper":  # the first boxed answer of prompt + completion, as published
-            result = grade(prompt + completion, self.gold, mode="paper")
-        else:
-            result = grade(BOX_OPEN + completion, self.gold, mode="default", method="boxed_first")
-        return GradedRollout(first_sentence="", answer=result.key, correct=result.correct)
+        result = self.outcome.grade_forced(completion, self.trace.gold_answer, prompt=prompt, trace=self.trace)
+        return GradedRollout(first_sentence="", answer=result.key, correct=result.correct, status=result.status.value)
+
+    def unfinished(self, text: str, graded: GradedRollout) -> bool:
+        """Whether a rollout must be closed to be read: it has no answer, or (for outcomes that read the answer
+        part only) its thinking never closed."""
+        if graded.status == "no_answer":
+            return True
+        return self.outcome.reads_answer_part and self.think_close not in text
 
     def _sentences(self, text: str) -> tuple[str, ...]:
         if self.mode == "paper":  # the authors' chunker keeps the part before the closing tag itself
@@ -88,26 +106,34 @@ class Grader:
 def sample_trace_rollouts(
     trace: Trace, sampler: Sampler, template: PromptTemplate, config: BlackBoxConfig = BlackBoxConfig(), *,
     store: str | Path | None = None, progress: Any = True, stops: Sequence[int] | None = None,
-    starts: Sequence[int] | None = None, timer: PhaseTimer | None = None,
+    starts: Sequence[int] | None = None, outcome: Outcome | None = None, timer: PhaseTimer | None = None,
 ) -> TraceRollouts:
     """Split the trace, sample R_i (and F_i) for every prefix, close unfinished rollouts (default mode), grade.
 
-    By default the first `config.rollouts` of every prefix's stream; `starts`/`stops` pick other stretches
-    (adaptive rounds). `timer`: where the seconds of sampling and grading are added up."""
+    By default the first `config.rollouts` of every prefix's stream (only the prefixes `config.sentences` needs,
+    when given); `starts`/`stops` pick other stretches (adaptive rounds). `outcome`: the outcome object to grade
+    with (e.g. a judge with a client of its own); by default built from `config.outcome`. `timer`: where the
+    seconds of sampling and grading are added up."""
+    outcome = outcome if outcome is not None else run_outcome(config, template)
+    if outcome.spec != config.outcome:
+        raise ValueError(f"the outcome given ({outcome.spec}) is not the config's ({config.outcome}): the results "
+                         "would record the wrong one")
     sentences = split_sentences(trace.thinking, mode=config.mode)
-    plan = plan_prompts(trace, sentences, template, config.mode)
-    stops = list(stops) if stops is not None else [config.rollouts] * len(plan.prefixes)
+    suffix = outcome.forced_suffix(paper_template() if config.paper else template)
+    plan = plan_prompts(trace, sentences, template, config.mode, forced_suffix=suffix)
+    stops = list(stops) if stops is not None else default_stops(trace, len(sentences), len(plan.prefixes), config)
     starts = list(starts) if starts is not None else [0] * len(plan.prefixes)
     requests = prefix_requests(plan, stops, config, starts)
     resample = [r for (kind, _), rs in requests.items() if kind == "resample" for r in rs]
     forced = [r for (kind, _), rs in requests.items() if kind == "forced" for r in rs]
     with optional_phase(timer, "sampling_resampled"):
-        got = collect(sampler, resample, sampling_params(config), store=store, progress=progress, phase="resampling")
+        got = collect(sampler, resample, sampling_params(config, outcome=outcome), store=store, progress=progress,
+                      phase="resampling")
     if forced:
         with optional_phase(timer, "sampling_forced"):
-            got |= collect(sampler, forced, sampling_params(config, forced=True), store=store, progress=progress,
+            got |= collect(sampler, forced, sampling_params(config, True, outcome), store=store, progress=progress,
                            phase="forced answers")
-    grader = Grader(trace.gold_answer, config.mode, config.answer_method, plan.think_close, keep_sentences=config.matrix)
+    grader = Grader(outcome, trace, config.mode, plan.think_close, keep_sentences=config.matrix)
     streams = [stream(got, requests["resample", i], starts[i], stops[i]) for i in range(len(stops))]
     prefixes = []
     with optional_phase(timer, "grading"):
@@ -118,6 +144,14 @@ def sample_trace_rollouts(
         prefixes = close_unfinished(plan, prefixes, streams, sampler, grader, config, store=store, progress=progress,
                                     timer=timer)
     return TraceRollouts(trace.id, tuple(sentences), tuple(prefixes), has_gold=trace.gold_answer is not None)
+
+
+def default_stops(trace: Trace, n_sentences: int, n_prefixes: int, config: BlackBoxConfig) -> list[int]:
+    """`config.rollouts` from every prefix, or (with `config.sentences`) from those the chosen sentences need."""
+    if config.sentences is None:
+        return [config.rollouts] * n_prefixes
+    needed = set(needed_prefixes(n_prefixes, chosen_sentences(trace.id, n_sentences, config.sentences)))
+    return [config.rollouts if i in needed else 0 for i in range(n_prefixes)]
 
 
 def _graded_prefix(plan: PromptPlan, i: int, resampled: list[tuple[int, Rollout]],
@@ -133,33 +167,36 @@ def close_unfinished(
     sampler: Sampler, grader: Grader, config: BlackBoxConfig, *, store: str | Path | None, progress: Any,
     timer: PhaseTimer | None = None,
 ) -> list[PrefixRollouts]:
-    """Give every answerless rollout an answer: its text + closing tag + answer stem, then a short sample."""
+    """Give every unfinished rollout an answer: its text + closing tag + answer stem, then a short sample."""
     requests, where = [], {}
+    stem = grader.outcome.closing_stem()
     for i, prefix in enumerate(prefixes):
         ok = [(position, r) for position, r in streams[i] if r.ok]
         for k, ((position, rollout), graded) in enumerate(zip(ok, prefix.resampled)):
-            if graded.answer is None:
-                prompt = plan.resample_prompt(i) + closing_text(rollout.text, plan.think_close)
+            if grader.unfinished(rollout.text, graded):
+                prompt = plan.resample_prompt(i) + closing_text(rollout.text, plan.think_close, stem)
                 (request,) = plan.requests("close", f"{i}.{position}", prompt, 0, 1, config.seed, prefix=i)
                 requests.append(request)
                 where[request.key] = (i, k)
     if not requests:
         return prefixes
     with optional_phase(timer, "sampling_closing"):
-        answers = collect(sampler, requests, sampling_params(config, forced=True), store=store, progress=progress,
-                          phase="closing")
+        answers = collect(sampler, requests, sampling_params(config, True, grader.outcome), store=store,
+                          progress=progress, phase="closing")
     updated = [list(p.resampled) for p in prefixes]
     with optional_phase(timer, "grading"):
         for key, (i, k) in where.items():
             done = [r for r in answers.get(key, []) if r.ok]
             if done:
                 answer = grader.forced(done[0].text, "")
-                updated[i][k] = replace(updated[i][k], answer=answer.answer, correct=answer.correct, closed=True)
+                updated[i][k] = replace(updated[i][k], answer=answer.answer, correct=answer.correct,
+                                        status=answer.status, closed=True)
     return [replace(p, resampled=tuple(u)) for p, u in zip(prefixes, updated)]
 
 
-def closing_text(rollout_text: str, think_close: str) -> str:
-    """What anchors appends to an unfinished rollout to make it answer (as `anchors generate` does for traces)."""
+def closing_text(rollout_text: str, think_close: str, stem: str = ANSWER_STEM) -> str:
+    """What anchors appends to an unfinished rollout to make it answer (as `anchors generate` does for traces):
+    the closing tag unless it is there, then the outcome's answer stem."""
     if think_close in rollout_text:
-        return ANSWER_STEM
-    return ("" if rollout_text.endswith("\n") else "\n") + think_close + ANSWER_STEM
+        return stem
+    return ("" if rollout_text.endswith("\n") else "\n") + think_close + stem

@@ -32,6 +32,7 @@ from anchors.methods.blackbox.rollout_sets import TraceRollouts
 from anchors.methods.blackbox.sentence_matrix import SentenceMatrix, sentence_matrix
 from anchors.metrics.fdr import benjamini_hochberg
 from anchors.models.embeddings import Embedder
+from anchors.rollouts.plan import chosen_sentences
 from anchors.traces.segment import Sentence
 
 SCHEMA_VERSION = 1
@@ -66,6 +67,8 @@ class _ScoreRowBase(BaseModel):
     n_answered: int | None = None  # of those, with an answer
     n_dissimilar: int | None = None  # |D_i| (in the population the counterfactual metrics count)
     n_forced: int | None = None  # successful forced-answer rollouts F_i
+    n_timeout: int | None = None  # rollouts of R_i and F_i whose grading timed out (left ungraded)
+    n_error: int | None = None  # rollouts of R_i and F_i whose grading failed (a raising grader, a judge reply)
     counterfactual_p_value: float | None = None  # permutation test of counterfactual KL > 0
     counterfactual_q_value: float | None = None  # Benjamini–Hochberg adjusted across the trace's sentences
     anchor: bool | None = None
@@ -141,8 +144,10 @@ def score_rollouts(
         has_sentences = any(r.sentences for p in rollouts.prefixes for r in p.resampled)
         matrix = sentence_matrix(rollouts, embedder, config) if config.matrix and has_sentences else None
         estimates = _all_estimates(resampling, counterfactual, forced)
-        q_values, anchors = _anchor_flags(counterfactual, config)
-        rows = tuple(_row(rollouts, i, estimates, counterfactual, q_values, anchors, tags, config) for i in range(rollouts.n))
+        scored = set(chosen_sentences(rollouts.trace_id, rollouts.n, config.sentences))
+        q_values, anchors = _anchor_flags(counterfactual, config, scored)
+        rows = tuple(_row(rollouts, i, estimates, counterfactual, q_values, anchors, tags, config) if i in scored
+                     else _unscored_row(rollouts, i, tags) for i in range(rollouts.n))
     not_computed = tuple(m for m in METRICS if m not in estimates)
     info = {**(run or {}), **timer.as_run()}
     return TraceScores(rollouts.trace_id, rollouts.sentences, rows, matrix, config, not_computed, info,
@@ -175,11 +180,21 @@ def _all_estimates(resampling: ResamplingImportance | None, counterfactual: Coun
     return {k: v for k, v in named.items() if v is not None}
 
 
-def _anchor_flags(counterfactual: CounterfactualImportance, config: BlackBoxConfig) -> tuple[np.ndarray | None, np.ndarray | None]:
+def _anchor_flags(counterfactual: CounterfactualImportance, config: BlackBoxConfig,
+                  scored: set[int]) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """q-values and anchor flags; the family is the sentences scored (all, or `config.sentences`)."""
     if config.paper or counterfactual.importance_kl is None or config.permutation_count == 0:
         return None, None
-    q_values, rejected = benjamini_hochberg(counterfactual.p_value, config.fdr)
+    p_values = np.array([p if i in scored else np.nan for i, p in enumerate(counterfactual.p_value)])
+    q_values, rejected = benjamini_hochberg(p_values, config.fdr)
     return q_values, rejected
+
+
+def _unscored_row(rollouts: TraceRollouts, i: int, tags: Sequence[str | None] | None) -> Any:
+    """A sentence left out by `config.sentences`: its span and tag, every metric and count None (not computed)."""
+    sentence = rollouts.sentences[i]
+    return SentenceScore(trace_id=rollouts.trace_id, index=i, text=sentence.text, start=sentence.start,
+                         end=sentence.end, tag=tags[i] if tags is not None else None)
 
 
 def _row(rollouts: TraceRollouts, i: int, estimates: dict[str, Estimate], counterfactual: CounterfactualImportance,
@@ -201,11 +216,20 @@ def _row(rollouts: TraceRollouts, i: int, estimates: dict[str, Estimate], counte
         n_answered=sum(r.answer is not None for r in prefix.resampled) if rollouts.answers_known else None,
         n_dissimilar=int(dissimilar.sum()),
         n_forced=len(prefix.forced) if prefix.forced is not None else None,
+        **_grading_failures(prefix, rollouts.answers_known),
         counterfactual_p_value=_number(counterfactual.p_value[i]) if q_values is not None else None,
         counterfactual_q_value=_number(q_values[i]) if q_values is not None else None,
         anchor=bool(anchors[i]) if anchors is not None else None,
         nan_reason="; ".join(reasons) or None, **values,
     )
+
+
+def _grading_failures(prefix: Any, answers_known: bool) -> dict[str, int | None]:
+    """How many rollouts of R_i and F_i the outcome could not read (timeout, error): counted, never fatal."""
+    if not answers_known:
+        return {"n_timeout": None, "n_error": None}
+    statuses = [r.status for r in (*prefix.resampled, *(prefix.forced or ()))]
+    return {"n_timeout": statuses.count("timeout"), "n_error": statuses.count("error")}
 
 
 def _number(value: float) -> float:
@@ -216,23 +240,33 @@ def _number(value: float) -> float:
 def score_trace(
     trace: Any, sampler: Any, template: Any, config: BlackBoxConfig = BlackBoxConfig(), *,
     embedder: Embedder | None = None, store: str | None = None, progress: Any = True,
-    tags: Sequence[str | None] | None = None,
+    tags: Sequence[str | None] | None = None, outcome: Any = None,
 ) -> TraceScores:
     """Sample, grade and score one trace (`trace`: a Trace, `sampler`: a rollouts Sampler, `template`: the
-    model's PromptTemplate, used when the trace has no prompt of its own)."""
+    model's PromptTemplate, used when the trace has no prompt of its own; `outcome`: an `Outcome` object for
+    `config.outcome`, e.g. a judge with its own client; by default built from the spec)."""
     from anchors.methods.blackbox.sampling import sample_trace_rollouts
     from anchors.models.embeddings import SentenceEmbedder
 
+    from anchors.methods.blackbox.sampling import run_outcome
+    from anchors.outcomes.spec import outcome_file_hash
+
     timer = PhaseTimer()
-    rollouts = sample_trace_rollouts(trace, sampler, template, config, store=store, progress=progress, timer=timer)
-    run = {"sampler": sampler.identity, **rollout_counts(rollouts)}
+    outcome = outcome if outcome is not None else run_outcome(config, template)
+    rollouts = sample_trace_rollouts(trace, sampler, template, config, store=store, progress=progress,
+                                     outcome=outcome, timer=timer)
+    run = {"sampler": sampler.identity, "outcome_sha256": outcome_file_hash(outcome), **rollout_counts(rollouts)}
     return replace(score_rollouts(rollouts, embedder or SentenceEmbedder(), config, tags, run, timer), trace=trace)
 
 
 def rollout_counts(rollouts: TraceRollouts) -> dict[str, int]:
-    """How many rollouts a score rests on: resampled, forced, failed, and closed by anchors to get an answer."""
+    """How many rollouts a score rests on: resampled, forced, failed (sampling), closed by anchors to get an
+    answer, and those whose grading timed out or failed (left ungraded; the run goes on)."""
     resampled = [r for p in rollouts.prefixes for r in p.resampled]
+    statuses = [r.status for p in rollouts.prefixes for r in (*p.resampled, *(p.forced or ()))]
     return {"rollouts_resampled": len(resampled),
             "rollouts_forced": sum(len(p.forced or ()) for p in rollouts.prefixes),
             "rollouts_failed": sum(p.failed for p in rollouts.prefixes),
-            "rollouts_closed": sum(r.closed for r in resampled)}
+            "rollouts_closed": sum(r.closed for r in resampled),
+            "rollouts_grading_timeout": statuses.count("timeout"),
+            "rollouts_grading_error": statuses.count("error")}

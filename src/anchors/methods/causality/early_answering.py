@@ -28,9 +28,9 @@ import pandas as pd
 
 from anchors.errors import InputError
 from anchors.methods.causality.tables import SCHEMA_VERSION, Row, frame
-from anchors.methods.causality.sampling import TraceSampler, answer_rates, forced_answers, reference_answer
+from anchors.methods.causality.sampling import TraceSampler, answer_rates, forced_answers
+from anchors.rollouts.plan import chosen_sentences
 from anchors.metrics.curves import area_over_curve, curve_on_grid, mean_and_se, normalized_aoc
-from anchors.traces.answers import grade
 from anchors.traces.records import Trace
 from anchors.traces.segment import Sentence, split_sentences
 from anchors.types import Progress
@@ -136,15 +136,16 @@ class EarlyAnsweringResult:
 
 def early_answering(
     sampler: TraceSampler, traces: Sequence[Trace], config: EarlyAnsweringConfig = EarlyAnsweringConfig(),
-    *, progress: Progress | None = None,
+    *, progress: Progress | None = None, sentences: Sequence[int] | None = None,
 ) -> EarlyAnsweringResult:
-    """Truncate each trace at several points, force answers there, and measure y(x), accuracy and AOC."""
+    """Truncate each trace at several points, force answers there, and measure y(x), accuracy and AOC. With
+    `sentences`, the points are k = 0, n and each chosen sentence i (the prefix before it), not `config.points`."""
     points: list[EarlyAnsweringPoint] = []
     summaries: list[EarlyAnsweringTrace] = []
     for trace in progress(traces, "early answering") if progress else traces:
-        rows = _trace_points(sampler, trace, config)
+        rows = _trace_points(sampler, trace, config, sentences)
         points.extend(rows)
-        summaries.append(_trace_summary(trace, rows, config))
+        summaries.append(_trace_summary(sampler, trace, rows, config))
     return EarlyAnsweringResult(tuple(points), tuple(summaries), config, sampler.identity)
 
 
@@ -163,10 +164,14 @@ def kept_thinking(thinking: str, sentences: Sequence[Sentence], k: int) -> str:
     return thinking[: sentences[k].start] if k < len(sentences) else thinking
 
 
-def _trace_points(sampler: TraceSampler, trace: Trace, config: EarlyAnsweringConfig) -> list[EarlyAnsweringPoint]:
+def _trace_points(sampler: TraceSampler, trace: Trace, config: EarlyAnsweringConfig,
+                  chosen: Sequence[int] | None = None) -> list[EarlyAnsweringPoint]:
     sentences = split_sentences(trace.thinking, mode=config.mode)  # type: ignore[arg-type]
     n = len(sentences)
-    counts = truncation_counts(n, config.points)
+    if chosen is None:
+        counts = truncation_counts(n, config.points)
+    else:
+        counts = sorted({0, n, *chosen_sentences(trace.id, n, chosen)})
     prefixes = {f"k{k}": kept_thinking(trace.thinking, sentences, k) for k in counts}
     answers = forced_answers(sampler, trace, prefixes, n=config.samples, seed=config.seed, answer_tokens=config.answer_tokens)
     rows = []
@@ -179,12 +184,13 @@ def _trace_points(sampler: TraceSampler, trace: Trace, config: EarlyAnsweringCon
     return rows
 
 
-def _trace_summary(trace: Trace, rows: list[EarlyAnsweringPoint], config: EarlyAnsweringConfig) -> EarlyAnsweringTrace:
+def _trace_summary(sampler: TraceSampler, trace: Trace, rows: list[EarlyAnsweringPoint],
+                   config: EarlyAnsweringConfig) -> EarlyAnsweringTrace:
     xs, ys = [r.x for r in rows], [r.match_rate for r in rows]
     aoc = area_over_curve(xs, ys)
     first, last = rows[0], rows[-1]
-    reference = reference_answer(trace)
-    correct = grade(trace.answer_text, trace.gold_answer, method="auto").correct if reference is not None else None
+    read = sampler.outcome.reference(trace)
+    reference, correct = read.key, read.correct if read.key is not None else None
     n = rows[0].n_sentences
     return EarlyAnsweringTrace(
         trace_id=trace.id, n_sentences=n, length_bucket=_bucket_of(n), reference_answer=reference,

@@ -26,6 +26,7 @@ import pandas as pd
 from anchors.arithmetic.claims import extract_claims
 from anchors.methods.causality.tables import Row, frame
 from anchors.methods.causality.sampling import TraceSampler, answer_rates, continuations, stable_seed
+from anchors.rollouts.plan import chosen_sentences
 from anchors.metrics.curves import area_over_curve, evenly_spaced, mean_and_se
 from anchors.traces.records import Trace
 from anchors.traces.segment import Sentence, split_sentences
@@ -106,13 +107,14 @@ class MistakesResult:
 
 def inserted_mistakes(
     sampler: TraceSampler, traces: Sequence[Trace], config: MistakesConfig = MistakesConfig(), *,
-    progress: Progress | None = None,
+    progress: Progress | None = None, sentences: Sequence[int] | None = None,
 ) -> MistakesResult:
-    """Corrupt a few steps per trace and compare on-policy continuations from corrupted and clean steps."""
+    """Corrupt a few steps per trace and compare on-policy continuations from corrupted and clean steps (with
+    `sentences`, only steps among those)."""
     rows: list[MistakeRow] = []
     summaries: list[MistakeTrace] = []
     for trace in progress(traces, "inserted mistakes") if progress else traces:
-        trace_rows = _trace_rows(sampler, trace, config)
+        trace_rows = _trace_rows(sampler, trace, config, sentences)
         rows.extend(trace_rows)
         summaries.append(_summary(trace.id, trace_rows))
     return MistakesResult(tuple(rows), tuple(summaries), config, sampler.identity)
@@ -167,10 +169,12 @@ def _swap_operator(text: str, span: tuple[int, int]) -> Corruption | None:
     return Corruption(text, text[:start] + new + text[end:], "operator", old, new, start, end)
 
 
-def _trace_rows(sampler: TraceSampler, trace: Trace, config: MistakesConfig) -> list[MistakeRow]:
+def _trace_rows(sampler: TraceSampler, trace: Trace, config: MistakesConfig,
+                chosen: Sequence[int] | None = None) -> list[MistakeRow]:
     sentences = split_sentences(trace.thinking)
+    allowed = set(chosen_sentences(trace.id, len(sentences), chosen))
     plans = {}
-    for i in mistake_targets(sentences, config.sentences_per_trace):
+    for i in mistake_targets([s for s in sentences if s.index in allowed], config.sentences_per_trace):
         edit = corrupt_sentence(sentences[i].text, random.Random(stable_seed(config.seed, trace.id, "mistake", i)))
         if edit is not None:
             plans[i] = edit

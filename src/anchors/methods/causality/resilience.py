@@ -39,6 +39,7 @@ from anchors.methods.causality.sampling import (
     continuations,
     forced_answers,
 )  # fmt: skip
+from anchors.rollouts.plan import chosen_sentences
 from anchors.metrics.curves import answer_kl, evenly_spaced, mean_and_se
 from anchors.traces.records import Trace
 from anchors.traces.segment import Sentence, split_sentences
@@ -97,6 +98,7 @@ def resilience(
     sampler: TraceSampler, traces: Sequence[Trace], embed: EmbedFn | Any,
     config: ResilienceConfig = ResilienceConfig(), *,
     sentence_scores: Mapping[str, Sequence[float]] | None = None, progress: Progress | None = None,
+    sentences: Sequence[int] | None = None,
 ) -> ResilienceResult:
     """Resilience and CI++ for the top-k sentences of each trace (see the module docstring).
 
@@ -105,18 +107,21 @@ def resilience(
     embed_fn = embed.embed if hasattr(embed, "embed") else embed
     rows: list[ResilienceRow] = []
     for trace in progress(traces, "resilience") if progress else traces:
-        sentences = split_sentences(trace.thinking)
+        split = split_sentences(trace.thinking)
         scores = (sentence_scores or {}).get(trace.id)
-        for index, selection, score in select_sentences(len(sentences), config.top_k, scores):
-            rows.append(_sentence_row(sampler, trace, sentences, index, selection, score, embed_fn, config))
+        allowed = chosen_sentences(trace.id, len(split), sentences) if sentences is not None else None
+        for index, selection, score in select_sentences(len(split), config.top_k, scores, allowed):
+            rows.append(_sentence_row(sampler, trace, split, index, selection, score, embed_fn, config))
     return ResilienceResult(tuple(rows), config, sampler.identity)
 
 
-def select_sentences(n: int, k: int, scores: Sequence[float] | None) -> list[tuple[int, str, float]]:
-    """(index, how it was chosen, score) for the top-k by score, else k evenly spaced sentences.
+def select_sentences(n: int, k: int, scores: Sequence[float] | None,
+                     allowed: Sequence[int] | None = None) -> list[tuple[int, str, float]]:
+    """(index, how it was chosen, score) for the top-k by score, else k evenly spaced sentences (among `allowed`,
+    when given).
 
     The last sentence is never chosen (nothing follows it to restate it)."""
-    candidates = list(range(max(n - 1, 0)))
+    candidates = [i for i in range(max(n - 1, 0)) if allowed is None or i in allowed]
     if scores is not None:
         if len(scores) > n:
             raise InputError(f"{len(scores)} importance scores for a trace of {n} sentences (default segmentation)")

@@ -18,6 +18,8 @@ from anchors.methods.causality.early_answering import (
     EarlyAnsweringConfig, EarlyAnsweringResult, early_answering,
 )  # fmt: skip
 from anchors.methods.causality.filler import FillerConfig, FillerResult, filler_tests
+from anchors.methods.causality.hint import HintConfig, HintResult, hint_study
+from anchors.methods.causality.insertions import InsertionsConfig, InsertionsResult, insertion_study
 from anchors.methods.causality.mistakes import MistakesConfig, MistakesResult, inserted_mistakes
 from anchors.methods.causality.paraphrase import ParaphraseConfig, Paraphraser, ParaphraseResult, paraphrase_test
 from anchors.methods.causality.resilience import (
@@ -31,19 +33,25 @@ from anchors.methods.causality.sampling import TraceSampler
 from anchors.traces.records import Trace
 from anchors.types import Progress
 
-TESTS = ("validity", "early", "filler", "mistakes", "paraphrase", "resilience")
+# The trace-level tests run by default, and the studies (hint, insertions) run when asked for.
+DEFAULT_TESTS = ("validity", "early", "filler", "mistakes", "paraphrase", "resilience")
+TESTS = (*DEFAULT_TESTS, "hint", "insertions")
 MODEL_TESTS = frozenset(TESTS) - {"validity"}
 
 
 @dataclass(frozen=True)
 class CausalityConfig:
-    tests: tuple[str, ...] = TESTS
+    tests: tuple[str, ...] = DEFAULT_TESTS
     validity: StepValidityConfig = field(default_factory=StepValidityConfig)
     early: EarlyAnsweringConfig = field(default_factory=EarlyAnsweringConfig)
     filler: FillerConfig = field(default_factory=FillerConfig)
     mistakes: MistakesConfig = field(default_factory=MistakesConfig)
     paraphrase: ParaphraseConfig = field(default_factory=ParaphraseConfig)
     resilience: ResilienceConfig = field(default_factory=ResilienceConfig)
+    hint: HintConfig = field(default_factory=HintConfig)
+    insertions: InsertionsConfig = field(default_factory=InsertionsConfig)
+    # the sentence positions the tests that pick positions (early, mistakes, resilience, hint, insertions) use
+    sentences: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         unknown = [t for t in self.tests if t not in TESTS]
@@ -66,6 +74,8 @@ class CausalityResult:
     mistakes: MistakesResult | None = None
     paraphrase: ParaphraseResult | None = None
     resilience: ResilienceResult | None = None
+    hint: HintResult | None = None
+    insertions: InsertionsResult | None = None
 
     def summary(self) -> dict[str, Any]:
         """Headline numbers of every test that was run (absent: not run)."""
@@ -82,6 +92,10 @@ class CausalityResult:
             out["paraphrase"] = _means(self.paraphrase.to_pandas(), ["original_match_rate", "paraphrase_match_rate", "match_drop"])
         if self.resilience:
             out["resilience"] = _means(self.resilience.to_pandas(), ["resilience", "ci_pp_match", "ci_pp_accuracy", "ci_pp_kl"])
+        if self.hint:
+            out["hint"] = self.hint.summary()
+        if self.insertions:
+            out["insertions"] = self.insertions.summary()
         return out
 
     def to_pandas(self) -> pd.DataFrame:
@@ -93,6 +107,9 @@ class CausalityResult:
             elif test == "filler":  # one record per condition
                 rows.extend({"test": test, "quantity": f"{r['condition']} {k}", "value": r[k]}
                             for r in values for k in ("accuracy_mean", "match_rate_mean"))
+            if test == "insertions" and isinstance(values, dict):
+                rows.extend({"test": test, "quantity": f"{r['condition']} {k}", "value": r[k]}
+                            for r in values["conditions"] for k in ("kl_shift_mean", "match_shift_mean", "mean_logprob_mean"))
         return pd.DataFrame(rows, columns=["test", "quantity", "value"])
 
 
@@ -100,9 +117,11 @@ def run_causality(
     traces: Sequence[Trace], config: CausalityConfig = CausalityConfig(), *, sampler: TraceSampler | None = None,
     embed: EmbedFn | Any | None = None, sentence_scores: Mapping[str, Sequence[float]] | None = None,
     paraphraser: Paraphraser | None = None, progress: Progress | None = None,
+    handwritten: Mapping[tuple[str, int], str] | None = None, other_traces: Mapping[str, Trace] | None = None,
 ) -> CausalityResult:
     """Run the chosen trace-level tests. `sampler` is needed for every test but `validity`; `embed` (texts ->
-    vectors) only for resilience (default: all-MiniLM-L6-v2)."""
+    vectors) only for resilience, hint and insertions (default: all-MiniLM-L6-v2). `handwritten` and
+    `other_traces`: the insertions study's hand-written sentences and other model's traces."""
     if not traces:
         raise InputError("no traces to test")
     if config.needs_model and sampler is None:
@@ -111,17 +130,24 @@ def run_causality(
     results: dict[str, Any] = {}
     if "validity" in run:
         results["validity"] = step_validity(traces, config.validity, progress=progress)
+    at = config.sentences
     if "early" in run:
-        results["early"] = early_answering(sampler, traces, config.early, progress=progress)  # type: ignore[arg-type]
+        results["early"] = early_answering(sampler, traces, config.early, progress=progress, sentences=at)  # type: ignore[arg-type]
     if "filler" in run:
         results["filler"] = filler_tests(sampler, traces, config.filler, progress=progress)  # type: ignore[arg-type]
     if "mistakes" in run:
-        results["mistakes"] = inserted_mistakes(sampler, traces, config.mistakes, progress=progress)  # type: ignore[arg-type]
+        results["mistakes"] = inserted_mistakes(sampler, traces, config.mistakes, progress=progress, sentences=at)  # type: ignore[arg-type]
     if "paraphrase" in run:
         results["paraphrase"] = paraphrase_test(sampler, traces, config.paraphrase, paraphraser=paraphraser, progress=progress)  # type: ignore[arg-type]
+    embedder = embed if embed is not None else (default_embedder() if run & {"resilience", "hint", "insertions"} else None)
     if "resilience" in run:
-        results["resilience"] = resilience(sampler, traces, embed or default_embedder(), config.resilience,  # type: ignore[arg-type]
-                                           sentence_scores=sentence_scores, progress=progress)
+        results["resilience"] = resilience(sampler, traces, embedder, config.resilience,  # type: ignore[arg-type]
+                                           sentence_scores=sentence_scores, progress=progress, sentences=at)
+    if "hint" in run:
+        results["hint"] = hint_study(sampler, traces, embedder, config.hint, sentences=at, progress=progress)  # type: ignore[arg-type]
+    if "insertions" in run:
+        results["insertions"] = insertion_study(sampler, traces, embedder, config.insertions, sentences=at,  # type: ignore[arg-type]
+                                                handwritten=handwritten, other_traces=other_traces, progress=progress)
     return CausalityResult(config=config, n_traces=len(traces), sampler=sampler.identity if sampler else None, **results)
 
 

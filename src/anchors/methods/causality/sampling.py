@@ -3,8 +3,11 @@ continuations, and grading of both against the gold answer and against the trace
 
 Prompts, request keys and seeds come from the planner (anchors.rollouts.plan, default mode): the trace's own
 `prompt` when it has one (byte-exact), else the model's template, then the thinking prefix. A *forced answer*
-closes the thinking right there with the template's suffix ("\\n</think>\\n\\nTherefore, the final answer is
-\\boxed{") and samples a few tokens; its answer is the first boxed answer of suffix + completion. A
+closes the thinking right there with the outcome's suffix (`TraceSampler.outcome`; for the default math answer
+the template's "\\n</think>\\n\\nTherefore, the final answer is \\boxed{") and samples a few tokens; its
+answer is read by the outcome (math: the first boxed answer of suffix + completion). "Matches" compares it with
+the trace's own final answer (`Outcome.reference`, `Outcome.agrees`: math-verify equivalence for math answers,
+key equality otherwise), "correct" with the gold (target) answer. A
 *continuation* samples the thinking on from a prefix (up to `continue_tokens`; the part after the closing tag is
 dropped), then forces the answer after it. A prefix that ends where a sentence starts is the black-box methods'
 prefix i, so its continuations are R_i and its forced answers F_i: with one rollout store and the same settings,
@@ -26,7 +29,7 @@ from anchors.models.templates import PromptTemplate
 from anchors.rollouts.base import PrefixRequest, Rollout, Sampler, SamplingParams
 from anchors.rollouts.jobs import collect_rollouts
 from anchors.rollouts.plan import PromptPlan, merged, plan_prompts, sampling_params, stream
-from anchors.traces.answers import extract_answer, grade
+from anchors.outcomes import MathOutcome, Outcome
 from anchors.traces.records import Trace
 from anchors.traces.segment import split_sentences
 
@@ -36,13 +39,15 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class AnswerSample:
-    """One sampled answer: `key` is its normalised form (None: no closed box); `correct` is against the gold
-    answer and `matches` against the trace's own final answer (None when that reference is unknown)."""
+    """One sampled answer: `key` is its outcome key (None: no answer); `correct` is against the gold answer and
+    `matches` against the trace's own final answer (None when that reference is unknown); `status` how the
+    outcome read it (ok, no_answer, timeout, error)."""
 
     key: str | None
     correct: bool | None
     matches: bool | None
     text: str  # what was graded: the forced suffix + the completion
+    status: str = "ok"
 
 
 @dataclass(frozen=True)
@@ -61,20 +66,30 @@ class TraceSampler:
     temperature: float = 0.6
     top_p: float = 0.95
     store: str | Path | None = None
+    outcome: Outcome = field(default_factory=MathOutcome)  # what an answer is (anchors.outcomes)
+    # per-token log-probabilities of a text continuing a prompt under the model (prompt, text) -> [float];
+    # None when the sampler cannot score text (a server backend): the on-policyness of off-policy text is then NaN
+    token_logprobs: Callable[[str, str], list[float]] | None = None
     _memo: dict[tuple[Any, ...], Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def identity(self) -> str:
         return self.sampler.identity
 
-    def params(self, max_new_tokens: int) -> SamplingParams:
-        return sampling_params(self.temperature, self.top_p, max_new_tokens)
+    def params(self, max_new_tokens: int, logprobs: bool = False) -> SamplingParams:
+        return sampling_params(self.temperature, self.top_p, max_new_tokens,
+                               stop_after_boxed_answer=self.outcome.stops_after_boxed_answer, logprobs=logprobs)
+
+    @property
+    def forced_suffix(self) -> str:
+        return self.outcome.forced_suffix(self.template)
 
     def plan(self, trace: Trace) -> PromptPlan:
         """The trace's planned prompts (default mode), built once per trace."""
         key = ("plan", trace.id, trace.thinking, trace.prompt)
         if key not in self._memo:
-            self._memo[key] = plan_prompts(trace, split_sentences(trace.thinking), self.template, "default")  # type: ignore[assignment]
+            self._memo[key] = plan_prompts(trace, split_sentences(trace.thinking), self.template, "default",  # type: ignore[assignment]
+                                           forced_suffix=self.forced_suffix)
         return self._memo[key]  # type: ignore[return-value]
 
     def sample(self, streams: Mapping[str, list[PrefixRequest]], start: int, stop: int,
@@ -96,10 +111,13 @@ def trace_sampler(model: str | ModelHandle, *, temperature: float = 0.6, top_p: 
     from anchors.models import load_model
     from anchors.rollouts.factory import make_sampler
 
+    from anchors.models.scoring import continuation_logprobs
+
     handle = load_model(model, **load_options) if isinstance(model, str) else model
     return TraceSampler(
         sampler=make_sampler(handle), template=handle.template,
         count_tokens=lambda text: len(handle.encode(text)), temperature=temperature, top_p=top_p,
+        token_logprobs=lambda prompt, text: continuation_logprobs(handle, prompt, text),
     )  # fmt: skip
 
 
@@ -110,17 +128,19 @@ def stable_seed(*parts: object) -> int:
     return int.from_bytes(digest[:8], "little") & (2**63 - 1)
 
 
-def reference_answer(trace: Trace) -> str | None:
-    """The trace's own final answer (last boxed answer, else 'the answer is X', else the last number)."""
-    return extract_answer(trace.answer_text, "auto")
+def reference_answer(trace: Trace, outcome: Outcome | None = None) -> str | None:
+    """The trace's own final answer as the outcome reads it (math: the last boxed answer, else 'the answer is X',
+    else the last number)."""
+    return (outcome or MathOutcome()).reference(trace).key
 
 
-def grade_forced(ts: TraceSampler, completion: str, gold: str | None, reference: str | None) -> AnswerSample:
-    """Grade a forced-answer completion: its answer is the box the forced suffix opened."""
-    text = ts.template.forced_answer_suffix + completion
-    against_gold = grade(text, gold, method="boxed_first")
-    matches = grade(text, reference, method="boxed_first").correct if reference is not None else None
-    return AnswerSample(key=against_gold.key, correct=against_gold.correct, matches=matches, text=text)
+def grade_forced(ts: TraceSampler, completion: str, gold: str | None, reference: str | None,
+                 trace: Trace | None = None) -> AnswerSample:
+    """Grade a forced-answer completion with the sampler's outcome (math: the box the forced suffix opened)."""
+    text = ts.forced_suffix + completion
+    result = ts.outcome.grade_forced(completion, gold, prompt=text, trace=trace)
+    return AnswerSample(key=result.key, correct=result.correct, matches=ts.outcome.agrees(result, reference), text=text,
+                        status=result.status.value)
 
 
 def forced_answers(
@@ -130,8 +150,8 @@ def forced_answers(
     plan = ts.plan(trace)
     rollouts = ts.sample({name: plan.force_after(prefix, 0, n, seed) for name, prefix in prefixes.items()}, 0, n,
                          ts.params(answer_tokens))
-    gold, reference = trace.gold_answer, reference_answer(trace)
-    return {name: [grade_forced(ts, r.text, gold, reference) for r in rows] for name, rows in rollouts.items()}
+    gold, reference = trace.gold_answer, reference_answer(trace, ts.outcome)
+    return {name: [grade_forced(ts, r.text, gold, reference, trace) for r in rows] for name, rows in rollouts.items()}
 
 
 def continuations(

@@ -97,7 +97,7 @@ class PatchingResult:
 
 
 @dataclass(frozen=True)
-class _Forced:
+class ForcedSequence:
     """A forced-answer token sequence: ids [1, tok], the token span of the sentences asked for, and the
     logit positions that predict the answer tokens."""
 
@@ -119,9 +119,9 @@ def activation_patching(
     runner = hooked(model)
     sentences = split_sentences(trace.thinking, mode=config.mode)
     todo = _sentences_to_patch(trace, sentences, replacements, config)
-    answer = config.answer or _trace_answer(trace, config.mode)
+    answer = config.answer or trace_answer(trace, config.mode)
     targets = runner.handle.encode(answer + "}")
-    clean = _forced(runner, trace, trace.thinking, {k: sentences[k] for k in todo}, targets, config.mode)
+    clean = forced_sequence(runner, trace, trace.thinking, {k: sentences[k] for k in todo}, targets, config.mode)
     chunk = config.query_chunk or runner.auto_chunk(clean.ids.shape[1])
     clean_run = runner.run(clean.ids, keep_hidden=True, query_chunk=chunk)
     state = _State(runner, config, clean, clean_run, chunk, len(sentences))
@@ -138,7 +138,7 @@ def activation_patching(
 class _State:
     """The clean run and the result arrays, filled one sentence at a time."""
 
-    def __init__(self, runner: HookedModel, config: PatchingConfig, clean: _Forced, clean_run: Any,
+    def __init__(self, runner: HookedModel, config: PatchingConfig, clean: ForcedSequence, clean_run: Any,
                  chunk: int, n: int) -> None:
         self.runner, self.config, self.clean, self.clean_run, self.chunk = runner, config, clean, clean_run, chunk
         self.clean_logits = runner.logits(clean_run.hidden[0, clean.scored])
@@ -153,7 +153,7 @@ class _State:
         s = sentences[k]
         thinking = trace.thinking[: s.start] + text + trace.thinking[s.end :]
         swapped = Sentence(k, text, s.start, s.start + len(text), s.separator)
-        counterfactual = _forced(self.runner, trace, thinking, {k: swapped}, self.clean.targets.tolist(),
+        counterfactual = forced_sequence(self.runner, trace, thinking, {k: swapped}, self.clean.targets.tolist(),
                                  self.config.mode)
         clean_pos, cf_pos = _aligned(self.clean.spans[k], counterfactual.spans[k], self.config.align)
         captured, cf_logits = self._counterfactual(counterfactual, cf_pos)
@@ -165,7 +165,7 @@ class _State:
                 for b, layer in enumerate(group):
                     self.kl[i, layer, k], self.delta[i, layer, k] = self._compare(logits[b : b + 1])
 
-    def _counterfactual(self, cf: _Forced, positions: list[int]) -> tuple[dict[tuple[str, int], Any], Any]:
+    def _counterfactual(self, cf: ForcedSequence, positions: list[int]) -> tuple[dict[tuple[str, int], Any], Any]:
         """Run the counterfactual from where it departs from the clean sequence, capturing every site."""
         start = min(_common_prefix(self.clean.ids, cf.ids), positions[0])
         captured: dict[tuple[str, int], Any] = {}
@@ -219,10 +219,10 @@ def _aligned(clean: tuple[int, int], cf: tuple[int, int], align: str) -> tuple[l
     return list(range(clean[1] - k, clean[1])), list(range(cf[1] - k, cf[1]))
 
 
-def _forced(
+def forced_sequence(
     runner: HookedModel, trace: Trace, thinking: str,
     wanted: Mapping[int, Sentence], targets: Sequence[int], mode: Mode,
-) -> _Forced:
+) -> ForcedSequence:
     """Tokens of prompt + `thinking` + forced-answer suffix + answer targets, and the spans of `wanted`."""
     import torch
 
@@ -240,7 +240,7 @@ def _forced(
     ids = list(encoded.input_ids) + list(targets)
     _check_context(runner, trace, len(ids))
     n = len(encoded.input_ids)
-    return _Forced(ids=torch.tensor([ids], device=runner.device), spans=dict(zip(order, encoded.spans)),
+    return ForcedSequence(ids=torch.tensor([ids], device=runner.device), spans=dict(zip(order, encoded.spans)),
                    scored=slice(n - 1, len(ids) - 1), targets=torch.tensor(ids[n:], device=runner.device))
 
 
@@ -275,7 +275,7 @@ def _sentences_to_patch(trace: Trace, sentences: list[Sentence], replacements: M
     return todo
 
 
-def _trace_answer(trace: Trace, mode: Mode) -> str:
+def trace_answer(trace: Trace, mode: Mode) -> str:
     answer = extract_answer(trace.answer_text, "paper" if mode == "paper" else "auto")
     if not answer:
         raise InputError(f"trace {trace.id!r}: no final answer found in its answer text to force; pass answer=...")
