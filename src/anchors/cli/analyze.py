@@ -15,6 +15,7 @@ from anchors.cli import (
     ModeOption,
     OutOption,
     OverwriteOption,
+    ShardOption,
     SkipInvalid,
     StoreOption,
     TagsOption,
@@ -61,6 +62,7 @@ def analyze(
     batch_size: BatchSizeOption = 32,
     device: DeviceOption = None,
     dtype: DtypeOption = None,
+    shard: ShardOption = None,
     skip_invalid: SkipInvalid = False,
 ) -> None:
     """Every method on each trace, into one results folder, then the report: which sentences matter by resampling,
@@ -68,7 +70,7 @@ def analyze(
     from anchors.analysis import analyze as run_all
 
     chosen = _methods(methods, replacements)
-    inputs = Inputs(traces, from_ta)
+    inputs = Inputs(traces, from_ta, shard)
     items = limited(inputs, limit)
     results = results_dir(out, overwrite=overwrite, store=store)
     handle = _handle(model, device, dtype)

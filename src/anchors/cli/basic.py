@@ -13,6 +13,7 @@ from anchors.cli import (
     FromTA,
     Inputs,
     ModeOption,
+    ShardOption,
     SkipInvalid,
     app,
     check_mode,
@@ -44,13 +45,14 @@ def split(
     mode: ModeOption = "default",
     from_ta: FromTA = None,
     out: Annotated[Path | None, typer.Option("--out", help="Write the sentences as JSONL here instead of printing them.")] = None,
+    shard: ShardOption = None,
     skip_invalid: SkipInvalid = False,
 ) -> None:
     """Split each trace's thinking into sentences with character spans."""
     from anchors.traces.jsonl import write_jsonl
     from anchors.traces.segment import split_sentences
 
-    inputs = Inputs(traces, from_ta)
+    inputs = Inputs(traces, from_ta, shard)
     rows = []
     for trace in inputs:
         sentences = split_sentences(trace.thinking, mode=check_mode(mode))
@@ -78,13 +80,14 @@ def grade(
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds per answer comparison before giving up with status 'timeout'.")] = 5.0,
     from_ta: FromTA = None,
     out: Annotated[Path | None, typer.Option("--out", help="Also write one JSON line per trace here.")] = None,
+    shard: ShardOption = None,
     skip_invalid: SkipInvalid = False,
 ) -> None:
     """Extract each trace's final answer and grade it against the gold answer."""
     from anchors.traces.answers import grade as grade_answer
     from anchors.traces.jsonl import write_jsonl
 
-    inputs = Inputs(traces, from_ta)
+    inputs = Inputs(traces, from_ta, shard)
     rows = []
     for trace in inputs:
         result = grade_answer(trace.answer_text, trace.gold_answer, mode=check_mode(mode), method=method, timeout=timeout)

@@ -13,6 +13,7 @@ from anchors.cli import (
     Inputs,
     OutOption,
     OverwriteOption,
+    ShardOption,
     SkipInvalid,
     StoreOption,
     app,
@@ -72,6 +73,7 @@ def causality(
     batch_size: BatchSizeOption = 32,
     device: DeviceOption = None,
     dtype: DtypeOption = None,
+    shard: ShardOption = None,
     skip_invalid: SkipInvalid = False,
 ) -> None:
     """Trace-level causality tests: step validity, early answering (AOC), filler/swapped traces, inserted
@@ -79,7 +81,7 @@ def causality(
     early-answering curve to OUT/."""
     from anchors.analysis import run_causality_tests, write_reports
 
-    inputs = Inputs(traces, from_ta)
+    inputs = Inputs(traces, from_ta, shard)
     loaded = limited(inputs, limit)
     if not loaded:
         inputs.exit_if_invalid(skip_invalid)

@@ -13,6 +13,7 @@ from anchors.cli import (
     FromTA,
     Inputs,
     ModeOption,
+    ShardOption,
     SkipInvalid,
     app,
     check_mode,
@@ -57,6 +58,7 @@ def resample(
     dtype: DtypeOption = None,
     export_ta: Annotated[Path | None, typer.Option("--export-ta", help="Also write each trace as a Thought Anchors folder (chunk_{i}/solutions.json) here.")] = None,
     from_ta: FromTA = None,
+    shard: ShardOption = None,
     skip_invalid: SkipInvalid = False,
 ) -> None:
     """Resample every sentence of each trace N times (methods.md §4) with the local engine or a server."""
@@ -65,9 +67,9 @@ def resample(
     from anchors.rollouts.store import default_store_path
 
     mode = check_mode(mode)
+    inputs = Inputs(traces, from_ta, shard)
     sampler, prompt_template = build_sampler(model, backend, base_url, server_kind, api_key_env, batch_size,
                                                    device, dtype, template)
-    inputs = Inputs(traces, from_ta)
     planned = [(trace, resampling_requests(trace, rollouts=rollouts, seed=seed, mode=mode, template=prompt_template))
                for trace in inputs]
     params = sampling_params(temperature, top_p, max_new_tokens)

@@ -15,6 +15,7 @@ from anchors.cli import (
     ModeOption,
     OutOption,
     OverwriteOption,
+    ShardOption,
     SkipInvalid,
     StoreOption,
     TagsOption,
@@ -25,6 +26,7 @@ from anchors.cli import (
     finish_folders,
     handles_errors,
     limited,
+    parse_shard,
     reporter,
     results_dir,
     ta_reader,
@@ -83,6 +85,7 @@ def score(
     batch_size: BatchSizeOption = 32,
     device: DeviceOption = None,
     dtype: DtypeOption = None,
+    shard: ShardOption = None,
     skip_invalid: SkipInvalid = False,
 ) -> None:
     """Which sentences of each trace cause its answer: resample from every sentence, grade, and score."""
@@ -94,9 +97,9 @@ def score(
     if from_ta is not None:
         if traces is not None:
             raise typer.BadParameter("give either a TRACES.jsonl file or --from-ta DIR, not both")
-        _score_from_ta(from_ta, spec.config, SentenceEmbedder(embedder), results, top, limit, skip_invalid)
+        _score_from_ta(from_ta, spec.config, SentenceEmbedder(embedder), results, top, limit, skip_invalid, shard)
         return
-    inputs = Inputs(traces, None)
+    inputs = Inputs(traces, None, shard)
     items = limited(inputs, limit)
     sampler, prompt_template = build_sampler(model, backend, base_url, server_kind, api_key_env, batch_size,
                                              device, dtype, template)
@@ -153,18 +156,21 @@ def _adaptive_plan(rollouts: int, max_rollouts: int, target_width: float) -> Any
     return AdaptiveConfig(initial=first, step=max(1, first // 2), max_rollouts=max_rollouts, target_width=target_width)
 
 
-def _score_from_ta(root: Path, config: Any, embed: Any, out: Any, top: int, limit: int | None, skip_invalid: bool) -> None:
+def _score_from_ta(root: Path, config: Any, embed: Any, out: Any, top: int, limit: int | None, skip_invalid: bool,
+                   shard: str | None = None) -> None:
     """The metrics from rollouts on disk (no model); a metric they cannot give is the authors' stored value."""
     from anchors.analysis import write_reports
     from anchors.methods.blackbox.scores import score_rollouts
     from anchors.methods.blackbox.ta_rollouts import iter_ta_rollouts, with_authors_metrics
     from anchors.results.save import save_blackbox
 
-    reader = ta_reader(root)
+    reader, only = ta_reader(root), parse_shard(shard)
     written = []
-    for index, loaded in enumerate(iter_ta_rollouts(root, config.mode, reader)):
-        if limit is not None and index >= limit:
+    for loaded in iter_ta_rollouts(root, config.mode, reader):
+        if limit is not None and len(written) >= limit:
             break
+        if only is not None and not only.holds(loaded.trace.id):
+            continue
         scores = with_authors_metrics(score_rollouts(loaded.rollouts, embed, config, loaded.tags), loaded.stored)
         save_blackbox(out, loaded.trace, scores, embedder=embed.identity, source=str(root))
         _show(scores, out, top)
