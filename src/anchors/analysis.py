@@ -143,9 +143,10 @@ def run_patching(handle: Any, traces: Sequence[Trace], replacements: Callable[[T
 
 
 def run_causality_tests(traces: Sequence[Trace], config: Any, out: ResultsDir, *, sampler: Any = None,
-                        importance: str | None = None, progress: Progress | None = None) -> Any:
+                        importance: str | None = None, progress: Progress | None = None, embed: Any = None) -> Any:
     """The trace-level tests (anchors.methods.causality.run); `importance` picks resilience's sentences by a
-    per-sentence column of the results folder (e.g. counterfactual_importance_kl) or 'ta' (the authors')."""
+    per-sentence column of the results folder (e.g. counterfactual_importance_kl) or 'ta' (the authors'); `embed`:
+    resilience's sentence embedder (default: all-MiniLM-L6-v2 on the CPU)."""
     from anchors.methods.causality.run import run_causality
 
     for test in config.tests:
@@ -153,7 +154,7 @@ def run_causality_tests(traces: Sequence[Trace], config: Any, out: ResultsDir, *
         _check(out, kind, traces, "default", saving.causality_settings(config, test, importance),
                sampler.identity if sampler is not None else None)
     scores = sentence_scores(importance, traces, out) if "resilience" in config.tests else None
-    result = run_causality(traces, config, sampler=sampler, sentence_scores=scores, progress=progress)
+    result = run_causality(traces, config, sampler=sampler, embed=embed, sentence_scores=scores, progress=progress)
     saving.save_causality(out, traces, result, importance=importance)
     return result
 
@@ -249,7 +250,7 @@ def analyze(traces: Sequence[Trace], analysis: Analysis, out: ResultsDir, *, han
         run_patching(handle, traces, replacements, analysis.patching, out, source="rollouts", on_error=on_error)
     if analysis.causality is not None:
         run_causality_tests(traces, analysis.causality, out, sampler=trace_sampler, importance=analysis.importance,
-                            progress=progress)
+                            progress=progress, embed=embedder)
     return write_reports(out, [t.id for t in traces])
 
 

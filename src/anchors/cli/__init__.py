@@ -44,11 +44,15 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main(
+    context: typer.Context,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show the full traceback of an error (also ANCHORS_DEBUG=1).")] = False,
 ) -> None:
     """anchors: thought anchors, white-box attention and trace-level causality tests for reasoning models."""
     set_debug(debug)
+    from anchors.cli.backends import close_samplers
+
+    context.call_on_close(close_samplers)  # a command's Ray workers stop with it
 
 
 def check_mode(mode: str) -> str:

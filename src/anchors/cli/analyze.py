@@ -28,7 +28,16 @@ from anchors.cli import (
     reporter,
     results_dir,
 )
-from anchors.cli.backends import BatchSizeOption, DeviceOption, DtypeOption, ModelOption
+from anchors.cli.backends import (
+    BatchSizeOption,
+    DeviceOption,
+    DtypeOption,
+    EmbedDeviceOption,
+    ModelOption,
+    RayOption,
+    RayWorkersOption,
+    build_embedder,
+)
 from anchors.errors import InputError
 
 ALL = ("blackbox", "tags", "receivers", "suppression", "patching", "causality")
@@ -62,6 +71,9 @@ def analyze(
     batch_size: BatchSizeOption = 32,
     device: DeviceOption = None,
     dtype: DtypeOption = None,
+    ray: RayOption = None,
+    ray_workers: RayWorkersOption = None,
+    embed_device: EmbedDeviceOption = None,
     shard: ShardOption = None,
     skip_invalid: SkipInvalid = False,
 ) -> None:
@@ -77,9 +89,10 @@ def analyze(
     plan = _analysis(chosen, check_mode(mode), rollouts, max_new_tokens, bootstrap, tags, tests, samples, importance,
                      replacements, top_k, sentences, seed)
     failed: list[str] = []
-    engine, trace_sampler = _samplers(handle, batch_size, results)
+    engine, trace_sampler = _samplers(handle, batch_size, results, (model, ray, ray_workers, device, dtype))
     reports = run_all(items, plan, results, handle=handle, sampler=engine, template=handle.template,
-                      embedder=_embedder(), trace_sampler=trace_sampler, progress=console.track, on_error=reporter(failed))
+                      embedder=build_embedder("all-MiniLM-L6-v2", embed_device, engine), trace_sampler=trace_sampler,
+                      progress=console.track, on_error=reporter(failed))
     console.stdout.print(f"wrote {len(reports)} report(s): {results.index_path()}")
     finish(inputs, skip_invalid, failed)
 
@@ -141,16 +154,17 @@ def _handle(model: str, device: str | None, dtype: str | None) -> Any:
     return load_model(model, device=device, dtype=dtype)
 
 
-def _samplers(handle: Any, batch_size: int, results: Any) -> tuple[Any, Any]:
-    """The shared-prefix engine on the loaded model, for the black box and (wrapped) the causality tests."""
+def _samplers(handle: Any, batch_size: int, results: Any, cluster: tuple[Any, ...]) -> tuple[Any, Any]:
+    """The shared-prefix engine on the loaded model (or, with --ray, one on each worker of the cluster), for the
+    black box and (wrapped) the causality tests; the white-box methods use the loaded model here."""
     from anchors.cli.causality import trace_sampler_for
     from anchors.rollouts.local import LocalEngine
 
-    engine = LocalEngine(handle, batch_size=batch_size)
+    model, ray, workers, device, dtype = cluster
+    if ray is not None:
+        from anchors.cli.backends import ray_engines
+
+        engine, _ = ray_engines(model, ray, workers, batch_size, device, dtype, None)
+    else:
+        engine = LocalEngine(handle, batch_size=batch_size)
     return engine, trace_sampler_for(engine, handle.template, results.store_path())
-
-
-def _embedder() -> Any:
-    from anchors.models.embeddings import SentenceEmbedder
-
-    return SentenceEmbedder()

@@ -28,11 +28,16 @@ from anchors.cli.backends import (
     BackendOption,
     BaseUrlOption,
     BatchSizeOption,
+    ConcurrencyOption,
     DeviceOption,
     DtypeOption,
+    EmbedDeviceOption,
     ModelOption,
+    RayOption,
+    RayWorkersOption,
     ServerKindOption,
     TemplateOption,
+    build_embedder,
     build_sampler,
 )
 from anchors.errors import InputError
@@ -73,6 +78,10 @@ def causality(
     batch_size: BatchSizeOption = 32,
     device: DeviceOption = None,
     dtype: DtypeOption = None,
+    concurrency: ConcurrencyOption = None,
+    ray: RayOption = None,
+    ray_workers: RayWorkersOption = None,
+    embed_device: EmbedDeviceOption = None,
     shard: ShardOption = None,
     skip_invalid: SkipInvalid = False,
 ) -> None:
@@ -91,12 +100,14 @@ def causality(
                               mistakes_per_trace=mistakes_per_trace, paraphrase_fractions=paraphrase_fractions,
                               top_k=top_k, chains=chains, max_rounds=max_rounds, seed=seed)
     results = results_dir(out, overwrite=overwrite, store=store)
-    sampler = None
+    sampler, engine = None, None
     if config.needs_model:
         engine, prompt_template = build_sampler(model, backend, base_url, server_kind, api_key_env, batch_size, device,
-                                                dtype, template)
+                                                dtype, template, concurrency=concurrency, ray=ray,
+                                                ray_workers=ray_workers)
         sampler = trace_sampler_for(engine, prompt_template, results.store_path())
-    result = run_causality_tests(loaded, config, results, sampler=sampler, importance=importance, progress=console.track)
+    result = run_causality_tests(loaded, config, results, sampler=sampler, importance=importance, progress=console.track,
+                                 embed=build_embedder("all-MiniLM-L6-v2", embed_device, engine))
     _print_summary(result)
     write_reports(results, [t.id for t in loaded])
     console.stdout.print(f"wrote {out}/<trace id>/ for {len(loaded)} trace(s), and the summary over all of them to {out}/")

@@ -25,9 +25,12 @@ from anchors.cli.backends import (
     BackendOption,
     BaseUrlOption,
     BatchSizeOption,
+    ConcurrencyOption,
     DeviceOption,
     DtypeOption,
     ModelOption,
+    RayOption,
+    RayWorkersOption,
     ServerKindOption,
     TemplateOption,
     build_sampler,
@@ -56,6 +59,9 @@ def resample(
     batch_size: BatchSizeOption = 32,
     device: DeviceOption = None,
     dtype: DtypeOption = None,
+    concurrency: ConcurrencyOption = None,
+    ray: RayOption = None,
+    ray_workers: RayWorkersOption = None,
     export_ta: Annotated[Path | None, typer.Option("--export-ta", help="Also write each trace as a Thought Anchors folder (chunk_{i}/solutions.json) here.")] = None,
     from_ta: FromTA = None,
     shard: ShardOption = None,
@@ -69,7 +75,8 @@ def resample(
     mode = check_mode(mode)
     inputs = Inputs(traces, from_ta, shard)
     sampler, prompt_template = build_sampler(model, backend, base_url, server_kind, api_key_env, batch_size,
-                                                   device, dtype, template)
+                                             device, dtype, template, concurrency=concurrency, ray=ray,
+                                             ray_workers=ray_workers)
     planned = [(trace, resampling_requests(trace, rollouts=rollouts, seed=seed, mode=mode, template=prompt_template))
                for trace in inputs]
     params = sampling_params(temperature, top_p, max_new_tokens)

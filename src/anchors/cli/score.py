@@ -36,11 +36,16 @@ from anchors.cli.backends import (
     BackendOption,
     BaseUrlOption,
     BatchSizeOption,
+    ConcurrencyOption,
     DeviceOption,
     DtypeOption,
+    EmbedDeviceOption,
     ModelOption,
+    RayOption,
+    RayWorkersOption,
     ServerKindOption,
     TemplateOption,
+    build_embedder,
     build_sampler,
 )
 
@@ -85,25 +90,30 @@ def score(
     batch_size: BatchSizeOption = 32,
     device: DeviceOption = None,
     dtype: DtypeOption = None,
+    concurrency: ConcurrencyOption = None,
+    ray: RayOption = None,
+    ray_workers: RayWorkersOption = None,
+    embed_device: EmbedDeviceOption = None,
     shard: ShardOption = None,
     skip_invalid: SkipInvalid = False,
 ) -> None:
     """Which sentences of each trace cause its answer: resample from every sentence, grade, and score."""
     from anchors.analysis import BlackBox
-    from anchors.models.embeddings import SentenceEmbedder
     spec = BlackBox(blackbox_config(mode, rollouts, max_new_tokens, forced, matrix, bootstrap, fdr, threshold, seed),
                     check_tags(tags), _adaptive_plan(rollouts, max_rollouts, target_width) if adaptive else None)
     results = results_dir(out, overwrite=overwrite, store=store)
     if from_ta is not None:
         if traces is not None:
             raise typer.BadParameter("give either a TRACES.jsonl file or --from-ta DIR, not both")
-        _score_from_ta(from_ta, spec.config, SentenceEmbedder(embedder), results, top, limit, skip_invalid, shard)
+        _score_from_ta(from_ta, spec.config, build_embedder(embedder, embed_device), results, top, limit, skip_invalid, shard)
         return
     inputs = Inputs(traces, None, shard)
     items = limited(inputs, limit)
     sampler, prompt_template = build_sampler(model, backend, base_url, server_kind, api_key_env, batch_size,
-                                             device, dtype, template)
-    failed = _score_traces(items, sampler, prompt_template, spec, results, SentenceEmbedder(embedder), top)
+                                             device, dtype, template, concurrency=concurrency, ray=ray,
+                                             ray_workers=ray_workers)
+    failed = _score_traces(items, sampler, prompt_template, spec, results,
+                           build_embedder(embedder, embed_device, sampler), top)
     finish(inputs, skip_invalid, failed)
 
 
