@@ -15,6 +15,7 @@ BaseUrlOption = Annotated[list[str] | None, typer.Option("--base-url", help="Ser
 ConcurrencyOption = Annotated[int | None, typer.Option("--concurrency", min=1, help="Server: calls in flight per server (default: 8 for vllm/sglang/openai, 1 for llama.cpp).")]
 RayOption = Annotated[str | None, typer.Option("--ray", help="Sample on a Ray cluster: an address, auto (the running cluster) or local (this machine, loopback only). Needs pip install 'anchors[ray]'.")]
 RayWorkersOption = Annotated[int | None, typer.Option("--ray-workers", min=1, help="With --ray and a local model: engines to start (default: one per GPU of the cluster, else one per node).")]
+DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Print the rollouts and tokens the run still needs (the store's rows are not sampled again) and the time they take at a tokens/s measured on a short probe; sample nothing else, write nothing.")]
 EmbedDeviceOption = Annotated[str | None, typer.Option("--embed-device", help="Device of the sentence embedder: cpu (default) or cuda; with --ray, on the workers.")]
 ServerKindOption = Annotated[str, typer.Option("--server-kind", help="vllm, sglang, llama.cpp or openai: which neutral sampling fields to send.")]
 ApiKeyEnvOption = Annotated[str, typer.Option("--api-key-env", help="Environment variable holding the API key (never stored).")]
@@ -101,3 +102,42 @@ def close_samplers() -> None:
     """Stop the workers of every Ray sampler opened by the command that just ended."""
     while _OPEN:
         _OPEN.pop().close()
+
+
+def dry_run(sampler: Any, jobs: list[tuple[str, list[Any], Any]], store: Any, note: str | None = None) -> None:
+    """The `--dry-run` report of (label, requests, params) jobs against `store` (anchors.rollouts.estimate)."""
+    from anchors import console
+    from anchors.rollouts.estimate import duration, job_cost, measure_rate
+
+    costs = [job_cost(label, sampler, requests, params, store, _token_counter(sampler)) for label, requests, params in jobs]
+    console.table(f"dry run: {sampler.identity}", ["job", "requests", "rollouts", "stored", "to sample",
+                                                   "prompt tokens", "new tokens ≤", "new tokens ≈"],
+                  [(c.label, c.requests, c.rollouts, c.stored, c.to_sample, "?" if c.prompt_tokens is None else c.prompt_tokens,
+                    c.new_tokens_at_most, c.new_tokens_expected if c.mean_stored_tokens is not None else "(none stored)")
+                   for c in costs])
+    if note:
+        console.stdout.print(note, highlight=False)
+    left = [(requests, params) for (_, requests, params), cost in zip(jobs, costs) if cost.to_sample]
+    if not left:
+        console.stdout.print("nothing to sample: the store holds every planned rollout", highlight=False)
+        return
+    rate = measure_rate(sampler, *left[0])
+    if rate.tokens_per_s <= 0:
+        console.warn("the probe sampled no tokens: no time estimate")
+        return
+    expected = sum(c.new_tokens_expected for c in costs) / rate.tokens_per_s
+    at_most = sum(c.new_tokens_at_most for c in costs) / rate.tokens_per_s
+    console.stdout.print(f"measured: {rate.tokens_per_s:,.1f} new tokens/s ({rate.rollouts} rollouts, {rate.tokens} tokens "
+                         f"in {rate.seconds:.1f} s)\nestimated time: {duration(expected)} at the mean length of the "
+                         f"rollouts stored (their budget where none are), at most {duration(at_most)}", highlight=False)
+
+
+def _token_counter(sampler: Any) -> Any:
+    """Counts a prompt's tokens when the sampler has its tokenizer here (None: unknown)."""
+    handle = getattr(sampler, "handle", None)
+    if handle is not None:
+        return lambda text: len(handle.encode_text_prompt(text))
+    tokenizer = getattr(sampler, "tokenizer", None)
+    if tokenizer is not None:
+        return lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])
+    return None

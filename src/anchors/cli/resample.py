@@ -27,6 +27,7 @@ from anchors.cli.backends import (
     BatchSizeOption,
     ConcurrencyOption,
     DeviceOption,
+    DryRunOption,
     DtypeOption,
     ModelOption,
     RayOption,
@@ -34,6 +35,7 @@ from anchors.cli.backends import (
     ServerKindOption,
     TemplateOption,
     build_sampler,
+    dry_run,
 )
 from anchors.errors import AnchorsError
 
@@ -62,6 +64,7 @@ def resample(
     concurrency: ConcurrencyOption = None,
     ray: RayOption = None,
     ray_workers: RayWorkersOption = None,
+    dry: DryRunOption = False,
     export_ta: Annotated[Path | None, typer.Option("--export-ta", help="Also write each trace as a Thought Anchors folder (chunk_{i}/solutions.json) here.")] = None,
     from_ta: FromTA = None,
     shard: ShardOption = None,
@@ -82,6 +85,10 @@ def resample(
     params = sampling_params(temperature, top_p, max_new_tokens)
     everything = [r for _, requests in planned for r in requests]
     store_path = store or default_store_path()
+    if dry:
+        dry_run(sampler, [("resampled continuations", everything, params)], store_path)
+        inputs.exit_if_invalid(skip_invalid)
+        return
     failed = None
     try:
         results = collect_rollouts(sampler, everything, params, store=store_path)

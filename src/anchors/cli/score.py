@@ -38,6 +38,7 @@ from anchors.cli.backends import (
     BatchSizeOption,
     ConcurrencyOption,
     DeviceOption,
+    DryRunOption,
     DtypeOption,
     EmbedDeviceOption,
     ModelOption,
@@ -47,6 +48,7 @@ from anchors.cli.backends import (
     TemplateOption,
     build_embedder,
     build_sampler,
+    dry_run,
 )
 
 compat_app = typer.Typer(help="Check anchors against the published method on data in the authors' layout.",
@@ -94,6 +96,7 @@ def score(
     ray: RayOption = None,
     ray_workers: RayWorkersOption = None,
     embed_device: EmbedDeviceOption = None,
+    dry: DryRunOption = False,
     shard: ShardOption = None,
     skip_invalid: SkipInvalid = False,
 ) -> None:
@@ -112,9 +115,30 @@ def score(
     sampler, prompt_template = build_sampler(model, backend, base_url, server_kind, api_key_env, batch_size,
                                              device, dtype, template, concurrency=concurrency, ray=ray,
                                              ray_workers=ray_workers)
+    if dry:
+        _dry_run(items, sampler, prompt_template, spec, results.store_path())
+        finish(inputs, skip_invalid)
+        return
     failed = _score_traces(items, sampler, prompt_template, spec, results,
                            build_embedder(embedder, embed_device, sampler), top)
     finish(inputs, skip_invalid, failed)
+
+
+def _dry_run(traces: list[Any], sampler: Any, template: Any, spec: Any, store: Path) -> None:
+    from anchors.methods.blackbox.sampling import planned_requests, sampling_params
+
+    config, planned = spec.config, [planned_requests(t, template, spec.config) for t in traces]
+    jobs = [("resampled continuations", [r for p in planned for r in p["resample"]], sampling_params(config))]
+    if config.forced:
+        jobs.append(("forced answers", [r for p in planned for r in p.get("forced", [])], sampling_params(config, True)))
+    notes = []
+    if config.mode == "default":
+        closing = sum(r.n for p in planned for r in p["resample"])
+        notes.append(f"plus one answer (≤ {config.forced_max_new_tokens} tokens) for each resampled rollout that "
+                     f"ends without one: at most {closing}")
+    if spec.adaptive is not None:
+        notes.append(f"--adaptive: the first round only (later rounds add up to {spec.adaptive.max_rollouts} per prefix)")
+    dry_run(sampler, jobs, store, "; ".join(notes) or None)
 
 
 def blackbox_config(mode: str, rollouts: int, max_new_tokens: int, forced: bool, matrix: bool, bootstrap: int | None,
