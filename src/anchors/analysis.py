@@ -309,7 +309,7 @@ def analyze(traces: Sequence[Trace], analysis: Analysis, out: ResultsDir, *, han
         run_patching(handle, traces, replacements, analysis.patching, out, source="rollouts", on_error=on_error)
     if analysis.causality is not None:
         run_causality_tests(traces, analysis.causality, out, sampler=trace_sampler, importance=analysis.importance,
-                            progress=progress)
+                            progress=progress, embed=embedder)
     return write_reports(out, [t.id for t in traces])
 
 

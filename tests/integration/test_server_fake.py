@@ -1,4 +1,4 @@
-"""The server backend against a scripted OpenAI-compatible server: retries, failures, bad input, sharding."""
+"""The server backend against a scripted OpenAI-compatible server: retries, failures, bad input, several servers."""
 
 from __future__ import annotations
 
@@ -118,11 +118,49 @@ def test_api_key_comes_from_the_environment_and_is_never_stored(tmp_path, monkey
     assert all(b"sk-secret" not in path.read_bytes() for path in tmp_path.iterdir())
 
 
-def test_work_is_sharded_by_trace_across_servers() -> None:
+def test_work_goes_to_every_server_by_prefix_block_not_by_trace() -> None:
     with FakeServer() as first, FakeServer() as second:
-        collect_rollouts(sampler(first.url, second.url), requests(traces=4), PARAMS, progress=False)
-        by_server = [{c["prompt"][:2] for c in s.calls} for s in (first, second)]
-    assert by_server == [{"p0", "p2"}, {"p1", "p3"}]
+        collect_rollouts(sampler(first.url, second.url, concurrency=1), requests(traces=1), PARAMS, progress=False)
+        by_server = [[c["prompt"] for c in s.calls] for s in (first, second)]
+    assert sorted(by_server) == [["p0.0"], ["p0.1"]]  # one trace's two prefix blocks, one on each server
+
+
+def test_the_units_of_a_server_that_goes_down_are_handed_to_the_other(tmp_path) -> None:
+    def dies_at_once(server, body):
+        return 503, {"error": {"message": "gone"}}
+
+    store = tmp_path / "r.sqlite"
+    many = [PrefixRequest(key=f"t/{i}", prompt_text=f"p{i}", n=2, seed=i) for i in range(8)]
+    with FakeServer(dies_at_once) as dead, FakeServer() as alive:
+        got = collect_rollouts(sampler(dead.url, alive.url, concurrency=2, max_retries=1), many, PARAMS, store=store,
+                               progress=False)
+        answered = sorted(c["prompt"] for c in alive.calls)
+    assert all(r.ok for v in got.values() for r in v) and sum(map(len, got.values())) == 16
+    assert answered == sorted(f"p{i}" for i in range(8))  # every unit, the dead server's two first ones included
+    # its two slots each tried a unit twice; before the second gave up, a slot could start one more: then down
+    assert 4 <= len(dead.calls) <= 5
+
+
+def test_concurrency_bounds_the_calls_in_flight_per_server() -> None:
+    import threading
+    import time
+
+    in_flight, most = [0], [0]
+    lock = threading.Lock()
+
+    def slow(server, body):
+        with lock:
+            in_flight[0] += 1
+            most[0] = max(most[0], in_flight[0])
+        time.sleep(0.05)
+        with lock:
+            in_flight[0] -= 1
+        return echo(server, body)
+
+    with FakeServer(slow) as server:
+        collect_rollouts(sampler(server.url, concurrency=3, n_per_request=1), requests(2, 4), PARAMS, progress=False)
+        calls = len(server.calls)
+    assert calls == 16 and most[0] == 3
 
 
 def test_server_stop_reasons_and_boxed_answers_read_like_the_local_engine() -> None:

@@ -71,7 +71,7 @@ def test_cli_score_on_a_jsonl_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     import anchors.cli.score as score_cli
     from anchors.models import embeddings
 
-    monkeypatch.setattr(score_cli, "build_sampler", lambda *args: (WORLD.sampler(), paper_template()))
+    monkeypatch.setattr(score_cli, "build_sampler", lambda *args, **kwargs: (WORLD.sampler(), paper_template()))
     monkeypatch.setattr(embeddings, "SentenceEmbedder", lambda *a, **k: WORLD.embedder())
     traces = tmp_path / "traces.jsonl"
     traces.write_text(WORLD.trace("w-1").to_json_line() + "\n" + "{broken\n" + WORLD.trace("w-2").to_json_line() + "\n")
@@ -98,7 +98,7 @@ def test_cli_score_profile_records_the_phases(monkeypatch: pytest.MonkeyPatch, t
     from anchors.methods.blackbox.phases import PHASES
     from anchors.models import embeddings
 
-    monkeypatch.setattr(score_cli, "build_sampler", lambda *args: (WORLD.sampler(), paper_template()))
+    monkeypatch.setattr(score_cli, "build_sampler", lambda *args, **kwargs: (WORLD.sampler(), paper_template()))
     monkeypatch.setattr(embeddings, "SentenceEmbedder", lambda *a, **k: WORLD.embedder())
     traces = tmp_path / "traces.jsonl"
     traces.write_text(WORLD.trace("w-1").to_json_line() + "\n")

@@ -33,6 +33,7 @@ ModeOption = Annotated[Literal["default", "paper"], typer.Option("--mode", help=
 OutOption = Annotated[Path, typer.Option("--out", help="Results folder: OUT/<trace id>/ per trace (every command writes the same layout, so their results sit side by side), OUT/rollouts.sqlite, reports.")]
 StoreOption = Annotated[Path | None, typer.Option("--store", help="Rollout store (SQLite) to read and add to (default: OUT/rollouts.sqlite): a rollout any command sampled with the same settings is not sampled again.")]
 OverwriteOption = Annotated[bool, typer.Option("--overwrite", help="Replace results of this method made with other settings (otherwise refused before any work).")]
+ShardOption = Annotated[str | None, typer.Option("--shard", help="Only shard I of N (e.g. 0/4): the traces whose id hashes to I mod N, the same split on every machine; merge the shards' stores with anchors store merge.")]
 TagsOption = Annotated[Literal["auto", "offline", "llm", "none"], typer.Option("--tags", help="Function tags for each sentence: auto (an LLM endpoint when $ANCHORS_LABEL_BASE_URL is set, else the offline tagger), offline, llm, or none.")]
 
 
@@ -44,11 +45,15 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main(
+    context: typer.Context,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show the full traceback of an error (also ANCHORS_DEBUG=1).")] = False,
 ) -> None:
     """anchors: thought anchors, white-box attention and trace-level causality tests for reasoning models."""
     set_debug(debug)
+    from anchors.cli.backends import close_samplers
+
+    context.call_on_close(close_samplers)  # a command's Ray workers stop with it
 
 
 def check_mode(mode: str) -> str:
@@ -59,16 +64,22 @@ def check_mode(mode: str) -> str:
 
 class Inputs:
     """Traces from a JSONL file (bad lines reported as they are met) or from a Thought Anchors folder (a damaged
-    trace folder reported and skipped as it is met)."""
+    trace folder reported and skipped as it is met); with `shard` ('I/N'), only the traces of that shard."""
 
-    def __init__(self, path: Path | None, from_ta: Path | None) -> None:
+    def __init__(self, path: Path | None, from_ta: Path | None, shard: str | None = None) -> None:
         if (path is None) == (from_ta is None):
             raise AnchorsError("give either a TRACES.jsonl file or --from-ta DIR (exactly one)")
         self.path, self.from_ta = path, from_ta
+        self.shard = parse_shard(shard)
         self.invalid = 0
         self.folders: Any = None  # the FolderReader of --from-ta
 
     def __iter__(self) -> Iterator[Any]:
+        for trace in self._read():
+            if self.shard is None or self.shard.holds(trace.id):
+                yield trace
+
+    def _read(self) -> Iterator[Any]:
         if self.from_ta is not None:
             from anchors.thought_anchors import load_thought_anchors
 
@@ -99,6 +110,15 @@ class Inputs:
             console.warn(f"{self.invalid} invalid line(s) skipped" + ("" if skip_invalid else " (exit 1; --skip-invalid to exit 0)"))
             if not skip_invalid:
                 raise typer.Exit(1)
+
+
+def parse_shard(text: str | None) -> Any:
+    """The Shard of a --shard I/N option (None: every trace)."""
+    if text is None:
+        return None
+    from anchors.traces.shards import Shard
+
+    return Shard.parse(text)
 
 
 def results_dir(out: Path, *, overwrite: bool = False, store: Path | None = None) -> Any:
@@ -168,6 +188,7 @@ from anchors.cli import (
 from anchors.cli import whitebox  # noqa: E402,F401
 from anchors.cli import label  # noqa: E402,F401
 from anchors.cli import analyze  # noqa: E402,F401
+from anchors.cli import store as store_commands  # noqa: E402,F401  (the `store` group)
 
 
 def _plain_help(typer_app: typer.Typer) -> None:

@@ -16,6 +16,7 @@ from anchors.cli import (
     ModeOption,
     OutOption,
     OverwriteOption,
+    ShardOption,
     SkipInvalid,
     StoreOption,
     TagsOption,
@@ -28,7 +29,16 @@ from anchors.cli import (
     reporter,
     results_dir,
 )
-from anchors.cli.backends import BatchSizeOption, DeviceOption, DtypeOption, ModelOption
+from anchors.cli.backends import (
+    BatchSizeOption,
+    DeviceOption,
+    DtypeOption,
+    EmbedDeviceOption,
+    ModelOption,
+    RayOption,
+    RayWorkersOption,
+    build_embedder,
+)
 from anchors.cli.options import OutcomeOption, command_outcome
 from anchors.errors import InputError
 
@@ -64,6 +74,10 @@ def analyze(
     batch_size: BatchSizeOption = 32,
     device: DeviceOption = None,
     dtype: DtypeOption = None,
+    ray: RayOption = None,
+    ray_workers: RayWorkersOption = None,
+    embed_device: EmbedDeviceOption = None,
+    shard: ShardOption = None,
     skip_invalid: SkipInvalid = False,
 ) -> None:
     """Every method on each trace, into one results folder, then the report: which sentences matter by resampling,
@@ -72,7 +86,7 @@ def analyze(
     from anchors.cli.score import with_outcome
 
     chosen = _methods(methods, replacements)
-    inputs = Inputs(traces, from_ta)
+    inputs = Inputs(traces, from_ta, shard)
     items = limited(inputs, limit)
     results = results_dir(out, overwrite=overwrite, store=store)
     handle = _handle(model, device, dtype)
@@ -81,10 +95,10 @@ def analyze(
     if plan.blackbox is not None:
         plan = replace(plan, blackbox=with_outcome(plan.blackbox, handle.template))
     failed: list[str] = []
-    engine, trace_sampler = _samplers(handle, batch_size, results, plan)
+    engine, trace_sampler = _samplers(handle, batch_size, results, plan, (model, ray, ray_workers, device, dtype))
     reports = run_all(items, plan, results, handle=handle, sampler=engine, template=handle.template,
-                      embedder=_embedder(), trace_sampler=trace_sampler, progress=console.track, on_error=reporter(failed),
-                      bar=console.TraceBar)
+                      embedder=build_embedder("all-MiniLM-L6-v2", embed_device, engine), trace_sampler=trace_sampler,
+                      progress=console.track, on_error=reporter(failed), bar=console.TraceBar)
     console.stdout.print(f"wrote {len(reports)} report(s): {results.index_path()}")
     finish(inputs, skip_invalid, failed)
 
@@ -150,20 +164,19 @@ def _handle(model: str, device: str | None, dtype: str | None) -> Any:
     return load_model(model, device=device, dtype=dtype)
 
 
-def _samplers(handle: Any, batch_size: int, results: Any, plan: Any) -> tuple[Any, Any]:
-    """The shared-prefix engine on the loaded model, for the black box and (wrapped) the causality tests, both
-    reading answers with the chosen outcome (checked here, before any work)."""
+def _samplers(handle: Any, batch_size: int, results: Any, plan: Any, cluster: tuple[Any, ...]) -> tuple[Any, Any]:
+    """The shared-prefix engine on the loaded model (or, with --ray, one on each worker of the cluster), for the
+    black box and (wrapped) the causality tests, both reading answers with the chosen outcome (checked here,
+    before any work); the white-box methods use the loaded model here."""
     from anchors.cli.causality import trace_sampler_for
     from anchors.rollouts.local import LocalEngine
 
-    engine = LocalEngine(handle, batch_size=batch_size)
+    model, ray, workers, device, dtype = cluster
+    if ray is not None:
+        from anchors.cli.backends import ray_engines
+
+        engine, _ = ray_engines(model, ray, workers, batch_size, device, dtype, None)
+    else:
+        engine = LocalEngine(handle, batch_size=batch_size)
     outcome = command_outcome(plan.outcome, template=handle.template)
     return engine, trace_sampler_for(engine, handle.template, results.store_path(), outcome)
-
-
-def _embedder() -> Any:
-    from anchors.models.embeddings import SentenceEmbedder
-
-    embedder = SentenceEmbedder()
-    embedder.on_progress = console.CountBar("embedding sentences")
-    return embedder

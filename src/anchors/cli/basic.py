@@ -15,6 +15,7 @@ from anchors.cli import (
     FromTA,
     Inputs,
     ModeOption,
+    ShardOption,
     SkipInvalid,
     app,
     check_mode,
@@ -47,13 +48,14 @@ def split(
     mode: ModeOption = "default",
     from_ta: FromTA = None,
     out: Annotated[Path | None, typer.Option("--out", help="Write the sentences as JSONL here instead of printing them.")] = None,
+    shard: ShardOption = None,
     skip_invalid: SkipInvalid = False,
 ) -> None:
     """Split each trace's thinking into sentences with character spans."""
     from anchors.traces.jsonl import write_jsonl
     from anchors.traces.segment import split_sentences
 
-    inputs = Inputs(traces, from_ta)
+    inputs = Inputs(traces, from_ta, shard)
     rows = []
     for trace in inputs:
         sentences = split_sentences(trace.thinking, mode=check_mode(mode))
@@ -82,13 +84,14 @@ def grade(
     from_ta: FromTA = None,
     out: Annotated[Path | None, typer.Option("--out", help="Also write one JSON line per trace here.")] = None,
     outcome: OutcomeOption = "math",
+    shard: ShardOption = None,
     skip_invalid: SkipInvalid = False,
 ) -> None:
     """Extract each trace's final answer and grade it against the gold answer (or read it with --outcome)."""
     from anchors.traces.jsonl import write_jsonl
 
     reader = _answer_reader(outcome, check_mode(mode), method, timeout)
-    inputs = Inputs(traces, from_ta)
+    inputs = Inputs(traces, from_ta, shard)
     rows = []
     for trace in inputs:
         rows.append({"trace_id": trace.id, **reader(trace), "gold": trace.gold_answer})

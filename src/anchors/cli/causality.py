@@ -13,6 +13,7 @@ from anchors.cli import (
     Inputs,
     OutOption,
     OverwriteOption,
+    ShardOption,
     SkipInvalid,
     StoreOption,
     app,
@@ -27,11 +28,16 @@ from anchors.cli.backends import (
     BackendOption,
     BaseUrlOption,
     BatchSizeOption,
+    ConcurrencyOption,
     DeviceOption,
     DtypeOption,
+    EmbedDeviceOption,
     ModelOption,
+    RayOption,
+    RayWorkersOption,
     ServerKindOption,
     TemplateOption,
+    build_embedder,
     build_sampler,
 )
 from anchors.cli.options import OutcomeOption, SentencesOption, command_outcome, math_only, parse_indices
@@ -80,6 +86,11 @@ def causality(
     batch_size: BatchSizeOption = 32,
     device: DeviceOption = None,
     dtype: DtypeOption = None,
+    concurrency: ConcurrencyOption = None,
+    ray: RayOption = None,
+    ray_workers: RayWorkersOption = None,
+    embed_device: EmbedDeviceOption = None,
+    shard: ShardOption = None,
     skip_invalid: SkipInvalid = False,
 ) -> None:
     """Trace-level causality tests: step validity, early answering (AOC), filler/swapped traces, inserted
@@ -87,7 +98,7 @@ def causality(
     early-answering curve to OUT/."""
     from anchors.analysis import InsertionInputs, run_causality_tests, write_reports
 
-    inputs = Inputs(traces, from_ta)
+    inputs = Inputs(traces, from_ta, shard)
     loaded = limited(inputs, limit)
     if not loaded:
         inputs.exit_if_invalid(skip_invalid)
@@ -101,14 +112,16 @@ def causality(
         math_only(outcome, "--from-ta (the authors' traces)")
     inputs_for_insertions = insertion_inputs(insertions_file, other_traces) if "insertions" in config.tests else InsertionInputs()
     results = results_dir(out, overwrite=overwrite, store=store)
-    sampler = None
+    sampler, engine = None, None
     if config.needs_model:
         engine, prompt_template = build_sampler(model, backend, base_url, server_kind, api_key_env, batch_size, device,
-                                                dtype, template)
+                                                dtype, template, concurrency=concurrency, ray=ray,
+                                                ray_workers=ray_workers)
         sampler = trace_sampler_for(engine, prompt_template, results.store_path(),
                                     command_outcome(outcome, template=prompt_template))
     result = run_causality_tests(loaded, config, results, sampler=sampler, importance=importance, progress=console.track,
-                                 insertions=inputs_for_insertions)
+                                 insertions=inputs_for_insertions,
+                                 embed=build_embedder("all-MiniLM-L6-v2", embed_device, engine))
     _print_summary(result)
     write_reports(results, [t.id for t in loaded])
     console.stdout.print(f"wrote {out}/<trace id>/ for {len(loaded)} trace(s), and the summary over all of them to {out}/")

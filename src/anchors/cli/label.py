@@ -15,6 +15,7 @@ from anchors.cli import (
     Inputs,
     ModeOption,
     OverwriteOption,
+    ShardOption,
     SkipInvalid,
     app,
     check_mode,
@@ -46,6 +47,7 @@ def label(
     overwrite: OverwriteOption = False,
     save_labelled: Annotated[Optional[Path], typer.Option("--save-labelled", help="Also write the labels as a labelled set (one trace per line, with its problem) that --fit trains on: label a sample with an LLM endpoint, then fit a fast offline tagger to it.")] = None,
     text_only: Annotated[bool, typer.Option("--text-only", help="With --fit: leave sentence embeddings out (labels ~50x faster, a little less accurate).")] = False,
+    shard: ShardOption = None,
     skip_invalid: SkipInvalid = False,
 ) -> None:
     """Tag each sentence with its function (plan generation, active computation, …), or refit the offline tagger."""
@@ -59,7 +61,7 @@ def label(
     chosen = resolve_labeller(labeller, taxonomy=taxonomy, llm=_llm_config(base_url, model, api_key_env, batch_size, max_retries, no_cache),  # type: ignore[arg-type]
                               tagger=tagger)
     console.stderr.print(f"labeller: {chosen.name}", highlight=False)
-    inputs = Inputs(traces, from_ta)
+    inputs = Inputs(traces, from_ta, shard)
     items = list(inputs)
     folder = _results_folder(out, overwrite, chosen, items, check_mode(mode))
     labelled = _label_traces(chosen, items, check_mode(mode), folder, show=out is None)

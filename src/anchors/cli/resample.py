@@ -13,6 +13,7 @@ from anchors.cli import (
     FromTA,
     Inputs,
     ModeOption,
+    ShardOption,
     SkipInvalid,
     app,
     check_mode,
@@ -24,12 +25,17 @@ from anchors.cli.backends import (
     BackendOption,
     BaseUrlOption,
     BatchSizeOption,
+    ConcurrencyOption,
     DeviceOption,
+    DryRunOption,
     DtypeOption,
     ModelOption,
+    RayOption,
+    RayWorkersOption,
     ServerKindOption,
     TemplateOption,
     build_sampler,
+    dry_run,
 )
 from anchors.cli.options import SentencesOption, parse_indices
 from anchors.errors import AnchorsError
@@ -57,8 +63,13 @@ def resample(
     device: DeviceOption = None,
     dtype: DtypeOption = None,
     sentences: SentencesOption = None,
+    concurrency: ConcurrencyOption = None,
+    ray: RayOption = None,
+    ray_workers: RayWorkersOption = None,
+    dry: DryRunOption = False,
     export_ta: Annotated[Path | None, typer.Option("--export-ta", help="Also write each trace as a Thought Anchors folder (chunk_{i}/solutions.json) here.")] = None,
     from_ta: FromTA = None,
+    shard: ShardOption = None,
     skip_invalid: SkipInvalid = False,
 ) -> None:
     """Resample every sentence of each trace N times into the rollout store, with the local engine or a server (the black-box methods then read them with no sampling)."""
@@ -67,9 +78,10 @@ def resample(
     from anchors.rollouts.store import default_store_path
 
     mode = check_mode(mode)
+    inputs = Inputs(traces, from_ta, shard)
     sampler, prompt_template = build_sampler(model, backend, base_url, server_kind, api_key_env, batch_size,
-                                                   device, dtype, template)
-    inputs = Inputs(traces, from_ta)
+                                             device, dtype, template, concurrency=concurrency, ray=ray,
+                                             ray_workers=ray_workers)
     chosen = parse_indices(sentences, "--sentences")
     planned = [(trace, resampling_requests(trace, rollouts=rollouts, seed=seed, mode=mode, template=prompt_template,
                                            sentences=chosen))
@@ -77,6 +89,10 @@ def resample(
     params = sampling_params(temperature, top_p, max_new_tokens)
     everything = [r for _, requests in planned for r in requests]
     store_path = store or default_store_path()
+    if dry:
+        dry_run(sampler, [("resampled continuations", everything, params)], store_path)
+        inputs.exit_if_invalid(skip_invalid)
+        return
     failed = None
     try:
         results = collect_rollouts(sampler, everything, params, store=store_path)

@@ -20,6 +20,7 @@ from anchors.cli import (
     ModeOption,
     OutOption,
     OverwriteOption,
+    ShardOption,
     SkipInvalid,
     StoreOption,
     TagsOption,
@@ -30,6 +31,7 @@ from anchors.cli import (
     finish_folders,
     handles_errors,
     limited,
+    parse_shard,
     reporter,
     results_dir,
     ta_reader,
@@ -46,12 +48,19 @@ from anchors.cli.backends import (
     BackendOption,
     BaseUrlOption,
     BatchSizeOption,
+    ConcurrencyOption,
     DeviceOption,
+    DryRunOption,
     DtypeOption,
+    EmbedDeviceOption,
     ModelOption,
+    RayOption,
+    RayWorkersOption,
     ServerKindOption,
     TemplateOption,
+    build_embedder,
     build_sampler,
+    dry_run,
 )
 
 compat_app = typer.Typer(help="Check anchors against the published method on data in the authors' layout.",
@@ -107,12 +116,17 @@ def score(
     batch_size: BatchSizeOption = 32,
     device: DeviceOption = None,
     dtype: DtypeOption = None,
+    concurrency: ConcurrencyOption = None,
+    ray: RayOption = None,
+    ray_workers: RayWorkersOption = None,
+    embed_device: EmbedDeviceOption = None,
+    dry: DryRunOption = False,
+    shard: ShardOption = None,
     skip_invalid: SkipInvalid = False,
     profile: Annotated[bool, typer.Option("--profile", help="Print each trace's seconds per phase (sampling, grading, embedding, metrics; also in its manifest) and the reports', and write a cProfile of the run to OUT/profile.pstats (python -m pstats, snakeviz).")] = False,
 ) -> None:
     """Which sentences of each trace cause its answer: resample from every sentence, grade, and score."""
     from anchors.analysis import BlackBox
-    from anchors.models.embeddings import SentenceEmbedder
     config = blackbox_config(mode, rollouts, max_new_tokens, forced, matrix, bootstrap, fdr, threshold, seed,
                              outcome=outcome, sentences=sentences)
     spec = BlackBox(config, check_tags(tags), _adaptive_plan(rollouts, max_rollouts, target_width) if adaptive else None)
@@ -121,15 +135,39 @@ def score(
         if traces is not None:
             raise typer.BadParameter("give either a TRACES.jsonl file or --from-ta DIR, not both")
         math_only(outcome, "--from-ta (the authors' rollouts)")
-        _score_from_ta(from_ta, spec.config, SentenceEmbedder(embedder), results, top, limit, skip_invalid, profile)
+        _score_from_ta(from_ta, spec.config, build_embedder(embedder, embed_device), results, top, limit, skip_invalid,
+                       shard, profile)
         return
-    inputs = Inputs(traces, None)
+    inputs = Inputs(traces, None, shard)
     items = limited(inputs, limit)
     sampler, prompt_template = build_sampler(model, backend, base_url, server_kind, api_key_env, batch_size,
-                                             device, dtype, template)
+                                             device, dtype, template, concurrency=concurrency, ray=ray,
+                                             ray_workers=ray_workers)
     spec = with_outcome(spec, prompt_template)
-    failed = _score_traces(items, sampler, prompt_template, spec, results, SentenceEmbedder(embedder), top, profile)
+    if dry:
+        _dry_run(items, sampler, prompt_template, spec, results.store_path())
+        finish(inputs, skip_invalid)
+        return
+    failed = _score_traces(items, sampler, prompt_template, spec, results,
+                           build_embedder(embedder, embed_device, sampler), top, profile)
     finish(inputs, skip_invalid, failed)
+
+
+def _dry_run(traces: list[Any], sampler: Any, template: Any, spec: Any, store: Path) -> None:
+    from anchors.methods.blackbox.sampling import planned_requests, sampling_params
+
+    config, planned = spec.config, [planned_requests(t, template, spec.config) for t in traces]
+    jobs = [("resampled continuations", [r for p in planned for r in p["resample"]], sampling_params(config))]
+    if config.forced:
+        jobs.append(("forced answers", [r for p in planned for r in p.get("forced", [])], sampling_params(config, True)))
+    notes = []
+    if config.mode == "default":
+        closing = sum(r.n for p in planned for r in p["resample"])
+        notes.append(f"plus one answer (≤ {config.forced_max_new_tokens} tokens) for each resampled rollout that "
+                     f"ends without one: at most {closing}")
+    if spec.adaptive is not None:
+        notes.append(f"--adaptive: the first round only (later rounds add up to {spec.adaptive.max_rollouts} per prefix)")
+    dry_run(sampler, jobs, store, "; ".join(notes) or None)
 
 
 def blackbox_config(mode: str, rollouts: int, max_new_tokens: int, forced: bool, matrix: bool, bootstrap: int | None,
@@ -163,7 +201,6 @@ def _score_traces(traces: list[Any], sampler: Any, template: Any, spec: Any, out
     from anchors.analysis import run_blackbox, write_reports
 
     failed: list[str] = []
-    embedder.on_progress = console.CountBar("embedding sentences")
     done = run_blackbox(traces, sampler, template, spec, out, embedder=embedder, on_error=reporter(failed),
                         on_trace=lambda scores: _show(scores, out, top, profile), bar=console.TraceBar)
     if done:
@@ -197,18 +234,20 @@ def _adaptive_plan(rollouts: int, max_rollouts: int, target_width: float) -> Any
 
 
 def _score_from_ta(root: Path, config: Any, embed: Any, out: Any, top: int, limit: int | None, skip_invalid: bool,
-                   profile: bool = False) -> None:
+                   shard: str | None = None, profile: bool = False) -> None:
     """The metrics from rollouts on disk (no model); a metric they cannot give is the authors' stored value."""
     from anchors.analysis import write_reports
     from anchors.methods.blackbox.scores import score_rollouts
     from anchors.methods.blackbox.ta_rollouts import iter_ta_rollouts, with_authors_metrics
     from anchors.results.save import save_blackbox
 
-    reader = ta_reader(root)
+    reader, only = ta_reader(root), parse_shard(shard)
     written = []
-    for index, loaded in enumerate(iter_ta_rollouts(root, config.mode, reader)):
-        if limit is not None and index >= limit:
+    for loaded in iter_ta_rollouts(root, config.mode, reader):
+        if limit is not None and len(written) >= limit:
             break
+        if only is not None and not only.holds(loaded.trace.id):
+            continue
         scores = with_authors_metrics(score_rollouts(loaded.rollouts, embed, config, loaded.tags), loaded.stored)
         save_blackbox(out, loaded.trace, scores, embedder=embed.identity, source=str(root))
         _show(scores, out, top, profile)

@@ -16,6 +16,7 @@ from anchors.cli import (
     ModeOption,
     OutOption,
     OverwriteOption,
+    ShardOption,
     SkipInvalid,
     app,
     checks_outputs,
@@ -56,6 +57,7 @@ def receivers(
     from_ta: FromTA = None,
     device: DeviceOption = None,
     dtype: DtypeOption = None,
+    shard: ShardOption = None,
     skip_invalid: SkipInvalid = False,
 ) -> None:
     """Sentence-level attention and receiver heads: vertical scores, kurtosis, top-k heads, per-sentence scores;
@@ -64,7 +66,7 @@ def receivers(
 
     config = receiver_config(mode, top_k, proximity_ignore=proximity_ignore, control_depth=control_depth,
                              include_layer_zero=include_layer_zero, query_chunk=query_chunk)
-    inputs, results, failed = Inputs(traces, from_ta), results_dir(out, overwrite=overwrite), []
+    inputs, results, failed = Inputs(traces, from_ta, shard), results_dir(out, overwrite=overwrite), []
     items = list(inputs)
     if not items:  # before loading the model: the heads are ranked over the traces, so there must be some
         inputs.exit_if_invalid(skip_invalid)
@@ -124,6 +126,7 @@ def suppress(
     from_ta: FromTA = None,
     device: DeviceOption = None,
     dtype: DtypeOption = None,
+    shard: ShardOption = None,
     skip_invalid: SkipInvalid = False,
 ) -> None:
     """Attention suppression matrix: mask each sentence's keys, measure every later token's KL."""
@@ -131,7 +134,7 @@ def suppress(
 
     config = suppression_config(mode, layers=layers, heads=heads, sentences=sentences, temperature=temperature,
                                 top_p=top_p, naive=naive, query_chunk=query_chunk)
-    inputs, results, failed = Inputs(traces, from_ta), results_dir(out, overwrite=overwrite), []
+    inputs, results, failed = Inputs(traces, from_ta, shard), results_dir(out, overwrite=overwrite), []
     items = list(inputs)
     done = run_suppression(_load(model, device, dtype), items, config, results, progress=console.track, on_error=reporter(failed))
     for result in done:
@@ -160,6 +163,7 @@ def patch(
     from_ta: FromTA = None,
     device: DeviceOption = None,
     dtype: DtypeOption = None,
+    shard: ShardOption = None,
     skip_invalid: SkipInvalid = False,
 ) -> None:
     """Activation patching per sentence and layer: swap in a counterfactual sentence's activations, measure the forced answer."""
@@ -167,7 +171,7 @@ def patch(
 
     config = patching_config(mode, sites=sites, layers=layers, sentences=sentences, align=align, answer=answer,
                              batch_size=batch_size, query_chunk=query_chunk)
-    inputs, results, failed = Inputs(traces, from_ta), results_dir(out, overwrite=overwrite), []
+    inputs, results, failed = Inputs(traces, from_ta, shard), results_dir(out, overwrite=overwrite), []
     source, origin = _replacement_source(replacements, from_ta, check_mode(mode), results)
     items = list(inputs)
     if origin == "rollouts" and not any("blackbox" in getattr(results.trace_manifest(t.id), "methods", {}) for t in items):

@@ -57,18 +57,20 @@ def text_key(text: str) -> str:
 
 
 class SentenceEmbedder:
-    """A sentence-transformers model on CPU (or `device`), batched, with a persistent per-text cache.
+    """A sentence-transformers model on CPU (or `device`, e.g. "cuda"), batched, with a persistent per-text cache.
 
-    `model`: "all-MiniLM-L6-v2" (the bundled copy) or the path of any sentence-transformers folder.
+    `model`: "all-MiniLM-L6-v2" (the bundled copy) or the path of any sentence-transformers folder. `encode`: where
+    the texts the cache lacks are encoded instead of this process (e.g. workers of a Ray cluster,
+    anchors.rollouts.cluster.ray_embedder): texts -> unit-norm float32 vectors of this model.
     """
 
     def __init__(self, model: str | Path = DEFAULT_EMBEDDER, *, device: str = "cpu", batch_size: int = 128,
-                 cache: bool = True) -> None:
+                 cache: bool = True, encode: Callable[[list[str]], np.ndarray] | None = None) -> None:
         self.path = minilm_path() if str(model) == DEFAULT_EMBEDDER else Path(model).expanduser()
         if not (self.path / "modules.json").is_file() and not (self.path / "config.json").is_file():
             raise ModelLoadError(f"{self.path}: not a sentence-transformers model folder (no modules.json or config.json)")
         self.name = DEFAULT_EMBEDDER if str(model) == DEFAULT_EMBEDDER else self.path.name
-        self.device, self.batch_size = device, batch_size
+        self.device, self.batch_size, self._remote = device, batch_size, encode
         self._model: Any = None
         self._cache = EmbeddingCache(cache_dir("embeddings", self.identity)) if cache else None
 
@@ -111,6 +113,8 @@ class SentenceEmbedder:
         return np.concatenate(parts)
 
     def _encode(self, texts: list[str]) -> np.ndarray:
+        if self._remote is not None:
+            return np.asarray(self._remote(texts), dtype=np.float32)
         vectors = self._load().encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
                                       convert_to_numpy=True, show_progress_bar=False)
         return np.asarray(vectors, dtype=np.float32)

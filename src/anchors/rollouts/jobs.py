@@ -81,6 +81,8 @@ def _run(sampler: Sampler, todo: Sequence[PrefixRequest], params: SamplingParams
             wanted[rollout.key].discard(rollout.index)
             if not rollout.ok:
                 failures.append(rollout)
+                if db is not None:
+                    db.add_failure(by_key[rollout.key], sampler.identity, params, rollout)
             elif db is not None:
                 db.add(by_key[rollout.key], sampler.identity, params, rollout, provenance)
             else:

@@ -5,8 +5,9 @@ raw-prompt `/v1/completions` calls with `n = m` and a seed derived from the unit
 job asks for exactly the units an uninterrupted one would. Calls run concurrently (at most `concurrency` in
 flight per server) and are retried with exponential backoff on 429, 5xx, timeouts and dropped connections;
 a unit that still fails becomes failed rollouts naming the server and the cause, and the job goes on. With
-several base URLs, work is sharded by trace (the request key up to its first '/', or `meta["trace_id"]`), so
-each server's prefix cache stays warm on its own traces.
+several base URLs, each server takes the next unit whenever one of its `concurrency` slots is free, so a long
+trace is spread over every server and a slow server takes less; a server that gave up (two units in a row) takes
+no more, and the units it gave up on go to the others.
 
 The API key comes from an environment variable (`api_key_env`) at call time and is never stored or logged.
 Servers strip stop strings from the text and keep generating past a boxed answer; the stop rules are
@@ -20,8 +21,9 @@ import os
 import queue
 import random
 import threading
+from collections import deque
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from anchors.errors import AnchorsError
@@ -53,7 +55,11 @@ class _Unit:
     request: PrefixRequest
     start: int
     stop: int
-    url: str
+    url: str = ""  # the server that took it
+
+
+class _GaveUp(Exception):
+    """A server did not answer a unit (retries exhausted, or it is down): another server may."""
 
 
 class OpenAICompatibleSampler:
@@ -127,16 +133,13 @@ class OpenAICompatibleSampler:
     # -- planning -------------------------------------------------------------------------------------
 
     def _plan(self, requests: Sequence[PrefixRequest]) -> list[_Unit]:
-        shards: dict[str, str] = {}
         units = []
         for request in requests:
-            shard = str(request.meta.get("trace_id") or request.key.split("/")[0])
-            url = shards.setdefault(shard, self.base_urls[len(shards) % len(self.base_urls)])
             wanted = set(request.wanted_indices())
             for start in range(0, request.n, self.n_per_request):
                 stop = min(start + self.n_per_request, request.n)
                 if wanted.intersection(range(start, stop)):
-                    units.append(_Unit(request, start, stop, url))
+                    units.append(_Unit(request, start, stop))
         return units
 
     def _body(self, unit: _Unit, params: SamplingParams) -> dict[str, Any]:
@@ -160,19 +163,27 @@ class OpenAICompatibleSampler:
                        results: queue.Queue[list[Rollout] | BaseException]) -> None:
         import httpx
 
-        gates = {url: asyncio.Semaphore(self.concurrency) for url in self.base_urls}
-        health = {url: _Health() for url in self.base_urls}
+        work = _Work(units, {url: _Health() for url in self.base_urls})
         limits = httpx.Limits(max_connections=self.concurrency * len(self.base_urls))
         async with httpx.AsyncClient(timeout=self.timeout_s, limits=limits, headers=self._headers()) as client:
 
-            async def one(unit: _Unit) -> None:
-                async with gates[unit.url]:
+            async def slot(url: str) -> None:
+                while (unit := await work.next_for(url)) is not None:
                     try:
-                        results.put(await self._unit(client, unit, params, health[unit.url]))
+                        results.put(await self._unit(client, replace(unit, url=url), params, work.health[url]))
+                    except _GaveUp as gave_up:
+                        if not work.hand_on(unit, url):
+                            results.put(self._failed(replace(unit, url=url), str(gave_up)))
                     except Exception as error:  # a bug here must reach the caller, not hang it
                         results.put(error)
+                    work.finished()
 
-            await asyncio.gather(*(one(unit) for unit in units))
+            # slots started server by server in turn, so the first units go to every server alike
+            await asyncio.gather(*(slot(url) for _ in range(self.concurrency) for url in self.base_urls))
+        cause = "; ".join(f"{url}: server gave up on earlier calls ({health.cause}); not retried"
+                          for url, health in work.health.items())
+        for unit in work.todo:  # every server gave up
+            results.put(self._failed(unit, cause))
 
     async def _unit(self, client: Any, unit: _Unit, params: SamplingParams, health: _Health) -> list[Rollout]:
         import httpx
@@ -180,7 +191,7 @@ class OpenAICompatibleSampler:
         last = ""
         for attempt in range(self.max_retries + 1):
             if health.down:
-                return self._failed(unit, f"{unit.url}: server gave up on earlier calls ({health.cause}); not retried")
+                raise _GaveUp(f"{unit.url}: server gave up on earlier calls ({health.cause}); not retried")
             try:
                 response = await client.post(f"{unit.url}/completions", json=self._body(unit, params))
             except (httpx.TimeoutException, httpx.TransportError) as error:
@@ -196,7 +207,7 @@ class OpenAICompatibleSampler:
                 await asyncio.sleep(self._backoff(attempt))
         cause = f"no answer after {self.max_retries + 1} attempts (last: {last})"
         health.failed(cause)
-        return self._failed(unit, f"{unit.url}: {cause}")
+        raise _GaveUp(f"{unit.url}: {cause}")
 
     def _backoff(self, attempt: int) -> float:
         return min(30.0, self.backoff_s * 2**attempt) * random.uniform(0.8, 1.2)
@@ -267,6 +278,39 @@ class _Health:
     def failed(self, cause: str) -> None:
         self.failures += 1
         self.cause = cause
+
+
+class _Work:
+    """The units not yet taken, shared by every server's slots: each slot takes the next one when it is free. A
+    unit a server gave up on is handed on to another server while one is still up."""
+
+    def __init__(self, units: list[_Unit], health: dict[str, _Health]) -> None:
+        self.todo, self.health = deque(units), health
+        self.taken = 0  # units being worked on
+        self.changed = asyncio.Event()
+
+    async def next_for(self, url: str) -> _Unit | None:
+        """The next unit for a slot of `url`; None when there is nothing left it could take."""
+        while not self.health[url].down:
+            if self.todo:
+                self.taken += 1
+                return self.todo.popleft()
+            if not self.taken:
+                return None
+            self.changed.clear()
+            await self.changed.wait()  # a unit in flight elsewhere may be handed on
+        return None
+
+    def hand_on(self, unit: _Unit, url: str) -> bool:
+        """Put back a unit `url` gave up on, if another server is up (False: it fails)."""
+        if not any(not health.down for other, health in self.health.items() if other != url):
+            return False
+        self.todo.appendleft(unit)
+        return True
+
+    def finished(self) -> None:
+        self.taken -= 1
+        self.changed.set()
 
 
 class _LoopThread(threading.Thread):

@@ -7,16 +7,21 @@ re-run never duplicates one. Each row points at a provenance record (engine, ver
 never an API key) and at its prompt and parameters, stored once, so the file describes itself.
 
 Readers stream rows (`iter_rollouts`), so a study of millions of rollouts never has to fit in memory.
+
+Rollouts a sampler could not produce are not stored (a re-run retries them), but each is noted in `failures` with
+its cause, so `anchors store info` can say what is still missing and why. Stores written on different machines
+(shards of one study) merge into one (`merge`): rows are copied once, rows present in both must agree.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -53,9 +58,22 @@ CREATE TABLE IF NOT EXISTS rollouts (
     created_at REAL NOT NULL,
     PRIMARY KEY (request_key, sampler, params, prompt_hash, request_seed, idx)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS failures (
+    request_key TEXT NOT NULL,
+    sampler TEXT NOT NULL,
+    params TEXT NOT NULL,
+    prompt_hash TEXT NOT NULL,
+    request_seed INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    error TEXT NOT NULL,
+    failed_at REAL NOT NULL,
+    PRIMARY KEY (request_key, sampler, params, prompt_hash, request_seed, idx)
+) WITHOUT ROWID;
 """
-_COLUMNS = ("request_key, sampler, params, prompt_hash, request_seed, idx, seed, text, token_ids, finish_reason, "
-            "prompt_tokens, completion_tokens, logprobs, answer, correct, elapsed_s, provenance, created_at")
+_KEY = ("request_key", "sampler", "params", "prompt_hash", "request_seed", "idx")
+# What a rollout is; two stores holding one key must agree on these (timing, provenance and grading may differ).
+_CONTENT = ("seed", "text", "token_ids", "finish_reason", "prompt_tokens", "completion_tokens", "logprobs")
+_COLUMNS = ", ".join(_KEY + _CONTENT + ("answer", "correct", "elapsed_s", "provenance", "created_at"))
 
 
 def default_store_path() -> Path:
@@ -105,6 +123,13 @@ class RolloutStore:
         self._pending += 1
         if time.monotonic() - self._last_commit >= self.commit_every_s:
             self.commit()
+
+    def add_failure(self, request: PrefixRequest, sampler: str, params: SamplingParams, rollout: Rollout) -> None:
+        """Note a rollout that could not be sampled, and why (the latest cause is kept)."""
+        self._connection.execute(
+            "INSERT OR REPLACE INTO failures VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (request.key, sampler, params.fingerprint(), request.prompt_hash(), request.seed, rollout.index,
+             rollout.error or "unknown error", time.time()))
 
     def commit(self) -> None:
         self._connection.commit()
@@ -164,6 +189,80 @@ class RolloutStore:
         row = self._connection.execute("SELECT record FROM provenance WHERE id = ?", (provenance_id,)).fetchone()
         return json.loads(row[0]) if row else {}
 
+    # -- several stores -------------------------------------------------------------------------------
+
+    def merge(self, source: str | Path, *, name_conflicts: int = 10) -> MergeCounts:
+        """Copy the rows of the store at `source` that this one lacks (with their prompts, params, provenance and
+        noted failures). A row whose key is here already is skipped when its content is the same and refused when
+        it differs (this store's row is kept; the first `name_conflicts` are named). Running it again adds nothing."""
+        path = Path(source)
+        if path.resolve() == self.path.resolve():
+            raise InputError(f"{path}: this is the store merged into; give it once, as --into")
+        check_store(path)
+        self.commit()
+        connection = self._connection
+        connection.execute("ATTACH DATABASE ? AS source", (str(path),))
+        try:
+            with connection:
+                return self._merge_attached(path, name_conflicts)
+        finally:
+            connection.execute("DETACH DATABASE source")
+
+    def _merge_attached(self, path: Path, name_conflicts: int) -> MergeCounts:
+        connection = self._connection
+        on_key = " AND ".join(f"s.{c} = m.{c}" for c in _KEY)
+        differs = " OR ".join(f"s.{c} IS NOT m.{c}" for c in _CONTENT)
+        rows = _scalar(connection, "SELECT count(*) FROM source.rollouts")
+        shared = _scalar(connection, f"SELECT count(*) FROM source.rollouts s JOIN main.rollouts m ON {on_key}")
+        conflicting = _scalar(connection, f"SELECT count(*) FROM source.rollouts s JOIN main.rollouts m ON {on_key} "
+                                          f"WHERE {differs}")
+        named = connection.execute(
+            f"SELECT {', '.join('s.' + c for c in _KEY)} FROM source.rollouts s JOIN main.rollouts m ON {on_key} "
+            f"WHERE {differs} ORDER BY {', '.join('s.' + c for c in _KEY)} LIMIT ?", (name_conflicts,)).fetchall()
+        connection.execute("INSERT OR IGNORE INTO main.params SELECT fingerprint, record FROM source.params")
+        connection.execute("INSERT OR IGNORE INTO main.prompts SELECT hash, text, token_ids FROM source.prompts")
+        connection.execute("INSERT OR IGNORE INTO main.provenance (record) SELECT record FROM source.provenance")
+        # provenance ids are local to a file: each row points at the record with the same text here
+        picked = ", ".join("mp.id" if c == "provenance" else f"s.{c}" for c in _COLUMNS.split(", "))
+        added = connection.execute(
+            f"INSERT OR IGNORE INTO main.rollouts ({_COLUMNS}) SELECT {picked} FROM source.rollouts s "
+            "JOIN source.provenance sp ON sp.id = s.provenance JOIN main.provenance mp ON mp.record = sp.record"
+        ).rowcount
+        if _has_table(connection, "source", "failures"):
+            connection.execute("INSERT OR IGNORE INTO main.failures SELECT * FROM source.failures")
+        return MergeCounts(str(path), rows, added, shared - conflicting, conflicting,
+                           [StoreKey(*row) for row in named])
+
+    def summary(self) -> list[dict[str, Any]]:
+        """One dict per (sampler, params) the store holds rows or noted failures of: rows, request keys, traces,
+        finish reasons, completion tokens, the params record, and the failed rollouts still missing by cause."""
+        connection = self._connection
+        records = dict(connection.execute("SELECT fingerprint, record FROM params").fetchall())
+        groups: dict[tuple[str, str], dict[str, Any]] = {}
+
+        def group(sampler: str, params: str) -> dict[str, Any]:
+            return groups.setdefault((sampler, params), {
+                "sampler": sampler, "params": params, "params_record": json.loads(records.get(params, "{}")),
+                "rows": 0, "request_keys": 0, "traces": 0, "completion_tokens": 0, "finish_reasons": {},
+                "missing_after_failure": 0, "failure_causes": {}})
+
+        trace = "substr(request_key, 1, instr(request_key || '/', '/') - 1)"  # a key's trace: up to its first '/'
+        for sampler, params, rows, keys, traces, tokens in connection.execute(
+                f"SELECT sampler, params, count(*), count(DISTINCT request_key), count(DISTINCT {trace}), "
+                "sum(completion_tokens) FROM rollouts GROUP BY 1, 2 ORDER BY 1, 2"):
+            group(sampler, params).update(rows=rows, request_keys=keys, traces=traces, completion_tokens=tokens)
+        for sampler, params, finish, count in connection.execute(
+                "SELECT sampler, params, finish_reason, count(*) FROM rollouts GROUP BY 1, 2, 3"):
+            group(sampler, params)["finish_reasons"][finish] = count
+        still_missing = " AND ".join(f"r.{c} = f.{c}" for c in _KEY)
+        for sampler, params, cause, count in connection.execute(
+                f"SELECT f.sampler, f.params, f.error, count(*) FROM failures f WHERE NOT EXISTS "
+                f"(SELECT 1 FROM rollouts r WHERE {still_missing}) GROUP BY 1, 2, 3 ORDER BY 4 DESC"):
+            found = group(sampler, params)
+            found["missing_after_failure"] += count
+            found["failure_causes"][cause] = count
+        return list(groups.values())
+
     def close(self) -> None:
         self.commit()
         self._connection.close()
@@ -173,6 +272,58 @@ class RolloutStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@dataclass(frozen=True)
+class StoreKey:
+    """The key of one stored rollout."""
+
+    request_key: str
+    sampler: str
+    params: str
+    prompt_hash: str
+    request_seed: int
+    idx: int
+
+    def __str__(self) -> str:
+        return f"{self.request_key} #{self.idx} ({self.sampler}, params {self.params}, seed {self.request_seed})"
+
+
+@dataclass(frozen=True)
+class MergeCounts:
+    """What merging one source store did: its rows, how many were added, already there, or refused."""
+
+    source: str
+    rows: int
+    added: int
+    identical: int
+    conflicting: int
+    conflicts: list[StoreKey] = field(default_factory=list)  # the first few refused keys
+
+
+def check_store(path: Path) -> None:
+    """A store to read from: an existing SQLite file with a rollouts table of a schema this anchors reads."""
+    if not path.is_file():
+        raise InputError(f"{path}: no such rollout store")
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as connection:
+            if not _has_table(connection, "main", "rollouts"):
+                raise InputError(f"{path}: an SQLite file without a rollouts table, not a rollout store")
+            row = connection.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()
+    except sqlite3.DatabaseError as error:
+        raise InputError(f"{path}: not a usable rollout store ({error})") from None
+    if row is not None and int(row[0]) > SCHEMA_VERSION:
+        raise InputError(f"{path}: rollout store schema {row[0]} is newer than this anchors supports "
+                         f"({SCHEMA_VERSION}); upgrade anchors")
+
+
+def _has_table(connection: sqlite3.Connection, schema: str, name: str) -> bool:
+    query = f"SELECT 1 FROM {schema}.sqlite_master WHERE type = 'table' AND name = ?"
+    return connection.execute(query, (name,)).fetchone() is not None
+
+
+def _scalar(connection: sqlite3.Connection, query: str) -> int:
+    return int(connection.execute(query).fetchone()[0])
 
 
 def _connect(path: Path) -> sqlite3.Connection:

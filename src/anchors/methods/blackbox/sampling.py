@@ -62,6 +62,15 @@ def prefix_requests(plan: PromptPlan, stops: Sequence[int], config: BlackBoxConf
     return out
 
 
+def planned_requests(trace: Trace, template: PromptTemplate, config: BlackBoxConfig) -> dict[str, list[PrefixRequest]]:
+    """The requests `sample_trace_rollouts` makes first ('resample', and 'forced' when configured), with
+    `config.rollouts` each; answers sampled later for rollouts that end without one are not in it."""
+    plan = plan_prompts(trace, split_sentences(trace.thinking, mode=config.mode), template, config.mode)
+    requests = prefix_requests(plan, [config.rollouts] * len(plan.prefixes), config)
+    return {kind: [r for (k, _), rs in requests.items() if k == kind for r in rs]
+            for kind in ("resample", "forced") if kind == "resample" or config.forced}
+
+
 def collect(sampler: Sampler, requests: Sequence[PrefixRequest], params: SamplingParams, *,
             store: str | Path | None = None, progress: Any = True, phase: str = "sampling") -> dict[str, list[Rollout]]:
     """`collect_rollouts` keeping failed rollouts in their lists (`r.ok` is False): a few failures from a
