@@ -101,7 +101,9 @@ def test_score_then_causality_resilience_reuses_every_planned_rollout(one_trace:
     """resample → score → causality --tests resilience: each rollout is sampled once (counted in the store); the
     resilience chains' first rounds are R_i and its baselines R_{i+1}, and --importance takes score's column."""
     out = tmp_path / "out"
-    invoke("resample", str(one_trace), *MODEL, "--rollouts", "2", "--max-new-tokens", "8", "--store", str(out / "rollouts.sqlite"))
+    # resample's default store is OUT/rollouts.sqlite: the commands compose with --out alone
+    invoke("resample", str(one_trace), *MODEL, "--rollouts", "2", "--max-new-tokens", "8", "--out", str(out))
+    assert store_keys(out / "rollouts.sqlite")
     invoke("score", str(one_trace), *MODEL, *FAST, "--out", str(out))
     before = store_keys(out / "rollouts.sqlite")
     invoke("causality", str(one_trace), *MODEL, "--tests", "resilience", "--importance", "different_trajectories_fraction",
