@@ -295,11 +295,18 @@ class Analysis:
 def analyze(traces: Sequence[Trace], analysis: Analysis, out: ResultsDir, *, handle: Any, sampler: Any, template: Any,
             embedder: Any, trace_sampler: Any = None, progress: Progress | None = None,
             on_error: OnError = _raise, bar: Callable[[str], Any] | None = None) -> list[Path]:
-    """Every chosen method on every trace into `out` (one model, one store), then the reports."""
+    """Every chosen method on every trace into `out` (one model, one store), then the reports.
+
+    The sampling methods (black box, causality tests) run before the white-box ones: those wrap the model in the
+    TransformerLens bridge, whose attention modules compute attention themselves, and the engine refuses a
+    wrapped model (its shared-prefix attention would be bypassed)."""
     if analysis.blackbox is not None:
         run_blackbox(traces, sampler, template, analysis.blackbox, out, embedder=embedder, on_error=on_error, bar=bar)
     if analysis.tags is not None:
         run_tags(traces, analysis.tags, analysis.tags_mode, out, progress=progress)
+    if analysis.causality is not None:
+        run_causality_tests(traces, analysis.causality, out, sampler=trace_sampler, importance=analysis.importance,
+                            progress=progress, embed=embedder)
     if analysis.receivers is not None:
         run_receivers(handle, traces, analysis.receivers, out, progress=progress, on_error=on_error)
     if analysis.suppression is not None:
@@ -307,9 +314,6 @@ def analyze(traces: Sequence[Trace], analysis: Analysis, out: ResultsDir, *, han
     if analysis.patching is not None:
         replacements = analysis.replacements or rollout_replacements(out)
         run_patching(handle, traces, replacements, analysis.patching, out, source="rollouts", on_error=on_error)
-    if analysis.causality is not None:
-        run_causality_tests(traces, analysis.causality, out, sampler=trace_sampler, importance=analysis.importance,
-                            progress=progress, embed=embedder)
     return write_reports(out, [t.id for t in traces])
 
 

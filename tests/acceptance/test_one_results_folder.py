@@ -162,13 +162,14 @@ def _analyze_against_commands(traces: Path, trace_id: str, model: list[str], sub
     invoke("analyze", str(traces), *model, "--methods", "all", "--out", str(together), *score, *tests, *subset)
     invoke("score", str(traces), *model, *score, "--out", str(apart), *subset)
     invoke("label", str(traces), "--labeller", "offline", "--out", str(apart))
+    invoke("causality", str(traces), *model, *tests, "--out", str(apart), *subset)
     invoke("receivers", str(traces), *model, "--out", str(apart))
     invoke("suppress", str(traces), *model, "--out", str(apart), *subset)
     invoke("patch", str(traces), *model, "--out", str(apart), *subset)
-    invoke("causality", str(traces), *model, *tests, "--out", str(apart), *subset)
     a, b = ResultsDir(together).trace_manifest(trace_id), ResultsDir(apart).trace_manifest(trace_id)
-    assert list(a.methods) == list(b.methods) == ["blackbox", "tags", "receivers", "suppression", "patching", "validity",
-                                                  "early_answering", "filler"]
+    # analyze samples (black box, then the causality tests) before the white-box methods wrap the model
+    assert list(a.methods) == list(b.methods) == ["blackbox", "tags", "validity", "early_answering", "filler",
+                                                  "receivers", "suppression", "patching"]
     for kind in a.methods:
         assert a.methods[kind].settings_hash == b.methods[kind].settings_hash, kind
         assert a.methods[kind].files == b.methods[kind].files, kind

@@ -138,3 +138,16 @@ def test_conformance_and_boxed_stop_on_the_bundled_model() -> None:
     check_contract(engine, prompts, max_new_tokens=8)
     forced = handle.template.render_forced_answer("What is 2+2?", "2+2 is 4.")
     check_boxed_stop(engine, forced)
+
+
+def test_a_model_wrapped_by_the_bridge_is_refused() -> None:
+    """Issue found in a bundled-model run: after a white-box method booted the TransformerLens bridge on the
+    model, plain forwards kept their logits but the engine's rollouts were garbage (the bridge's attention
+    bypasses the engine's). The engine must refuse such a model instead of sampling from it."""
+    handle = load_on_test_device("tiny-qwen2")  # its own handle: the module's `tiny` stays unwrapped
+    engine = LocalEngine(handle)
+    requests = nested_requests(handle, n=1)
+    assert run(engine, requests, SamplingParams(max_new_tokens=2))  # samples before the bridge boots
+    handle.bridge()
+    with pytest.raises(RuntimeError, match="wrapped by the TransformerLens bridge"):
+        run(engine, requests, SamplingParams(max_new_tokens=2))

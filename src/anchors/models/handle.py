@@ -25,7 +25,8 @@ class ModelHandle:
 
     `hf_model` is in eval mode with eager attention, so attention hooks see real patterns.
     `bridge()` wraps that same model in place in a TransformerLens `TransformerBridge`: both
-    stay usable and give identical logits, but they share modules, so hooks attached through
+    give identical logits on plain forwards, but they share modules (the rollout engine, whose attention
+    the bridge bypasses, refuses a wrapped model: sample first, or on a second handle), so hooks attached through
     the bridge also fire in `hf_model` calls until removed (use `bridge.hooks(...)` contexts
     or `bridge.reset_hooks()`). Load a second handle for an untouched reference model.
     """
@@ -78,6 +79,11 @@ class ModelHandle:
         vocab = self.tokenizer.get_vocab()
         ids |= {vocab[token] for token in KNOWN_END_TOKENS if token in vocab}
         return frozenset(ids)
+
+    @property
+    def is_bridged(self) -> bool:
+        """Whether `bridge()` has wrapped `hf_model` (the sampling engine then refuses it)."""
+        return self._bridge is not None
 
     def bridge(self) -> Any:
         """The TransformerLens `TransformerBridge` around `hf_model`, booted on first call (~0.05–1 s)."""

@@ -28,6 +28,9 @@ FigureOrReason = go.Figure | str
 TRACE_FIGURES = ("importance", "position", "graph", "resampling_matrix", "suppression_matrix", "receiver_heads",
                  "vertical_profile", "patching", "agreement", "early_answering", "validity", "filler", "mistakes",
                  "paraphrase", "resilience", "hint", "hint_transplant", "insertions", "head_ablation")
+# The studies are asked for (causality --tests hint/insertions, receivers --ablate), not part of every analysis: a
+# report shows their panels only when they ran, instead of four "not shown" cards on every trace.
+STUDY_FIGURES = ("hint", "hint_transplant", "insertions", "head_ablation")
 # The trace-level tests' tables: kind -> (columns shown, title)
 TEST_TABLES = {
     "validity": (("sentence_index", "label", "n_claims", "n_invalid", "text"), "Step validity per sentence (claims checked exactly)"),

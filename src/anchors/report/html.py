@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
 from anchors._version import __version__
-from anchors.report.figures import TRACE_FIGURES, FigureOrReason, format_value, trace_figures
+from anchors.report.figures import STUDY_FIGURES, TRACE_FIGURES, FigureOrReason, format_value, trace_figures
 from anchors.results import TraceResults, as_trace_results, read_trace_results
 from anchors.results.contract import report_path
 from anchors.traces.taxonomy import TAG_COLOURS
@@ -66,7 +66,8 @@ def render_report(results: TraceResults | Any, *, metric: str | None = None, alt
     results = as_trace_results(results)
     figures = trace_figures(results, metric)
     metric = metric or results.headline_metric
-    cards = "\n".join(_card(name, figures[name]) for name in TRACE_FIGURES)
+    cards = "\n".join(_card(name, figures[name]) for name in TRACE_FIGURES
+                      if not (name in STUDY_FIGURES and isinstance(figures[name], str)))
     data = _report_data(results, metric, figures, alternatives)
     return _PAGE.format(
         title=html.escape(f"anchors report: {results.trace_id}"),

@@ -103,6 +103,13 @@ class LocalEngine:
     def sample(self, requests: Sequence[PrefixRequest], params: SamplingParams) -> Iterator[Rollout]:
         import torch
 
+        if self.handle.is_bridged:
+            # Measured: after the bridge boots, plain forwards give the same logits but the engine's rollouts
+            # are garbage (the bridge's attention ignores the shared-prefix attention and its cache layout).
+            raise RuntimeError(f"{self.handle.name}: this model was wrapped by the TransformerLens bridge (a white-box "
+                               "method ran on it), which bypasses the engine's attention; sample before the white-box "
+                               "methods, or on a second handle (anchors.load_model)")
+
         from anchors.models.kvcache import encode_prefix, fast_attention
 
         prompts = [self._prompt_ids(r) for r in requests]
