@@ -332,20 +332,14 @@ def rollout_replacements(out: ResultsDir) -> Callable[[Trace], dict[int, str]]:
 def read_importance(path: Path) -> dict[str, list[float]]:
     """trace id -> scores by sentence index, from JSONL lines {trace_id, sentence_index, score}; missing
     sentences get NaN (never chosen)."""
-    import json
-
-    from anchors.traces.jsonl import check_nesting
+    from anchors.traces.jsonl import jsonl_values
 
     if not path.is_file():
         raise InputError(f"{path}: no such importance file")
     found: dict[str, dict[int, float]] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
+    for where, record in jsonl_values(path):
         try:
-            check_nesting(line)
-            record = json.loads(line)
             found.setdefault(str(record["trace_id"]), {})[int(record["sentence_index"])] = float(record["score"])
         except (ValueError, KeyError, TypeError) as exc:
-            raise InputError(f"{path}:{number}: expected {{\"trace_id\", \"sentence_index\", \"score\"}} ({exc})") from None
+            raise InputError(f"{where}: expected {{\"trace_id\", \"sentence_index\", \"score\"}} ({exc})") from None
     return {trace: [scores.get(i, float("nan")) for i in range(max(scores) + 1)] for trace, scores in found.items()}

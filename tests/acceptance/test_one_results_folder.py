@@ -101,7 +101,9 @@ def test_score_then_causality_resilience_reuses_every_planned_rollout(one_trace:
     """resample → score → causality --tests resilience: each rollout is sampled once (counted in the store); the
     resilience chains' first rounds are R_i and its baselines R_{i+1}, and --importance takes score's column."""
     out = tmp_path / "out"
-    invoke("resample", str(one_trace), *MODEL, "--rollouts", "2", "--max-new-tokens", "8", "--store", str(out / "rollouts.sqlite"))
+    # resample's default store is OUT/rollouts.sqlite: the commands compose with --out alone
+    invoke("resample", str(one_trace), *MODEL, "--rollouts", "2", "--max-new-tokens", "8", "--out", str(out))
+    assert store_keys(out / "rollouts.sqlite")
     invoke("score", str(one_trace), *MODEL, *FAST, "--out", str(out))
     before = store_keys(out / "rollouts.sqlite")
     invoke("causality", str(one_trace), *MODEL, "--tests", "resilience", "--importance", "different_trajectories_fraction",
@@ -138,26 +140,40 @@ def test_a_conflicting_rerun_is_refused_before_any_work(one_trace: Path, tmp_pat
     assert np.isfinite(raw[1]).any() and np.isnan(raw[0]).all()
 
 
+BUNDLED = ["--model", "smollm2-135m", "--device", "cpu"]
+WRITTEN = Path(__file__).resolve().parents[2] / "examples" / "whitebox_trace_written.jsonl"
+
+
 def test_analyze_equals_the_commands_one_after_another(one_trace: Path, tmp_path: Path) -> None:
+    _analyze_against_commands(one_trace, "arith-25", MODEL, [], tmp_path)
+
+
+@pytest.mark.slow
+def test_analyze_equals_the_commands_on_the_bundled_model(tmp_path: Path) -> None:
+    """The 38-sentence example trace on SmolLM2-135M, every method; one sentence (the black box, suppression, patching and the tests pick only it) keeps it CI-sized."""
+    trace_id = json.loads(WRITTEN.read_text().splitlines()[0])["id"]
+    _analyze_against_commands(WRITTEN, trace_id, BUNDLED, ["--sentences", "6"], tmp_path)
+
+
+def _analyze_against_commands(traces: Path, trace_id: str, model: list[str], subset: list[str], tmp_path: Path) -> None:
     together, apart = tmp_path / "together", tmp_path / "apart"
     tests = ["--tests", "validity,early,filler", "--samples", "1"]
-    invoke("analyze", str(one_trace), *MODEL, "--methods", "all", "--out", str(together), "--rollouts", "2",
-           "--max-new-tokens", "8", "--bootstrap", "50", "--tags", "offline", *tests)
     score = ["--rollouts", "2", "--max-new-tokens", "8", "--bootstrap", "50", "--tags", "offline"]
-    invoke("score", str(one_trace), *MODEL, *score, "--out", str(apart))
-    invoke("label", str(one_trace), "--labeller", "offline", "--out", str(apart))
-    invoke("receivers", str(one_trace), *MODEL, "--out", str(apart))
-    invoke("suppress", str(one_trace), *MODEL, "--out", str(apart))
-    invoke("patch", str(one_trace), *MODEL, "--out", str(apart))
-    invoke("causality", str(one_trace), *MODEL, *tests, "--out", str(apart))
-    a, b = ResultsDir(together).trace_manifest("arith-25"), ResultsDir(apart).trace_manifest("arith-25")
+    invoke("analyze", str(traces), *model, "--methods", "all", "--out", str(together), *score, *tests, *subset)
+    invoke("score", str(traces), *model, *score, "--out", str(apart), *subset)
+    invoke("label", str(traces), "--labeller", "offline", "--out", str(apart))
+    invoke("receivers", str(traces), *model, "--out", str(apart))
+    invoke("suppress", str(traces), *model, "--out", str(apart), *subset)
+    invoke("patch", str(traces), *model, "--out", str(apart), *subset)
+    invoke("causality", str(traces), *model, *tests, "--out", str(apart), *subset)
+    a, b = ResultsDir(together).trace_manifest(trace_id), ResultsDir(apart).trace_manifest(trace_id)
     assert list(a.methods) == list(b.methods) == ["blackbox", "tags", "receivers", "suppression", "patching", "validity",
                                                   "early_answering", "filler"]
     for kind in a.methods:
         assert a.methods[kind].settings_hash == b.methods[kind].settings_hash, kind
         assert a.methods[kind].files == b.methods[kind].files, kind
         for name in a.methods[kind].files:
-            _assert_same_file(together / "arith-25" / name, apart / "arith-25" / name)
+            _assert_same_file(together / trace_id / name, apart / trace_id / name)
 
 
 def _assert_same_file(x: Path, y: Path) -> None:

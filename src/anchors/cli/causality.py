@@ -164,25 +164,19 @@ def insertion_inputs(handwritten: Path | None, other_traces: Path | None) -> Any
 
 def read_insertions(path: Path) -> dict[tuple[str, int], str]:
     """(trace id, sentence index) -> hand-written sentence, from JSONL lines {trace_id, sentence_index, text}."""
-    import json
-
-    from anchors.traces.jsonl import check_nesting
+    from anchors.traces.jsonl import jsonl_values
 
     if not path.is_file():
         raise InputError(f"--insertions {path}: no such file")
     found: dict[tuple[str, int], str] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
+    for where, record in jsonl_values(path):
         try:
-            check_nesting(line)
-            record = json.loads(line)
             text = str(record["text"]).strip()
             if not text:
                 raise ValueError("empty text")
             found[str(record["trace_id"]), int(record["sentence_index"])] = text
         except (ValueError, KeyError, TypeError) as exc:
-            raise InputError(f"{path}:{number}: expected {{\"trace_id\", \"sentence_index\", \"text\"}} ({exc})") from None
+            raise InputError(f"{where}: expected {{\"trace_id\", \"sentence_index\", \"text\"}} ({exc})") from None
     return found
 
 

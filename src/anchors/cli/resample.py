@@ -13,12 +13,14 @@ from anchors.cli import (
     FromTA,
     Inputs,
     ModeOption,
+    OutOption,
     ShardOption,
     SkipInvalid,
     app,
     check_mode,
     checks_outputs,
     handles_errors,
+    results_dir,
 )
 from anchors.cli.backends import (
     ApiKeyEnvOption,
@@ -43,7 +45,7 @@ from anchors.errors import AnchorsError
 
 @app.command()
 @handles_errors
-@checks_outputs(store="file", export_ta="dir")
+@checks_outputs(out="dir", store="file", export_ta="dir")
 def resample(
     traces: Annotated[Path | None, typer.Argument(help="JSONL file of traces.")] = None,
     model: ModelOption = "smollm2-135m",
@@ -52,7 +54,8 @@ def resample(
     base_url: BaseUrlOption = None,
     server_kind: ServerKindOption = "vllm",
     api_key_env: ApiKeyEnvOption = "OPENAI_API_KEY",
-    store: Annotated[Path | None, typer.Option("--store", help="SQLite rollout store (default: cache/rollouts.sqlite); re-runs top up what is missing.")] = None,
+    out: OutOption = Path("results"),
+    store: Annotated[Path | None, typer.Option("--store", help="SQLite rollout store (default: OUT/rollouts.sqlite, where score, causality and analyze into the same OUT find the rollouts); re-runs top up what is missing.")] = None,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1)] = 1024,
     temperature: Annotated[float, typer.Option("--temperature", min=0.0)] = 0.6,
     top_p: Annotated[float, typer.Option("--top-p", min=0.0, max=1.0)] = 0.95,
@@ -75,7 +78,6 @@ def resample(
     """Resample every sentence of each trace N times into the rollout store, with the local engine or a server (the black-box methods then read them with no sampling)."""
     from anchors.rollouts.jobs import SamplingFailed, collect_rollouts
     from anchors.rollouts.plan import resampling_requests, sampling_params
-    from anchors.rollouts.store import default_store_path
 
     mode = check_mode(mode)
     inputs = Inputs(traces, from_ta, shard)
@@ -88,7 +90,7 @@ def resample(
                for trace in inputs]
     params = sampling_params(temperature, top_p, max_new_tokens)
     everything = [r for _, requests in planned for r in requests]
-    store_path = store or default_store_path()
+    store_path = results_dir(out, store=store).store_path()
     if dry:
         dry_run(sampler, [("resampled continuations", everything, params)], store_path)
         inputs.exit_if_invalid(skip_invalid)

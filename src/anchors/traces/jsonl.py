@@ -190,6 +190,22 @@ def check_nesting(text: str) -> None:
         raise ValueError(f"JSON nested {depth} levels deep, over the limit of {MAX_JSON_DEPTH} (a corrupt line?)")
 
 
+def jsonl_values(path: Path) -> list[tuple[str, Any]]:
+    """The JSON value of every non-blank line of a small JSONL input (importance scores, hand-written or
+    replacement sentences), each with its "FILE:LINE" for messages; InputError naming the line when one is not JSON."""
+    values = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.strip():
+            try:
+                check_nesting(line)
+                values.append((f"{path}:{number}", json.loads(line)))
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{path}:{number}: invalid JSON ({exc.msg}, column {exc.colno})") from None
+            except ValueError as exc:
+                raise InputError(f"{path}:{number}: {exc}") from None
+    return values
+
+
 def _parse_json(text: str) -> dict[str, Any]:
     try:
         check_nesting(text)

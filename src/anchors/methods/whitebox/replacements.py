@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from anchors.errors import InputError
 from anchors.rollouts.base import Rollout
 from anchors.thought_anchors import ProblemFolder
-from anchors.traces.jsonl import check_nesting
+from anchors.traces.jsonl import check_nesting, jsonl_values
 from anchors.traces.records import TRACE_ID_PATTERN, Trace
 from anchors.traces.segment import Mode, split_sentences
 
@@ -82,17 +82,7 @@ def _records(path: Path) -> list[tuple[str, object]]:
         if not isinstance(data, list):
             raise InputError(f"{path}: expected a JSON list of {{\"trace_id\", \"sentence\", \"text\"}} records")
         return [(f"{path}: record {k}", record) for k, record in enumerate(data)]
-    records = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if line.strip():
-            try:
-                check_nesting(line)
-                records.append((f"{path}:{number}", json.loads(line)))
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}:{number}: invalid JSON ({exc.msg}, column {exc.colno})") from None
-            except ValueError as exc:
-                raise InputError(f"{path}:{number}: {exc}") from None
-    return records
+    return jsonl_values(path)
 
 
 def pick_replacement(original: str, candidates: Sequence[str]) -> str | None:
