@@ -97,7 +97,10 @@ def engines(args: argparse.Namespace) -> None:
     handle = load_model(args.model, device="cpu")
     requests = job(handle.template, args.traces, args.prefixes)
     params = SamplingParams(max_new_tokens=args.new_tokens, temperature=0.6, top_p=0.95)
-    connect("local", cpus=args.threads)
+    # Ray's CPUs are logical: (b)'s worker reserves --threads and (c)'s two workers half as many each, and both
+    # samplers stay up for the whole run. Only one configuration computes at a time, so the reservation is
+    # bookkeeping; with --threads CPUs in all, (c)'s workers would wait for (b)'s CPUs that are never released.
+    connect("local", cpus=2 * args.threads)
     spec = SamplerSpec(args.model, options=(("device", "cpu"), ("batch_size", args.batch_size)))
     one = RaySampler([spec], rollouts_per_unit=args.unit, threads=args.threads)
     two = RaySampler([spec, spec], rollouts_per_unit=args.unit, threads=max(1, args.threads // 2))

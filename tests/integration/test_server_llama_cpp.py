@@ -99,6 +99,29 @@ def test_boxed_answer_stop(server) -> None:
     check_boxed_stop(sampler(server.url), FORCED)
 
 
+def test_generate_through_the_server(server, tmp_path) -> None:
+    """`anchors generate --backend openai`: SmolLM2 is no reasoning model, so it rarely closes its thinking within
+    the budget; either way the trace has a thinking and a gradable answer, and names the served model."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from anchors.cli import app
+    from anchors.rollouts.generate import ANSWER_STEM
+
+    out = tmp_path / "traces.jsonl"
+    result = CliRunner().invoke(app, ["generate", "--backend", "openai", "--base-url", server.url, "--model", ALIAS,
+                                      "--server-kind", "llama.cpp", "--problem", "What is 2+2?", "--id", "two",
+                                      "--max-new-tokens", "24", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    (trace,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert trace["model"] == ALIAS and trace["template"] == "r1-distill" and trace["thinking"].strip()
+    closed_by = trace["metadata"]["think_closed_by"]
+    assert closed_by in ("model", "anchors")
+    if closed_by == "anchors":
+        assert trace["answer_text"].startswith(ANSWER_STEM)
+
+
 def test_wrong_model_name_is_a_clear_error(server) -> None:
     from anchors.rollouts.server import ServerError
 

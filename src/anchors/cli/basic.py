@@ -22,7 +22,17 @@ from anchors.cli import (
     checks_outputs,
     handles_errors,
 )
-from anchors.cli.backends import DtypeOption, TemplateOption
+from anchors.cli.backends import (
+    ApiKeyEnvOption,
+    BackendOption,
+    BaseUrlOption,
+    ConcurrencyOption,
+    DtypeOption,
+    ModelOption,
+    ServerKindOption,
+    TemplateOption,
+    build_sampler,
+)
 
 
 @app.command()
@@ -129,7 +139,7 @@ def _answer_reader(outcome: str, mode: str, method: str | None, timeout: float) 
 @handles_errors
 @checks_outputs(out="file")
 def generate(
-    model: Annotated[str, typer.Option("--model", help="Model alias, local folder, .gguf file or hub name.")] = "smollm2-135m",
+    model: ModelOption = "smollm2-135m",
     problem: Annotated[str | None, typer.Option("--problem", help="One problem text (its trace id: --id, else a hash of the text).")] = None,
     problem_id: Annotated[str | None, typer.Option("--id", help="The trace id of --problem (letters, digits, . _ -).")] = None,
     gold: Annotated[str | None, typer.Option("--gold", help="The gold answer of --problem, for grading.")] = None,
@@ -143,11 +153,18 @@ def generate(
     template: TemplateOption = None,
     device: Annotated[str | None, typer.Option("--device", help="cpu, cuda, cuda:1 (default: CUDA when present).")] = None,
     dtype: DtypeOption = None,
+    backend: BackendOption = "hf",
+    base_url: BaseUrlOption = None,
+    server_kind: ServerKindOption = "vllm",
+    api_key_env: ApiKeyEnvOption = "OPENAI_API_KEY",
+    concurrency: ConcurrencyOption = None,
     skip_invalid: SkipInvalid = False,
 ) -> None:
-    """Generate on-policy reasoning traces with a local model and append them to a JSONL file."""
+    """Generate on-policy reasoning traces with a local model or an OpenAI-compatible server and append them to
+    a JSONL file."""
     from anchors.rollouts.generate import (
         GenerationConfig,
+        SamplerModel,
         generate_traces,
         problems_to_run,
     )
@@ -164,9 +181,16 @@ def generate(
             raise typer.Exit(1)
         return
     config = GenerationConfig(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed)
+    if backend == "openai" or base_url or concurrency is not None:  # build_sampler says what does not fit
+        sampler, prompt_template = build_sampler(model, backend, base_url, server_kind, api_key_env, 1, device,
+                                                 dtype, template, concurrency=concurrency)
+        traces = generate_traces(SamplerModel(sampler, prompt_template, model), todo, out=out, config=config,
+                                 progress=console.track)
+    else:
+        traces = generate_traces(model, todo, out=out, config=config, template=template, device=device, dtype=dtype,
+                                 progress=console.track)
     written = 0
-    for _ in generate_traces(model, todo, out=out, config=config, template=template, device=device, dtype=dtype,
-                             progress=console.track):
+    for _ in traces:
         written += 1
     console.stdout.print(f"wrote {written} trace(s) to {out}")
     if skipped:

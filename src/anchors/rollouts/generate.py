@@ -16,12 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 from anchors.errors import AnchorsError, InputError
 from anchors.paths import project_root
+from anchors.rollouts.base import PrefixRequest, Sampler, SamplingParams
 from anchors.traces.jsonl import RecordReader, TraceWriter, read_problems, read_traces
 from anchors.traces.records import Problem, SamplingSettings, Trace
 from anchors.types import Progress
 
 if TYPE_CHECKING:
     from anchors.models import ModelHandle
+    from anchors.models.templates import PromptTemplate
 
 
 
@@ -73,52 +75,85 @@ def problems_to_run(
 ANSWER_STEM = "\n\nThe final answer is \\boxed{"
 
 
-def _sample_one(handle: ModelHandle, ids: list[int], config: GenerationConfig, budget: int, seed: int,
-                stops: tuple[str, ...] = ()) -> Any:
-    from anchors.models import sample
+class _HandleCompletions:
+    """Completions of a local model: token ids through the handle's own encoding (exactly one BOS)."""
 
-    return sample(handle, ids, max_new_tokens=budget, temperature=config.temperature, top_p=config.top_p,
-                  seed=seed, stop_strings=stops)[0]
+    def __init__(self, handle: ModelHandle) -> None:
+        self.handle, self.name, self.template = handle, handle.name, handle.template
+
+    def complete(self, problem: str, thinking_prefix: str, budget: int, config: GenerationConfig, seed: int,
+                 stops: tuple[str, ...] = ()) -> tuple[str, str]:
+        from anchors.models import sample
+
+        ids = self.handle.encode_prompt(problem, thinking_prefix=thinking_prefix)
+        out = sample(self.handle, ids, max_new_tokens=budget, temperature=config.temperature, top_p=config.top_p,
+                     seed=seed, stop_strings=stops)[0]
+        return out.text, out.finish_reason
 
 
-def _answer(handle: ModelHandle, problem: str, thinking: str, config: GenerationConfig, free: bool) -> str:
+@dataclass(frozen=True)
+class SamplerModel:
+    """A model reached only through a `Sampler` (an OpenAI-compatible server): prompts are rendered as text by
+    `template`, and each completion is rollout 0 of a one-rollout request (its seed derived from the request's,
+    as for every rollout). `name` is recorded as the trace's model."""
+
+    sampler: Sampler
+    template: PromptTemplate
+    name: str
+
+    def complete(self, problem: str, thinking_prefix: str, budget: int, config: GenerationConfig, seed: int,
+                 stops: tuple[str, ...] = ()) -> tuple[str, str]:
+        request = PrefixRequest(key="generate", prompt_text=self.template.render(problem, thinking_prefix), n=1,
+                                seed=seed)
+        # the local path's settings: stop at `stops` only, not after a boxed answer (the thinking has none yet)
+        params = SamplingParams(temperature=config.temperature, top_p=config.top_p, max_new_tokens=budget,
+                                stop=stops, stop_after_boxed_answer=False)
+        (rollout,) = list(self.sampler.sample([request], params))
+        if not rollout.ok:
+            raise AnchorsError(f"{self.name}: sampling failed ({rollout.error})")
+        return rollout.text, rollout.finish_reason
+
+
+def _answer(model: _HandleCompletions | SamplerModel, problem: str, thinking: str, config: GenerationConfig,
+            free: bool) -> str:
     """The text after `</think>`: the model's own answer when it closed its thinking, else a forced one."""
-    close = handle.template.think_close
+    close = model.template.think_close
     if free:
-        ids = handle.encode_prompt(problem, thinking_prefix=thinking + close)
-        text = _sample_one(handle, ids, config, config.answer_tokens, config.seed + 1).text
+        text, _ = model.complete(problem, thinking + close, config.answer_tokens, config, config.seed + 1)
         if text.strip():
             return text
-    ids = handle.encode_prompt(problem, thinking_prefix=thinking + close + ANSWER_STEM)
-    return ANSWER_STEM + _sample_one(handle, ids, config, config.answer_tokens, config.seed + 1).text
+    text, _ = model.complete(problem, thinking + close + ANSWER_STEM, config.answer_tokens, config, config.seed + 1)
+    return ANSWER_STEM + text
 
 
-def generate_trace(handle: ModelHandle, problem: Problem, config: GenerationConfig) -> Trace:
+def generate_trace(model: ModelHandle | SamplerModel, problem: Problem, config: GenerationConfig) -> Trace:
     """Sample a thinking text (stopping at the template's closing tag), then the answer after it."""
-    template = handle.template
+    completions = model if isinstance(model, SamplerModel) else _HandleCompletions(model)
+    template = completions.template
     close = template.think_close
-    thought = _sample_one(handle, handle.encode_prompt(problem.problem), config, config.max_new_tokens, config.seed, (close,))
-    closed_by_model = thought.finish_reason == "stop"
+    text, finish_reason = completions.complete(problem.problem, "", config.max_new_tokens, config, config.seed, (close,))
+    closed_by_model = finish_reason == "stop"
     # the closing tag goes on its own line, as reasoning models write it
-    thinking = thought.text.removesuffix(close) if closed_by_model else thought.text + "\n"
+    thinking = text.removesuffix(close) if closed_by_model else text + "\n"
     if not thinking.strip():
         raise AnchorsError(f"problem {problem.id!r}: the model closed its thinking at once (no reasoning to analyse); try another --seed")
-    answer_text = _answer(handle, problem.problem, thinking, config, free=closed_by_model)
+    answer_text = _answer(completions, problem.problem, thinking, config, free=closed_by_model)
     return Trace(
         id=problem.id, problem=problem.problem, prompt=template.render(problem.problem), thinking=thinking,
-        answer_text=answer_text, gold_answer=problem.gold_answer, model=handle.name, template=template.name,
+        answer_text=answer_text, gold_answer=problem.gold_answer, model=completions.name, template=template.name,
         sampling=SamplingSettings(temperature=config.temperature, top_p=config.top_p,
                                   max_new_tokens=config.max_new_tokens, seed=config.seed),
         metadata={**problem.metadata, "think_closed_by": "model" if closed_by_model else "anchors",
-                  "thinking_finish_reason": thought.finish_reason},
+                  "thinking_finish_reason": finish_reason},
     )
 
 
 def generate_traces(
-    model: str | ModelHandle, problems: Sequence[Problem], *, out: Path | None = None,
+    model: str | ModelHandle | SamplerModel, problems: Sequence[Problem], *, out: Path | None = None,
     config: GenerationConfig = GenerationConfig(), progress: Progress | None = None, **load_options: Any,
 ) -> Iterator[Trace]:
-    """Generate one trace per problem, appending each to `out` (if given) as soon as it exists."""
+    """Generate one trace per problem, appending each to `out` (if given) as soon as it exists. `model` is a
+    local model (a name to load with `load_options`, or a loaded handle) or a `SamplerModel` (a server)."""
     from anchors.models import load_model
 
     handle = load_model(model, **load_options) if isinstance(model, str) else model
