@@ -20,10 +20,12 @@ from pathlib import Path
 import torch
 
 from anchors.methods.blackbox.config import BlackBoxConfig
-from anchors.methods.blackbox.sampling import BOX_OPEN, plan_prompts, sampling_params
+from anchors.methods.blackbox.sampling import sampling_params
 from anchors.models import load_model
+from anchors.outcomes.math_answer import BOX_OPEN
 from anchors.rollouts.jobs import collect_rollouts
 from anchors.rollouts.local import LocalEngine
+from anchors.rollouts.plan import plan_prompts
 from anchors.traces.answers import grade
 from anchors.traces.jsonl import read_traces
 from anchors.traces.segment import split_sentences

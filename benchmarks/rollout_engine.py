@@ -173,7 +173,8 @@ def forced_answers(handle, args) -> None:
     from dataclasses import replace
 
     from anchors.methods.blackbox.config import BlackBoxConfig
-    from anchors.methods.blackbox.sampling import plan_prompts, sampling_params
+    from anchors.methods.blackbox.sampling import sampling_params
+    from anchors.rollouts.plan import plan_prompts
     from anchors.traces.records import Trace
     from anchors.traces.segment import split_sentences
 
@@ -188,7 +189,7 @@ def forced_answers(handle, args) -> None:
         return [replace(r, key=f"{repeat}/{r.key}") for r in base]
 
     title = (f"forced answers of a {len(sentences)}-sentence trace: {len(base)} prompts × {args.few} answers × "
-             f"{config.forced_max_new_tokens} tokens (boxed-answer stop), batch size {args.rollouts}, "
+             f"{config.forced_budget} tokens (boxed-answer stop), batch size {args.rollouts}, "
              f"{args.repeats} repetitions, model {handle.name}")
     repeated_comparison(title, ("(f) one request at a time", "(g) all in one job"), make_requests,
                         LocalEngine(handle, batch_size=args.rollouts), sampling_params(config, forced=True), args.repeats)

@@ -1,14 +1,15 @@
 """How long the step-validity verifier takes per sentence, on real traces and on hostile input.
 
-Run: PYTHONPATH=src python benchmarks/verifier_speed.py [THOUGHT_ANCHORS_DIR]
+Run: PYTHONPATH=src python benchmarks/verifier_speed.py [THOUGHT_ANCHORS_DIR]   (default: $ANCHORS_TA_DATA)
 Prints medians over 5 repeats and each kind's ratio to the median real sentence; no assertion (timings
 belong here, not in tests).
 """
 
 from __future__ import annotations
 
+import argparse
+import os
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -36,7 +37,12 @@ def per_sentence(sentences: list[str], repeats: int = 5) -> float:
 
 
 def main() -> None:
-    root = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).resolve().parents[2] / "shared" / "data" / "thought-anchors-viewer")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("folder", nargs="?", type=Path, default=os.environ.get("ANCHORS_TA_DATA"),
+                        help="the authors' released traces (a Thought Anchors folder); default $ANCHORS_TA_DATA")
+    root = parser.parse_args().folder
+    if root is None:
+        parser.error("give the Thought Anchors folder, or set ANCHORS_TA_DATA")
     sentences = [s.text for t in load_thought_anchors(root) for s in split_sentences(t.thinking)]
     check_sentence("1 + 1 = 2")  # import sympy once, outside the timings
     base = per_sentence(sentences, repeats=3)
