@@ -251,10 +251,13 @@ def sentence_scores(importance: str | None, traces: Sequence[Trace], out: Result
 
 
 def write_reports(out: ResultsDir, trace_ids: Sequence[str]) -> list[Path]:
-    """Each trace's report.html (everything its folder holds) and the folder's index.html."""
+    """Each trace's report.html (everything its folder holds), the reports of the folders a study derived from
+    it (the hint study's cued trace, `<trace id>.cued`), and the folder's index.html."""
+    from anchors.methods.causality.hint import CUED_SUFFIX
     from anchors.report.html import write_index, write_report
 
-    written = [write_report(read_trace_results(out.trace_dir(t)), out.report_path(t)) for t in dict.fromkeys(trace_ids)
+    folders = dict.fromkeys(f for t in trace_ids for f in (t, t + CUED_SUFFIX))
+    written = [write_report(read_trace_results(out.trace_dir(t)), out.report_path(t)) for t in folders
                if out.trace_manifest(t) is not None]
     if written:
         write_index(out)

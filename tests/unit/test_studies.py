@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from anchors.analysis import InsertionInputs, run_causality_tests
+from anchors.analysis import InsertionInputs, run_causality_tests, write_reports
 from anchors.methods.blackbox.config import BlackBoxConfig
 from anchors.methods.blackbox.sampling import sample_trace_rollouts
 from anchors.methods.blackbox.scores import score_rollouts
@@ -87,6 +87,10 @@ def test_hint_results_go_to_the_cued_traces_folder_and_back(tmp_path: Path) -> N
     assert list(loaded.tables["hint_transplant"]["fraction"]) == [0.0, 1.0]
     assert "hint_importance" in loaded.sentences.columns and len(loaded.sentences) == len(result.hint.sentences)
     assert loaded.info["run"]["hint"]["settings"]["outcome"] == "choice"
+    # the reports of a run include the cued trace's (the original trace's folder has nothing of the hint study)
+    written = write_reports(out, [world.trace().id])
+    assert written == [tmp_path / "cue.cued" / "report.html"]
+    assert 'data-plot="hint_transplant"' in written[0].read_text()
     # a rerun with the same settings replaces the folder's results in place (the same cued trace is sampled again)
     again = run_causality_tests([world.trace()], config, out, sampler=cue_sampler(world), embed=HashEmbedder())
     assert again.hint.cued_traces[0].thinking == cued.thinking
