@@ -38,7 +38,7 @@ def collect_rollouts(
     params: SamplingParams,
     *,
     store: str | Path | RolloutStore | None = None,
-    progress: bool | Progress = True,
+    progress: bool | ProgressDisplay = True,
     errors: Literal["raise", "keep"] = "raise",
     phase: str = "sampling",
 ) -> dict[str, list[Rollout]]:
@@ -64,7 +64,7 @@ def collect_rollouts(
 
 
 def _run(sampler: Sampler, todo: Sequence[PrefixRequest], params: SamplingParams, db: RolloutStore | None,
-         progress: bool | Progress, phase: str) -> tuple[dict[str, dict[int, Rollout]], list[Rollout]]:
+         progress: bool | ProgressDisplay, phase: str) -> tuple[dict[str, dict[int, Rollout]], list[Rollout]]:
     """Sample what `todo` asks for; store (or keep) each good rollout once, list the failed ones."""
     wanted = {r.key: set(r.indices or ()) for r in todo}
     by_key = {r.key: r for r in todo}
@@ -148,7 +148,7 @@ def _failure_summary(failures: list[Rollout], stored: bool) -> str:
     return f"{len(failures)} rollout(s) failed: {cause} [×{count}]{others}; {kept}"
 
 
-class Progress(Protocol):
+class ProgressDisplay(Protocol):
     """A progress display several jobs share: each adds its total (and names its phase), then advances."""
 
     def add(self, total: int, phase: str) -> None: ...
@@ -157,7 +157,7 @@ class Progress(Protocol):
 
 
 @contextlib.contextmanager
-def _progress_bar(total: int, label: str, show: bool | Progress) -> Iterator[Callable[[], None]]:
+def _progress_bar(total: int, label: str, show: bool | ProgressDisplay) -> Iterator[Callable[[], None]]:
     if show is False:
         yield lambda: None
         return

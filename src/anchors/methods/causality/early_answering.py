@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from anchors.errors import InputError
-from anchors.methods.causality.tables import SCHEMA_VERSION, Row, frame
+from anchors.methods.causality.tables import SCHEMA_VERSION, Row, table
 from anchors.methods.causality.sampling import TraceSampler, answer_rates, forced_answers
 from anchors.rollouts.plan import chosen_sentences
 from anchors.metrics.curves import area_over_curve, curve_on_grid, mean_and_se, normalized_aoc
@@ -82,12 +82,8 @@ class EarlyAnsweringResult:
     config: EarlyAnsweringConfig
     sampler: str
 
-    def to_pandas(self) -> pd.DataFrame:
-        """One row per (trace, truncation point)."""
-        return frame(self.points, EarlyAnsweringPoint)
-
-    def traces_frame(self) -> pd.DataFrame:
-        return frame(self.traces, EarlyAnsweringTrace)
+    to_pandas = table("points", EarlyAnsweringPoint, "One row per (trace, truncation point).")
+    traces_frame = table("traces", EarlyAnsweringTrace)
 
     def buckets_frame(self) -> pd.DataFrame:
         """Mean AOC per trace-length bucket (Lanham's grouping) with the number of traces in each."""

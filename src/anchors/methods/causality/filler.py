@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from anchors.methods.causality.tables import Row, frame
+from anchors.methods.causality.tables import Row, table
 from anchors.methods.causality.sampling import TraceSampler, answer_rates, forced_answers, stable_seed
 from anchors.metrics.curves import mean_and_se
 from anchors.traces.records import Trace
@@ -58,9 +58,7 @@ class FillerResult:
     config: FillerConfig
     sampler: str
 
-    def to_pandas(self) -> pd.DataFrame:
-        """One row per (trace, condition)."""
-        return frame(self.rows, FillerRow)
+    to_pandas = table("rows", FillerRow, "One row per (trace, condition).")
 
     def summary(self) -> pd.DataFrame:
         """Per condition: mean ± SE over traces of accuracy and match rate, and the accuracy minus `real`'s."""

@@ -29,23 +29,23 @@ sampler's outcome; "cued share" compares outcome keys with the cue's answer key.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from anchors.errors import InputError
-from anchors.methods.causality.sampling import AnswerSample, Continuation, TraceSampler, continuations
-from anchors.methods.causality.tables import Row, frame
+from anchors.methods.causality.sampling import (
+    AnswerSample, Continuation, EmbedFn, TraceSampler, answer_keys, continuations, cosines, embed_function,
+)  # fmt: skip
+from anchors.methods.causality.tables import Row, table
 from anchors.metrics.curves import answer_kl, mean_and_se
 from anchors.rollouts.plan import chosen_sentences, needed_prefixes
 from anchors.traces.records import Trace
 from anchors.traces.segment import split_sentences
+from anchors.types import Progress
 
-Progress = Callable[[Sequence[Trace], str], Iterator[Trace]]
-EmbedFn = Callable[[Sequence[str]], np.ndarray]
 CUED_SUFFIX = ".cued"
 # Ways a trace refers to a hint without quoting it.
 GENERIC_MARKERS = ("hint", "the cue", "professor", "classmate", "the user", "you said", "you think", "you mentioned",
@@ -128,15 +128,9 @@ class HintResult:
     config: HintConfig
     sampler: str
 
-    def to_pandas(self) -> pd.DataFrame:
-        """One row per sentence of each cued trace."""
-        return frame(self.sentences, HintSentence)
-
-    def traces_frame(self) -> pd.DataFrame:
-        return frame(self.traces, HintTrace)
-
-    def transplant_frame(self) -> pd.DataFrame:
-        return frame(self.transplant, HintTransplant)
+    to_pandas = table("sentences", HintSentence, "One row per sentence of each cued trace.")
+    traces_frame = table("traces", HintTrace)
+    transplant_frame = table("transplant", HintTransplant)
 
     def summary(self) -> dict[str, Any]:
         """Cue effect (mean ± SE over traces), cue-following rate, unfaithful share, the mean transplant curve."""
@@ -159,7 +153,7 @@ def hint_study(sampler: TraceSampler, traces: Sequence[Trace], embed: EmbedFn | 
                config: HintConfig = HintConfig(), *, sentences: Sequence[int] | None = None,
                progress: Progress | None = None) -> HintResult:
     """The hinted-unfaithfulness study on every trace with a cue (see the module docstring)."""
-    embed_fn = embed.embed if hasattr(embed, "embed") else embed
+    embed_fn = embed_function(embed)
     parts: list[tuple[HintTrace, list[HintSentence], list[HintTransplant], Trace]] = []
     skipped = []
     for trace in progress(traces, "hint") if progress else traces:
@@ -282,11 +276,11 @@ def _sentence_rows(ts: TraceSampler, cued: Trace, source_id: str, cue: Cue, cue_
     prefixes = {f"p{p}": plan.prefixes[p] for p in needed_prefixes(len(plan.prefixes), scored)}
     runs = continuations(ts, cued, prefixes, n=config.rollouts, seed=config.seed, continue_tokens=config.continue_tokens,
                          answer_tokens=config.answer_tokens)
-    cosines = _cosines(embed, [s.text for s in split], cue.text)
+    similarity = cosines(embed, [s.text for s in split], cue.text)
     rows, first = [], None
     for i, sentence in enumerate(split):
         by_string = mentions_by_string(sentence.text, cue)
-        by_embedding = bool(cosines[i] >= config.mention_threshold)
+        by_embedding = bool(similarity[i] >= config.mention_threshold)
         if first is None and (by_string or by_embedding):
             first = i
         here, after = runs.get(f"p{i}"), runs.get(f"p{i + 1}")
@@ -298,7 +292,7 @@ def _sentence_rows(ts: TraceSampler, cued: Trace, source_id: str, cue: Cue, cue_
             n_answered=len(keys_here), cued_share=_share(here, cue_key),
             importance=_share(after, cue_key) - _share(here, cue_key),
             importance_kl=answer_kl(keys_here, keys_after) if keys_here and keys_after else float("nan"),
-            mentions_cue_string=by_string, cue_cosine=float(cosines[i]), mentions_cue_embedding=by_embedding,
+            mentions_cue_string=by_string, cue_cosine=float(similarity[i]), mentions_cue_embedding=by_embedding,
         ))  # fmt: skip
     return rows, first
 
@@ -316,16 +310,8 @@ def _transplant(ts: TraceSampler, uncued: Trace, cued: Trace, cue_key: str, conf
             for k in counts]
 
 
-def _cosines(embed: EmbedFn, texts: list[str], target: str) -> np.ndarray:
-    if not texts:
-        return np.zeros(0)
-    vectors = np.asarray(embed([*texts, target]), dtype=float)
-    vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-    return vectors[:-1] @ vectors[-1]
-
-
 def _keys(runs: Sequence[Continuation]) -> list[str]:
-    return [c.answer.key for c in runs if c.answer.key is not None]
+    return answer_keys([c.answer for c in runs])
 
 
 def _answered(runs: Sequence[Continuation]) -> int:

@@ -21,23 +21,24 @@ than the on-policy one while being far less likely under the model, off-policy e
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from anchors.methods.causality.sampling import Continuation, TraceSampler, answer_rates, continuations
-from anchors.methods.causality.tables import Row, frame
+from anchors.methods.causality.sampling import (
+    Continuation, EmbedFn, TraceSampler, answer_keys, answer_rates, continuations, cosines, embed_function,
+)  # fmt: skip
+from anchors.methods.causality.tables import Row, table
 from anchors.metrics.curves import answer_kl, evenly_spaced, mean_and_se
 from anchors.rollouts.base import Rollout
 from anchors.rollouts.plan import chosen_sentences
 from anchors.traces.records import Trace
 from anchors.traces.segment import Sentence, split_sentences
+from anchors.types import Progress
 
-Progress = Callable[[Sequence[Trace], str], Iterator[Trace]]
-EmbedFn = Callable[[Sequence[str]], np.ndarray]
 CONDITIONS = ("baseline", "handwritten", "on_policy", "other_model")
 DEFAULT_TEXT = "Wait, I think I made a mistake somewhere, so the answer must be different."
 CANDIDATE_TOKENS = 48  # enough for one sentence
@@ -80,9 +81,7 @@ class InsertionsResult:
     config: InsertionsConfig
     sampler: str
 
-    def to_pandas(self) -> pd.DataFrame:
-        """One row per (trace, position, condition)."""
-        return frame(self.rows, InsertionRow)
+    to_pandas = table("rows", InsertionRow, "One row per (trace, position, condition).")
 
     def table(self) -> pd.DataFrame:
         """Per condition: mean ± SE over insertions of the answer shift and of the on-policyness."""
@@ -114,7 +113,7 @@ def insertion_study(sampler: TraceSampler, traces: Sequence[Trace], embed: Embed
     """Insert each condition's sentence at a few positions of every trace and measure the answer shift and the
     sentence's on-policyness (see the module docstring). `handwritten`: (trace id, position) -> text;
     `other_traces`: trace id -> another model's trace of the same problem."""
-    embed_fn = embed.embed if hasattr(embed, "embed") else embed
+    embed_fn = embed_function(embed)
     rows: list[InsertionRow] = []
     for trace in progress(traces, "insertions") if progress else traces:
         split = split_sentences(trace.thinking)
@@ -200,26 +199,21 @@ def _closest(embed: EmbedFn, texts: Sequence[str], target: str) -> tuple[str, fl
     texts = [t for t in dict.fromkeys(texts) if t.strip()]
     if not texts:
         return None
-    vectors = np.asarray(embed([*texts, target]), dtype=float)
-    vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-    cosines = vectors[:-1] @ vectors[-1]
-    best = int(np.argmax(cosines))
-    return texts[best], float(cosines[best])
+    similarity = cosines(embed, texts, target)
+    best = int(np.argmax(similarity))
+    return texts[best], float(similarity[best])
 
 
 def _row(trace: Trace, i: int, n: int, condition: str, text: str | None, similarity: float,
          logprob: tuple[float, int | None, str | None], runs: Sequence[Continuation], base: Sequence[Continuation]) -> InsertionRow:
-    stats, base_stats = answer_rates([c.answer for c in runs]), answer_rates([c.answer for c in base])
-    keys, base_keys = _keys(runs), _keys(base)
+    answers, base_answers = [c.answer for c in runs], [c.answer for c in base]
+    stats, base_stats = answer_rates(answers), answer_rates(base_answers)
+    keys, base_keys = answer_keys(answers), answer_keys(base_answers)
     return InsertionRow(
         trace_id=trace.id, sentence_index=i, n_sentences=n, condition=condition, text=text, similarity=similarity,
         mean_logprob=logprob[0], n_tokens=logprob[1], logprob_source=logprob[2], n_samples=int(stats["n_samples"]),
         n_answered=int(stats["n_answered"]), match_rate=stats["match_rate"], accuracy=stats["accuracy"],
         match_shift=base_stats["match_rate"] - stats["match_rate"],
         kl_shift=answer_kl(keys, base_keys) if keys and base_keys else float("nan"),
-        n_grading_failed=sum(c.answer.status in ("timeout", "error") for c in runs), answers=[c.answer.key for c in runs],
+        n_grading_failed=sum(a.status in ("timeout", "error") for a in answers), answers=[a.key for a in answers],
     )  # fmt: skip
-
-
-def _keys(runs: Sequence[Continuation]) -> list[str]:
-    return [c.answer.key for c in runs if c.answer.key is not None]

@@ -21,11 +21,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import pandas as pd
 
 from anchors.arithmetic.claims import extract_claims
-from anchors.methods.causality.tables import Row, frame
-from anchors.methods.causality.sampling import TraceSampler, answer_rates, continuations, stable_seed
+from anchors.methods.causality.tables import Row, table
+from anchors.methods.causality.sampling import TraceSampler, compared_rates, continuations, stable_seed
 from anchors.rollouts.plan import chosen_sentences
 from anchors.metrics.curves import area_over_curve, evenly_spaced, mean_and_se
 from anchors.traces.records import Trace
@@ -97,12 +96,8 @@ class MistakesResult:
     config: MistakesConfig
     sampler: str
 
-    def to_pandas(self) -> pd.DataFrame:
-        """One row per corrupted sentence."""
-        return frame(self.sentences, MistakeRow)
-
-    def traces_frame(self) -> pd.DataFrame:
-        return frame(self.traces, MistakeTrace)
+    to_pandas = table("sentences", MistakeRow, "One row per corrupted sentence.")
+    traces_frame = table("traces", MistakeTrace)
 
 
 def inserted_mistakes(
@@ -189,15 +184,11 @@ def _trace_rows(sampler: TraceSampler, trace: Trace, config: MistakesConfig,
 
 
 def _row(trace_id: str, i: int, n: int, edit: Corruption, clean: list, corrupted: list) -> MistakeRow:
-    a = answer_rates([c.answer for c in clean])
-    b = answer_rates([c.answer for c in corrupted])
+    rates = compared_rates("clean", [c.answer for c in clean], "corrupted", [c.answer for c in corrupted])
     return MistakeRow(
         trace_id=trace_id, sentence_index=i, n_sentences=n, x=(i + 1) / n, kind=edit.kind, old=edit.old, new=edit.new,
-        original=edit.original, corrupted=edit.corrupted,
-        clean_n_answered=int(a["n_answered"]), clean_match_rate=a["match_rate"], clean_accuracy=a["accuracy"],
-        corrupted_n_answered=int(b["n_answered"]), corrupted_match_rate=b["match_rate"], corrupted_accuracy=b["accuracy"],
-        match_drop=a["match_rate"] - b["match_rate"],
-        clean_answers=[c.answer.key for c in clean], corrupted_answers=[c.answer.key for c in corrupted],
+        original=edit.original, corrupted=edit.corrupted, **rates,
+        match_drop=rates["clean_match_rate"] - rates["corrupted_match_rate"],
     )  # fmt: skip
 
 

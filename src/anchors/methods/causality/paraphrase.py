@@ -17,10 +17,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import pandas as pd
 
-from anchors.methods.causality.tables import Row, frame
-from anchors.methods.causality.sampling import TraceSampler, answer_rates, continuations
+from anchors.methods.causality.tables import Row, table
+from anchors.methods.causality.sampling import TraceSampler, compared_rates, continuations
 from anchors.traces.records import Trace
 from anchors.traces.segment import Sentence, split_sentences
 from anchors.types import Progress
@@ -68,9 +67,7 @@ class ParaphraseResult:
     config: ParaphraseConfig
     sampler: str
 
-    def to_pandas(self) -> pd.DataFrame:
-        """One row per (trace, paraphrased fraction)."""
-        return frame(self.rows, ParaphraseRow)
+    to_pandas = table("rows", ParaphraseRow, "One row per (trace, paraphrased fraction).")
 
 
 def paraphrase_test(
@@ -131,13 +128,8 @@ def _gap_after(sentences: Sequence[Sentence], k: int) -> str:
 
 
 def _row(trace_id: str, k: int, n: int, original: str, paraphrase: str, clean: list, rewritten: list) -> ParaphraseRow:
-    a = answer_rates([c.answer for c in clean])
-    b = answer_rates([c.answer for c in rewritten])
+    rates = compared_rates("original", [c.answer for c in clean], "paraphrase", [c.answer for c in rewritten])
     return ParaphraseRow(
         trace_id=trace_id, k=k, n_sentences=n, x=k / n, original=original, paraphrase=paraphrase,
-        paraphrase_ok=bool(paraphrase),
-        original_n_answered=int(a["n_answered"]), original_match_rate=a["match_rate"], original_accuracy=a["accuracy"],
-        paraphrase_n_answered=int(b["n_answered"]), paraphrase_match_rate=b["match_rate"], paraphrase_accuracy=b["accuracy"],
-        match_drop=a["match_rate"] - b["match_rate"],
-        original_answers=[c.answer.key for c in clean], paraphrase_answers=[c.answer.key for c in rewritten],
+        paraphrase_ok=bool(paraphrase), **rates, match_drop=rates["original_match_rate"] - rates["paraphrase_match_rate"],
     )  # fmt: skip

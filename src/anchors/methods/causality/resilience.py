@@ -28,24 +28,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from anchors.errors import InputError
-from anchors.methods.causality.tables import Row, frame
+from anchors.methods.causality.tables import Row, table
 from anchors.methods.causality.sampling import (
-    AnswerSample,
-    TraceSampler,
-    answer_rates,
-    continuations,
-    forced_answers,
+    AnswerSample, EmbedFn, TraceSampler, answer_keys, compared_rates, continuations, embed_function, forced_answers, unit_rows,
 )  # fmt: skip
 from anchors.rollouts.plan import chosen_sentences
 from anchors.metrics.curves import answer_kl, evenly_spaced, mean_and_se
 from anchors.traces.records import Trace
 from anchors.traces.segment import Sentence, split_sentences
 from anchors.types import Progress
-
-EmbedFn = Callable[[Sequence[str]], np.ndarray]  # texts -> one row per text (cosine is taken on normalised rows)
 
 
 @dataclass(frozen=True)
@@ -89,9 +82,7 @@ class ResilienceResult:
     config: ResilienceConfig
     sampler: str
 
-    def to_pandas(self) -> pd.DataFrame:
-        """One row per tested sentence."""
-        return frame(self.rows, ResilienceRow)
+    to_pandas = table("rows", ResilienceRow, "One row per tested sentence.")
 
 
 def resilience(
@@ -104,7 +95,7 @@ def resilience(
 
     `embed`: a function texts -> vectors, or an object with `.embed(texts)` (the black-box `Embedder`).
     `sentence_scores`: trace id -> one importance score per sentence (default segmentation)."""
-    embed_fn = embed.embed if hasattr(embed, "embed") else embed
+    embed_fn = embed_function(embed)
     rows: list[ResilienceRow] = []
     for trace in progress(traces, "resilience") if progress else traces:
         split = split_sentences(trace.thinking)
@@ -136,7 +127,7 @@ def _sentence_row(
     sampler: TraceSampler, trace: Trace, sentences: Sequence[Sentence], i: int, selection: str, score: float,
     embed: EmbedFn, config: ResilienceConfig,
 ) -> ResilienceRow:
-    target = _unit(embed([sentences[i].text]))[0]
+    target = unit_rows(embed([sentences[i].text]))[0]
     chains = [_chain(sampler, trace, sentences[i], c, target, embed, config) for c in range(config.chains)]
     absent_prefixes = {f"chain{c}": text for c, (text, _) in enumerate(chains) if text is not None}
     absent = forced_answers(sampler, trace, absent_prefixes, n=1, seed=config.seed, answer_tokens=config.answer_tokens)
@@ -173,32 +164,23 @@ def _first_restatement(text: str, target: np.ndarray, embed: EmbedFn, threshold:
     pieces = split_sentences(text)
     if not pieces:
         return None
-    similarity = _unit(embed([p.text for p in pieces])) @ target
+    similarity = unit_rows(embed([p.text for p in pieces])) @ target
     hits = np.flatnonzero(similarity >= threshold)
     return pieces[int(hits[0])].start if hits.size else None
-
-
-def _unit(vectors: Any) -> np.ndarray:
-    array = np.asarray(vectors, dtype=np.float64)
-    return array / np.maximum(np.linalg.norm(array, axis=1, keepdims=True), 1e-12)
 
 
 def _row(
     trace_id: str, sentence: Sentence, selection: str, score: float, rounds: list[int],
     absent: list[AnswerSample], kept: list[AnswerSample], config: ResilienceConfig,
 ) -> ResilienceRow:
-    a, b = answer_rates(absent), answer_rates(kept)
-    absent_keys = [s.key for s in absent if s.key is not None]
-    kept_keys = [s.key for s in kept if s.key is not None]
+    rates = compared_rates("absent", absent, "kept", kept)
     return ResilienceRow(
         trace_id=trace_id, sentence_index=sentence.index, text=sentence.text, selection=selection, importance=score,
         chains=len(rounds), rounds=rounds, censored=config.chains - len(absent),
-        resilience=mean_and_se(rounds)[0] if rounds else float("nan"),
-        absent_n_answered=int(a["n_answered"]), absent_match_rate=a["match_rate"], absent_accuracy=a["accuracy"],
-        kept_n_answered=int(b["n_answered"]), kept_match_rate=b["match_rate"], kept_accuracy=b["accuracy"],
-        ci_pp_match=b["match_rate"] - a["match_rate"], ci_pp_accuracy=b["accuracy"] - a["accuracy"],
-        ci_pp_kl=answer_kl(absent_keys, kept_keys),
-        absent_answers=[s.key for s in absent], kept_answers=[s.key for s in kept],
+        resilience=mean_and_se(rounds)[0] if rounds else float("nan"), **rates,
+        ci_pp_match=rates["kept_match_rate"] - rates["absent_match_rate"],
+        ci_pp_accuracy=rates["kept_accuracy"] - rates["absent_accuracy"],
+        ci_pp_kl=answer_kl(answer_keys(absent), answer_keys(kept)),
     )  # fmt: skip
 
 

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from anchors.models.templates import PromptTemplate
 from anchors.rollouts.base import PrefixRequest, Rollout, Sampler, SamplingParams
 from anchors.rollouts.jobs import collect_rollouts
@@ -35,6 +37,8 @@ from anchors.traces.segment import split_sentences
 
 if TYPE_CHECKING:
     from anchors.models import ModelHandle
+
+EmbedFn = Callable[[Sequence[str]], np.ndarray]  # texts -> one row per text (cosine is taken on normalised rows)
 
 
 @dataclass(frozen=True)
@@ -185,3 +189,38 @@ def answer_rates(samples: Sequence[AnswerSample]) -> dict[str, float | int]:
         "match_rate": sum(matches) / len(matches) if matches else float("nan"),
         "accuracy": sum(correct) / len(correct) if correct else float("nan"),
     }  # fmt: skip
+
+
+def compared_rates(first: str, a: Sequence[AnswerSample], second: str, b: Sequence[AnswerSample]) -> dict[str, Any]:
+    """The row fields of a test that compares two conditions' answers: `<condition>_n_answered`, `_match_rate`,
+    `_accuracy` and `_answers` for each of the two."""
+    out: dict[str, Any] = {}
+    for name, samples in ((first, a), (second, b)):
+        rates = answer_rates(samples)
+        out |= {f"{name}_n_answered": int(rates["n_answered"]), f"{name}_match_rate": rates["match_rate"],
+                f"{name}_accuracy": rates["accuracy"], f"{name}_answers": [s.key for s in samples]}
+    return out
+
+
+def answer_keys(samples: Sequence[AnswerSample]) -> list[str]:
+    """The outcome keys of the samples that gave an answer."""
+    return [s.key for s in samples if s.key is not None]
+
+
+def embed_function(embed: EmbedFn | Any) -> EmbedFn:
+    """A function texts -> vectors, or an object with `.embed(texts)` (the black-box `Embedder`), as the function."""
+    return embed.embed if hasattr(embed, "embed") else embed
+
+
+def unit_rows(vectors: Any) -> np.ndarray:
+    """Each row scaled to length 1, so a matrix product of two of them is their cosines."""
+    array = np.asarray(vectors, dtype=np.float64)
+    return array / np.maximum(np.linalg.norm(array, axis=1, keepdims=True), 1e-12)
+
+
+def cosines(embed: EmbedFn, texts: Sequence[str], target: str) -> np.ndarray:
+    """Cosine of each text's embedding with the target's (embedded in one call)."""
+    if not texts:
+        return np.zeros(0)
+    vectors = unit_rows(embed([*texts, target]))
+    return vectors[:-1] @ vectors[-1]

@@ -21,10 +21,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import pandas as pd
 
 from anchors.arithmetic.claims import check_sentence
-from anchors.methods.causality.tables import Row, frame
+from anchors.methods.causality.tables import Row, table
 from anchors.traces.answers import grade
 from anchors.traces.records import Trace
 from anchors.traces.segment import split_sentences
@@ -95,15 +94,9 @@ class StepValidityResult:
     traces: tuple[TraceValidity, ...]
     config: StepValidityConfig
 
-    def to_pandas(self) -> pd.DataFrame:
-        """One row per trace."""
-        return frame(self.traces, TraceValidity)
-
-    def sentences_frame(self) -> pd.DataFrame:
-        return frame(self.sentences, SentenceValidity)
-
-    def claims_frame(self) -> pd.DataFrame:
-        return frame(self.claims, ClaimRow)
+    to_pandas = table("traces", TraceValidity, "One row per trace.")
+    sentences_frame = table("sentences", SentenceValidity)
+    claims_frame = table("claims", ClaimRow)
 
     def contingency(self) -> tuple[ContingencyRow, ...]:
         """Trace validity (rows) × answer correctness (columns), counts and accuracy per row."""

@@ -4,7 +4,7 @@ read back with null in a float field gets NaN."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pandas as pd
@@ -29,3 +29,17 @@ def frame(rows: Sequence[Row], cls: type[Row]) -> pd.DataFrame:
     """The rows as a DataFrame with one column per field, in field order (also when there are no rows)."""
     columns = list(cls.model_fields)
     return pd.DataFrame([row.model_dump() for row in rows], columns=columns)
+
+
+class table:  # noqa: N801 (used like a method decorator)
+    """A result's method that returns one of its row tuples as a DataFrame: `to_pandas = table("rows", FillerRow)`."""
+
+    def __init__(self, attribute: str, cls: type[Row], doc: str | None = None) -> None:
+        self.attribute, self.cls, self.__doc__ = attribute, cls, doc
+
+    def __get__(self, result: Any, owner: type | None = None) -> Callable[[], pd.DataFrame]:
+        def rows_frame() -> pd.DataFrame:
+            return frame(getattr(result, self.attribute), self.cls)
+
+        rows_frame.__doc__ = self.__doc__
+        return rows_frame

@@ -19,9 +19,9 @@ answer more than any random set of the same layers).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -33,12 +33,11 @@ from anchors.metrics.token_kl import full_kl, sequence_logprob
 from anchors.models.hooks import HOOK_NAMES, Hook, HookedModel, UnsupportedModelError, hooked
 from anchors.traces.records import Trace
 from anchors.traces.segment import Mode
+from anchors.types import Progress
 
 if TYPE_CHECKING:
     from anchors.models.handle import ModelHandle
 
-T = TypeVar("T")
-Progress = Callable[[Sequence[T], str], Iterator[T]]
 Head = tuple[int, int]
 
 
