@@ -180,11 +180,12 @@ def demo(
 ) -> None:
     """The main job on the bundled model: generate a trace for an example problem, split and grade it, then
     score the committed example trace (which sentences cause its answer)."""
-    from anchors.cli.score import score_example
-    from anchors.rollouts.generate import example_problems_path
+    from anchors.cli.score import score
+    from anchors.paths import example_file
 
     traces = out / "traces.jsonl"
-    generate(model=model, problems=example_problems_path(), out=traces, limit=1)
+    generate(model=model, problems=example_file("problems.jsonl", "pass --problems FILE or --problem TEXT"), out=traces,
+             limit=1)
     split(traces=traces)
     grade(traces=traces)
-    score_example(model=model, out=out / "scores")
+    score(traces=example_file("traces.jsonl", "pass a TRACES.jsonl file"), model=model, out=out / "scores", limit=1)

@@ -167,23 +167,6 @@ def _score_traces(traces: list[Any], sampler: Any, template: Any, spec: Any, out
     return failed
 
 
-def example_traces_path() -> Path:
-    """The project's example traces (examples/traces.jsonl in the source checkout; the first is the demo's)."""
-    from anchors.errors import InputError
-    from anchors.paths import project_root
-
-    root = project_root()
-    path = root / "examples" / "traces.jsonl" if root else None
-    if path is None or not path.is_file():
-        raise InputError("the example traces live in a source checkout (examples/traces.jsonl); pass a TRACES.jsonl file")
-    return path
-
-
-def score_example(model: str, out: Path) -> None:
-    """`anchors score examples/traces.jsonl --limit 1` with default settings (the demo's last step)."""
-    score(traces=example_traces_path(), model=model, out=out, limit=1)
-
-
 def _adaptive_plan(rollouts: int, max_rollouts: int, target_width: float) -> Any:
     from anchors.methods.blackbox.adaptive import AdaptiveConfig
 
