@@ -7,11 +7,22 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from anchors.errors import InputError
+
 
 def project_root() -> Path | None:
     """The source checkout this package runs from (editable install), or None when installed normally."""
     root = Path(__file__).resolve().parents[2]
     return root if (root / "pyproject.toml").is_file() and (root / "src" / "anchors").is_dir() else None
+
+
+def example_file(name: str, instead: str) -> Path:
+    """examples/NAME of the source checkout (the demo's inputs); `instead` says what to give without a checkout."""
+    root = project_root()
+    path = root / "examples" / name if root else None
+    if path is None or not path.is_file():
+        raise InputError(f"the example {Path(name).stem} live in a source checkout (examples/{name}); {instead}")
+    return path
 
 
 def cache_dir(*parts: str) -> Path:

@@ -4,13 +4,10 @@ back (`--from-ta`), scored, and checked with `compat check` (which must agree wi
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from anchors.cli import app
 from anchors.methods.blackbox.config import BlackBoxConfig
 from anchors.methods.blackbox.compat import compat_check
 from anchors.methods.blackbox.sampling import collect, prefix_requests, sampling_params
@@ -137,20 +134,3 @@ def test_viewer_layout_computes_only_what_first_sentences_allow(layout: Path) ->
     ours = scores.values("different_trajectories_fraction")
     # the file's values were computed over rollouts with an answer: here all of them have one
     assert ours == pytest.approx([c["different_trajectories_fraction"] for c in stored])
-
-
-def test_cli_score_from_ta(layout: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from anchors.models import embeddings
-
-    monkeypatch.setattr(embeddings, "SentenceEmbedder", lambda *a, **k: WORLD.embedder())
-    out = tmp_path / "out"
-    result = CliRunner().invoke(app, ["score", "--from-ta", str(layout), "--mode", "paper", "--out", str(out)])
-    assert result.exit_code == 0, result.output
-    folders = sorted(p.name for p in out.iterdir() if p.is_dir())
-    assert folders == [f"scripted-model--correct_base_solution--problem_{i}" for i in (1, 2, 3)]
-    rows = [json.loads(line) for line in (out / folders[0] / "scores.jsonl").read_text().splitlines()]
-    assert [r["tag"] for r in rows] == TAGS
-    stored = json.loads((layout / "scripted-model" / "correct_base_solution" / "problem_1" / "chunks_labeled.json").read_text())
-    for ours, theirs in zip(rows, stored):
-        assert math.isclose(ours["counterfactual_importance_kl"], theirs["counterfactual_importance_kl"], abs_tol=1e-12)
-    assert "top" in result.stdout and "counterfactual_importance_kl" in result.stdout

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import typer
 
@@ -27,16 +27,6 @@ app = typer.Typer(
 )
 
 # Options shared by several commands.
-SkipInvalid = Annotated[bool, typer.Option("--skip-invalid", help="Exit 0 even when some input lines are invalid (they are still reported).")]
-FromTA = Annotated[Path | None, typer.Option("--from-ta", help="Read traces from a Thought Anchors folder (problem.json + base_solution.json) instead of JSONL.")]
-ModeOption = Annotated[Literal["default", "paper"], typer.Option("--mode", help="'default', or 'paper' to reproduce the published method's quirks.")]
-OutOption = Annotated[Path, typer.Option("--out", help="Results folder: OUT/<trace id>/ per trace (every command writes the same layout, so their results sit side by side), OUT/rollouts.sqlite, reports.")]
-StoreOption = Annotated[Path | None, typer.Option("--store", help="Rollout store (SQLite) to read and add to (default: OUT/rollouts.sqlite): a rollout any command sampled with the same settings is not sampled again.")]
-OverwriteOption = Annotated[bool, typer.Option("--overwrite", help="Replace results of this method made with other settings (otherwise refused before any work).")]
-ShardOption = Annotated[str | None, typer.Option("--shard", help="Only shard I of N (e.g. 0/4): the traces whose id hashes to I mod N, the same split on every machine; merge the shards' stores with anchors store merge.")]
-TagsOption = Annotated[Literal["auto", "offline", "llm", "none"], typer.Option("--tags", help="Function tags for each sentence: auto (an LLM endpoint when $ANCHORS_LABEL_BASE_URL is set, else the offline tagger), offline, llm, or none.")]
-
-
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"anchors {__version__}")

@@ -10,36 +10,9 @@ from typing import Annotated, Any
 import typer
 
 from anchors import console
-from anchors.cli import (
-    FromTA,
-    Inputs,
-    ModeOption,
-    OutOption,
-    OverwriteOption,
-    ShardOption,
-    SkipInvalid,
-    StoreOption,
-    TagsOption,
-    app,
-    check_mode,
-    checks_outputs,
-    finish,
-    handles_errors,
-    limited,
-    reporter,
-    results_dir,
-)
-from anchors.cli.backends import (
-    BatchSizeOption,
-    DeviceOption,
-    DtypeOption,
-    EmbedDeviceOption,
-    ModelOption,
-    RayOption,
-    RayWorkersOption,
-    build_embedder,
-)
-from anchors.cli.options import OutcomeOption, command_outcome
+from anchors.cli import Inputs, app, check_mode, checks_outputs, finish, handles_errors, limited, reporter, results_dir
+from anchors.cli import options as opt
+from anchors.cli.backends import build_embedder, build_sampler, sampler_options
 from anchors.errors import InputError
 
 ALL = ("blackbox", "tags", "receivers", "suppression", "patching", "causality")
@@ -50,52 +23,54 @@ MethodsOption = Annotated[str, typer.Option("--methods", help=f"Comma-separated:
 @handles_errors
 @checks_outputs(out="dir", store="file")
 def analyze(
-    traces: Annotated[Path | None, typer.Argument(help="JSONL file of traces.")] = None,
-    from_ta: FromTA = None,
+    traces: opt.Traces = None,
+    from_ta: opt.FromTA = None,
     methods: MethodsOption = "all",
-    model: ModelOption = "smollm2-135m",
-    mode: ModeOption = "default",
-    out: OutOption = Path("results"),
-    store: StoreOption = None,
-    overwrite: OverwriteOption = False,
+    model: opt.Model = "smollm2-135m",
+    mode: opt.Mode = "default",
+    out: opt.Out = Path("results"),
+    store: opt.Store = None,
+    overwrite: opt.Overwrite = False,
     rollouts: Annotated[int, typer.Option("--rollouts", min=1, help="Black box: rollouts per prefix (and as many forced answers).")] = 8,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1, help="Black box: token budget of each resampled continuation.")] = 96,
     bootstrap: Annotated[int | None, typer.Option("--bootstrap", min=0, help="Black box: bootstrap resamples (default 1000; 0 in paper mode).")] = None,
-    tags: TagsOption = "auto",
+    tags: opt.Tags = "auto",
     tests: Annotated[str, typer.Option("--tests", help="Causality: which trace-level tests (see anchors causality --help).")] = "validity,early,filler,mistakes,paraphrase,resilience",
     samples: Annotated[int, typer.Option("--samples", min=1, help="Causality: forced answers per truncation point / condition.")] = 3,
     importance: Annotated[str | None, typer.Option("--importance", help="Causality: the column resilience picks its sentences by (default: counterfactual_importance_kl when the black box runs).")] = None,
     replacements: Annotated[Path | None, typer.Option("--replacements", help="Patching: counterfactual sentences (JSONL); default: the black box's first different resampled sentence.")] = None,
     top_k: Annotated[int, typer.Option("--top-k", min=1, help="Receivers: receiver heads to keep.")] = 20,
     sentences: Annotated[str | None, typer.Option("--sentences", help="Only these sentence positions, e.g. '3,5-9' (default: all): the black box scores only them (sampling the prefixes before and after each), the causality tests pick positions among them, suppression and patching do only them.")] = None,
-    outcome: OutcomeOption = "math",
-    seed: Annotated[int, typer.Option("--seed")] = 0,
-    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N traces.")] = None,
-    batch_size: BatchSizeOption = 32,
-    device: DeviceOption = None,
-    dtype: DtypeOption = None,
-    ray: RayOption = None,
-    ray_workers: RayWorkersOption = None,
-    embed_device: EmbedDeviceOption = None,
-    shard: ShardOption = None,
-    skip_invalid: SkipInvalid = False,
+    outcome: opt.Outcome = "math",
+    seed: opt.Seed = 0,
+    limit: opt.Limit = None,
+    batch_size: opt.BatchSize = 32,
+    device: opt.Device = None,
+    dtype: opt.Dtype = None,
+    ray: opt.Ray = None,
+    ray_workers: opt.RayWorkers = None,
+    embed_device: opt.EmbedDevice = None,
+    shard: opt.Shard = None,
+    skip_invalid: opt.SkipInvalid = False,
 ) -> None:
     """Every method on each trace, into one results folder, then the report: which sentences matter by resampling,
     attention, suppression and patching, do the methods agree, and does the trace cause the answer at all."""
+    backend_options = sampler_options(locals())  # first: locals() are the options here
     from anchors.analysis import analyze as run_all
     from anchors.cli.score import with_outcome
+    from anchors.models import load_model
 
     chosen = _methods(methods, replacements)
     inputs = Inputs(traces, from_ta, shard)
     items = limited(inputs, limit)
     results = results_dir(out, overwrite=overwrite, store=store)
-    handle = _handle(model, device, dtype)
+    handle = load_model(model, device=device, dtype=dtype)
     plan = _analysis(chosen, check_mode(mode), rollouts, max_new_tokens, bootstrap, tags, tests, samples, importance,
                      replacements, top_k, sentences, seed, outcome)
     if plan.blackbox is not None:
         plan = replace(plan, blackbox=with_outcome(plan.blackbox, handle.template))
     failed: list[str] = []
-    engine, trace_sampler = _samplers(handle, batch_size, results, plan, (model, ray, ray_workers, device, dtype))
+    engine, trace_sampler = _samplers(handle, backend_options, results, plan)
     reports = run_all(items, plan, results, handle=handle, sampler=engine, template=handle.template,
                       embedder=build_embedder("all-MiniLM-L6-v2", embed_device, engine), trace_sampler=trace_sampler,
                       progress=console.track, on_error=reporter(failed), bar=console.TraceBar)
@@ -158,25 +133,13 @@ def _replacement_file(path: Path | None) -> Any:
     return lambda trace: table.get(trace.id, {})
 
 
-def _handle(model: str, device: str | None, dtype: str | None) -> Any:
-    from anchors.models import load_model
-
-    return load_model(model, device=device, dtype=dtype)
-
-
-def _samplers(handle: Any, batch_size: int, results: Any, plan: Any, cluster: tuple[Any, ...]) -> tuple[Any, Any]:
+def _samplers(handle: Any, options: Any, results: Any, plan: Any) -> tuple[Any, Any]:
     """The shared-prefix engine on the loaded model (or, with --ray, one on each worker of the cluster), for the
     black box and (wrapped) the causality tests, both reading answers with the chosen outcome (checked here,
     before any work); the white-box methods use the loaded model here."""
     from anchors.cli.causality import trace_sampler_for
-    from anchors.rollouts.local import LocalEngine
+    from anchors.rollouts.factory import make_sampler
 
-    model, ray, workers, device, dtype = cluster
-    if ray is not None:
-        from anchors.cli.backends import ray_engines
-
-        engine, _ = ray_engines(model, ray, workers, batch_size, device, dtype, None)
-    else:
-        engine = LocalEngine(handle, batch_size=batch_size)
-    outcome = command_outcome(plan.outcome, template=handle.template)
+    engine = build_sampler(options)[0] if options.ray is not None else make_sampler(handle, batch_size=options.batch_size)
+    outcome = opt.command_outcome(plan.outcome, template=handle.template)
     return engine, trace_sampler_for(engine, handle.template, results.store_path(), outcome)

@@ -1,81 +1,36 @@
-"""The sampling backend options the sampling commands share (resample, score, causality, analyze), and the sampler
-and embedder they build."""
+"""The sampler and embedder the sampling commands build from their options (resample, score, causality, analyze,
+generate), and their --dry-run report."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from dataclasses import fields
+from typing import TYPE_CHECKING, Any
 
-import typer
+if TYPE_CHECKING:
+    from anchors.rollouts.factory import SamplerOptions
 
-from anchors.errors import AnchorsError
-
-ModelOption = Annotated[str, typer.Option("--model", help="Local: alias, folder, .gguf or hub name. Server: the served model name.")]
-BackendOption = Annotated[Literal["hf", "openai"], typer.Option("--backend", help="hf (local engine) or openai (OpenAI-compatible servers).")]
-BaseUrlOption = Annotated[list[str] | None, typer.Option("--base-url", help="Server base URL, e.g. http://127.0.0.1:8000/v1 (repeat for several: each takes the next prefix block when it has a free slot).")]
-ConcurrencyOption = Annotated[int | None, typer.Option("--concurrency", min=1, help="Server: calls in flight per server (default: 8 for vllm/sglang/openai, 1 for llama.cpp).")]
-RayOption = Annotated[str | None, typer.Option("--ray", help="Sample on a Ray cluster: an address, auto (the running cluster) or local (this machine, loopback only). Needs pip install 'anchors[ray]'.")]
-RayWorkersOption = Annotated[int | None, typer.Option("--ray-workers", min=1, help="With --ray and a local model: engines to start (default: one per GPU of the cluster, else one per node).")]
-DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Print the rollouts and tokens the run still needs (the store's rows are not sampled again) and the time they take at a tokens/s measured on a short probe; sample nothing else, write nothing.")]
-EmbedDeviceOption = Annotated[str | None, typer.Option("--embed-device", help="Device of the sentence embedder: cpu (default) or cuda; with --ray, on the workers.")]
-ServerKindOption = Annotated[Literal["vllm", "sglang", "llama.cpp", "openai"], typer.Option("--server-kind", help="vllm, sglang, llama.cpp or openai: which neutral sampling fields to send.")]
-ApiKeyEnvOption = Annotated[str, typer.Option("--api-key-env", help="Environment variable holding the API key (never stored).")]
-TemplateOption = Annotated[Literal["paper", "r1-distill", "qwen3", "chat"] | None, typer.Option("--template", help="Prompt template for traces without a prompt: paper, r1-distill, qwen3 or chat (default: the model's).")]
-BatchSizeOption = Annotated[int, typer.Option("--batch-size", min=1, help="Local engine: rows decoded together.")]
-DeviceOption = Annotated[str | None, typer.Option("--device", help="cpu, cuda, cuda:1 (default: CUDA when present).")]
-DtypeOption = Annotated[Literal["float32", "bfloat16", "float16"] | None, typer.Option("--dtype", help="float32 or bfloat16 (default: float32 on CPU).")]
+# The Ray samplers a command opened: their workers are stopped when the command ends (see close_samplers).
+_OPEN: list[Any] = []
 
 
-def build_sampler(model: str, backend: str, base_url: list[str] | None, server_kind: str, api_key_env: str,
-                  batch_size: int, device: str | None, dtype: str | None, template: str | None, *,
-                  concurrency: int | None = None, ray: str | None = None,
-                  ray_workers: int | None = None) -> tuple[Any, Any]:
-    """The sampler and the template to render prompts with (a server and no --template: the R1-distill format,
-    which fits most reasoning models). Every command that samples builds its sampler here, so the same options
-    give the same prompts and the rollouts one command stored are found by the next (a Ray worker's sampler has
-    the identity the same sampler has in-process)."""
-    from anchors.rollouts.factory import make_sampler
+def sampler_options(parameters: dict[str, Any]) -> SamplerOptions:
+    """The SamplerOptions a command's parameters name (`locals()` at the top of its body: the sampling options are
+    named as the fields are, --model → model; a command without one of them gets the library's default)."""
+    from anchors.rollouts.factory import SamplerOptions
 
-    if backend == "openai":
-        if not base_url:
-            raise AnchorsError("--backend openai needs at least one --base-url")
-        if ray_workers is not None:
-            raise AnchorsError("--ray-workers is for a local model; with servers, each --base-url gets its workers")
-        from anchors.models.templates import make_template
-
-        if template not in (None, "paper", "r1-distill"):
-            raise AnchorsError("with --backend openai, --template can be 'paper' or 'r1-distill' (chat templates need the tokenizer)")
-        prompt_template = make_template(template or "r1-distill", model)
-        options = {"api_key_env": api_key_env, "server_kind": server_kind, "concurrency": concurrency}
-        if ray is not None:
-            from anchors.rollouts.cluster import connect, server_clients
-
-            connect(ray)
-            return _opened(server_clients(model, base_url, **options)), prompt_template
-        return make_sampler(model, server_urls=base_url, **options), prompt_template
-    if backend != "hf":
-        raise AnchorsError(f"--backend must be 'hf' or 'openai', not {backend!r}")
-    if base_url:
-        raise AnchorsError("--base-url is for --backend openai")
-    if concurrency is not None:
-        raise AnchorsError("--concurrency is for --backend openai (calls in flight per server); a local engine "
-                           "decodes --batch-size rows together")
-    if ray is not None:
-        return ray_engines(model, ray, ray_workers, batch_size, device, dtype, template)
-    if ray_workers is not None:
-        raise AnchorsError("--ray-workers needs --ray")
-    engine = make_sampler(model, device=device, dtype=dtype, template=template, batch_size=batch_size)
-    return engine, engine.handle.template
+    return SamplerOptions(**{f.name: parameters[f.name] for f in fields(SamplerOptions) if f.name in parameters})
 
 
-def ray_engines(model: str, ray: str, workers: int | None, batch_size: int, device: str | None, dtype: str | None,
-                template: str | None) -> tuple[Any, Any]:
-    """Local engines on the workers of a Ray cluster, and their template."""
-    from anchors.rollouts.cluster import connect, local_engines
+def build_sampler(options: SamplerOptions) -> tuple[Any, Any]:
+    """The sampler and prompt template of `options` (anchors.rollouts.factory.open_sampler: every command that
+    samples builds its sampler there, so the same options give the same prompts and the rollouts one command
+    stored are found by the next); a Ray sampler's workers stop when the command ends."""
+    from anchors.rollouts.factory import open_sampler
 
-    connect(ray)
-    sampler = _opened(local_engines(model, workers=workers, device=device, batch_size=batch_size, dtype=dtype,
-                                    template=template))
-    return sampler, sampler.template
+    sampler, template = open_sampler(options)
+    if options.ray is not None:
+        _OPEN.append(sampler)
+    return sampler, template
 
 
 def build_embedder(name: str, device: str | None, sampler: Any = None) -> Any:
@@ -90,15 +45,6 @@ def build_embedder(name: str, device: str | None, sampler: Any = None) -> Any:
     embedder = SentenceEmbedder(name, device=device or "cpu")
     embedder.on_progress = console.CountBar("embedding sentences")
     return embedder
-
-
-# The Ray samplers a command opened: their workers are stopped when the command ends (see close_samplers).
-_OPEN: list[Any] = []
-
-
-def _opened(sampler: Any) -> Any:
-    _OPEN.append(sampler)
-    return sampler
 
 
 def close_samplers() -> None:

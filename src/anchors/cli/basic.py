@@ -9,30 +9,10 @@ from typing import Annotated, Any, Literal
 import typer
 
 from anchors import console
-from anchors.cli.options import OutcomeOption, command_outcome
 from anchors.errors import InputError
-from anchors.cli import (
-    FromTA,
-    Inputs,
-    ModeOption,
-    ShardOption,
-    SkipInvalid,
-    app,
-    check_mode,
-    checks_outputs,
-    handles_errors,
-)
-from anchors.cli.backends import (
-    ApiKeyEnvOption,
-    BackendOption,
-    BaseUrlOption,
-    ConcurrencyOption,
-    DtypeOption,
-    ModelOption,
-    ServerKindOption,
-    TemplateOption,
-    build_sampler,
-)
+from anchors.cli import Inputs, app, check_mode, checks_outputs, handles_errors
+from anchors.cli import options as opt
+from anchors.cli.backends import build_sampler, sampler_options
 
 
 @app.command()
@@ -54,12 +34,12 @@ def _size(size_bytes: int | None) -> str:
 @handles_errors
 @checks_outputs(out="file")
 def split(
-    traces: Annotated[Path | None, typer.Argument(help="JSONL file of traces.")] = None,
-    mode: ModeOption = "default",
-    from_ta: FromTA = None,
+    traces: opt.Traces = None,
+    mode: opt.Mode = "default",
+    from_ta: opt.FromTA = None,
     out: Annotated[Path | None, typer.Option("--out", help="Write the sentences as JSONL here instead of printing them.")] = None,
-    shard: ShardOption = None,
-    skip_invalid: SkipInvalid = False,
+    shard: opt.Shard = None,
+    skip_invalid: opt.SkipInvalid = False,
 ) -> None:
     """Split each trace's thinking into sentences with character spans."""
     from anchors.traces.jsonl import write_jsonl
@@ -87,15 +67,15 @@ def _print_sentences(trace_id: str, sentences: list[Any]) -> None:
 @handles_errors
 @checks_outputs(out="file")
 def grade(
-    traces: Annotated[Path | None, typer.Argument(help="JSONL file of traces.")] = None,
-    mode: ModeOption = "default",
+    traces: opt.Traces = None,
+    mode: opt.Mode = "default",
     method: Annotated[Literal["boxed_last", "boxed_first", "answer_is", "last_number", "choice", "auto"] | None, typer.Option("--method", help="Answer extractor: boxed_last, boxed_first, answer_is, last_number, choice, auto (default: the mode's).")] = None,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds per answer comparison before giving up with status 'timeout'.")] = 5.0,
-    from_ta: FromTA = None,
+    from_ta: opt.FromTA = None,
     out: Annotated[Path | None, typer.Option("--out", help="Also write one JSON line per trace here.")] = None,
-    outcome: OutcomeOption = "math",
-    shard: ShardOption = None,
-    skip_invalid: SkipInvalid = False,
+    outcome: opt.Outcome = "math",
+    shard: opt.Shard = None,
+    skip_invalid: opt.SkipInvalid = False,
 ) -> None:
     """Extract each trace's final answer and grade it against the gold answer (or read it with --outcome)."""
     from anchors.traces.jsonl import write_jsonl
@@ -125,7 +105,7 @@ def _answer_reader(outcome: str, mode: str, method: str | None, timeout: float) 
         return read_math
     if method is not None:
         raise InputError("--method picks the math answer's extractor; it does not apply with --outcome " + outcome)
-    reader = command_outcome(outcome, mode=mode)
+    reader = opt.command_outcome(outcome, mode=mode)
 
     def read(trace: Any) -> dict[str, Any]:
         result = reader.grade(trace.answer_text, trace.gold_answer, trace=trace)
@@ -139,7 +119,7 @@ def _answer_reader(outcome: str, mode: str, method: str | None, timeout: float) 
 @handles_errors
 @checks_outputs(out="file")
 def generate(
-    model: ModelOption = "smollm2-135m",
+    model: opt.Model = "smollm2-135m",
     problem: Annotated[str | None, typer.Option("--problem", help="One problem text (its trace id: --id, else a hash of the text).")] = None,
     problem_id: Annotated[str | None, typer.Option("--id", help="The trace id of --problem (letters, digits, . _ -).")] = None,
     gold: Annotated[str | None, typer.Option("--gold", help="The gold answer of --problem, for grading.")] = None,
@@ -147,54 +127,48 @@ def generate(
     out: Annotated[Path, typer.Option("--out", help="JSONL file the traces are appended to (problems already in it are skipped).")] = Path("results/traces.jsonl"),
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N problems.")] = None,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1, help="Token budget of the thinking.")] = 320,
-    temperature: Annotated[float, typer.Option("--temperature", min=0.0)] = 0.6,
-    top_p: Annotated[float, typer.Option("--top-p", min=0.0, max=1.0)] = 0.95,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
-    template: TemplateOption = None,
-    device: Annotated[str | None, typer.Option("--device", help="cpu, cuda, cuda:1 (default: CUDA when present).")] = None,
-    dtype: DtypeOption = None,
-    backend: BackendOption = "hf",
-    base_url: BaseUrlOption = None,
-    server_kind: ServerKindOption = "vllm",
-    api_key_env: ApiKeyEnvOption = "OPENAI_API_KEY",
-    concurrency: ConcurrencyOption = None,
-    skip_invalid: SkipInvalid = False,
+    temperature: opt.Temperature = 0.6,
+    top_p: opt.TopP = 0.95,
+    seed: opt.Seed = 0,
+    template: opt.Template = None,
+    device: opt.Device = None,
+    dtype: opt.Dtype = None,
+    backend: opt.Backend = "hf",
+    base_url: opt.BaseUrl = None,
+    server_kind: opt.ServerKind = "vllm",
+    api_key_env: opt.ApiKeyEnv = "OPENAI_API_KEY",
+    concurrency: opt.Concurrency = None,
+    skip_invalid: opt.SkipInvalid = False,
 ) -> None:
     """Generate on-policy reasoning traces with a local model or an OpenAI-compatible server and append them to
     a JSONL file."""
-    from anchors.rollouts.generate import (
-        GenerationConfig,
-        SamplerModel,
-        generate_traces,
-        problems_to_run,
-    )
+    backend_options = sampler_options(locals())  # first: locals() are the options here
+    from anchors.rollouts.generate import GenerationConfig, generate_traces, problems_to_run
 
     todo, reader = problems_to_run(problem=problem, problems_path=problems, out=out, limit=limit, problem_id=problem_id,
                                    gold_answer=gold)
-    if reader is not None:
-        for bad in reader.problems:
-            console.line_problem(bad)
-    skipped = bool(reader is not None and reader.errors and not skip_invalid)
+    for bad in reader.problems if reader is not None else ():
+        console.line_problem(bad)
     if not todo:
         console.stdout.print(f"nothing to do: every valid problem already has a trace in {out}")
-        if skipped:
-            raise typer.Exit(1)
-        return
-    config = GenerationConfig(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed)
-    if backend == "openai" or base_url or concurrency is not None:  # build_sampler says what does not fit
-        sampler, prompt_template = build_sampler(model, backend, base_url, server_kind, api_key_env, 1, device,
-                                                 dtype, template, concurrency=concurrency)
-        traces = generate_traces(SamplerModel(sampler, prompt_template, model), todo, out=out, config=config,
-                                 progress=console.track)
     else:
-        traces = generate_traces(model, todo, out=out, config=config, template=template, device=device, dtype=dtype,
-                                 progress=console.track)
-    written = 0
-    for _ in traces:
-        written += 1
-    console.stdout.print(f"wrote {written} trace(s) to {out}")
-    if skipped:
+        config = GenerationConfig(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed)
+        traces = generate_traces(_generator(backend_options), todo, out=out, config=config, progress=console.track)
+        console.stdout.print(f"wrote {sum(1 for _ in traces)} trace(s) to {out}")
+    if reader is not None and reader.errors and not skip_invalid:
         raise typer.Exit(1)
+
+
+def _generator(options: Any) -> Any:
+    """A server's sampler (--backend openai: build_sampler says what does not fit), else the local model."""
+    if options.backend == "openai" or options.base_url or options.concurrency is not None:
+        from anchors.rollouts.generate import SamplerModel
+
+        sampler, template = build_sampler(options)
+        return SamplerModel(sampler, template, options.model)
+    from anchors.models import load_model
+
+    return load_model(options.model, device=options.device, dtype=options.dtype, template=options.template)
 
 
 @app.command()
@@ -206,11 +180,12 @@ def demo(
 ) -> None:
     """The main job on the bundled model: generate a trace for an example problem, split and grade it, then
     score the committed example trace (which sentences cause its answer)."""
-    from anchors.cli.score import score_example
-    from anchors.rollouts.generate import example_problems_path
+    from anchors.cli.score import score
+    from anchors.paths import example_file
 
     traces = out / "traces.jsonl"
-    generate(model=model, problems=example_problems_path(), out=traces, limit=1)
+    generate(model=model, problems=example_file("problems.jsonl", "pass --problems FILE or --problem TEXT"), out=traces,
+             limit=1)
     split(traces=traces)
     grade(traces=traces)
-    score_example(model=model, out=out / "scores")
+    score(traces=example_file("traces.jsonl", "pass a TRACES.jsonl file"), model=model, out=out / "scores", limit=1)

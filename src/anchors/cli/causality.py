@@ -8,39 +8,9 @@ from typing import Annotated, Any
 import typer
 
 from anchors import console
-from anchors.cli import (
-    FromTA,
-    Inputs,
-    OutOption,
-    OverwriteOption,
-    ShardOption,
-    SkipInvalid,
-    StoreOption,
-    app,
-    checks_outputs,
-    finish,
-    handles_errors,
-    limited,
-    results_dir,
-)
-from anchors.cli.backends import (
-    ApiKeyEnvOption,
-    BackendOption,
-    BaseUrlOption,
-    BatchSizeOption,
-    ConcurrencyOption,
-    DeviceOption,
-    DtypeOption,
-    EmbedDeviceOption,
-    ModelOption,
-    RayOption,
-    RayWorkersOption,
-    ServerKindOption,
-    TemplateOption,
-    build_embedder,
-    build_sampler,
-)
-from anchors.cli.options import OutcomeOption, SentencesOption, command_outcome, math_only, parse_indices
+from anchors.cli import Inputs, app, checks_outputs, finish, handles_errors, limited, results_dir
+from anchors.cli import options as opt
+from anchors.cli.backends import build_embedder, build_sampler, sampler_options
 from anchors.errors import InputError
 
 TESTS = ("validity", "early", "filler", "mistakes", "paraphrase", "resilience")  # the default set
@@ -51,14 +21,14 @@ TestsOption = Annotated[str, typer.Option("--tests", help="Comma-separated: vali
 @handles_errors
 @checks_outputs(out="dir", store="file")
 def causality(
-    traces: Annotated[Path | None, typer.Argument(help="JSONL file of traces.")] = None,
-    from_ta: FromTA = None,
-    model: ModelOption = "smollm2-135m",
-    out: OutOption = Path("results"),
-    store: StoreOption = None,
-    overwrite: OverwriteOption = False,
+    traces: opt.Traces = None,
+    from_ta: opt.FromTA = None,
+    model: opt.Model = "smollm2-135m",
+    out: opt.Out = Path("results"),
+    store: opt.Store = None,
+    overwrite: opt.Overwrite = False,
     tests: TestsOption = "validity,early,filler,mistakes,paraphrase,resilience",
-    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N traces.")] = None,
+    limit: opt.Limit = None,
     samples: Annotated[int, typer.Option("--samples", min=1, help="Forced answers per truncation point / condition.")] = 3,
     points: Annotated[int, typer.Option("--points", min=0, help="Early-answering truncation points per trace (0: every sentence boundary).")] = 5,
     continuations: Annotated[int, typer.Option("--continuations", min=1, help="On-policy continuations per condition (mistakes, paraphrase, resilience baseline).")] = 2,
@@ -70,32 +40,33 @@ def causality(
     chains: Annotated[int, typer.Option("--chains", min=1, help="Resampling chains per resilience sentence.")] = 2,
     max_rounds: Annotated[int, typer.Option("--max-rounds", min=1, help="Rounds before a resilience chain is censored.")] = 3,
     importance: Annotated[str | None, typer.Option("--importance", help="Resilience sentences: the top by a per-sentence column of the results in OUT (e.g. counterfactual_importance_kl from anchors score, receiver_score), 'ta' for the authors' counterfactual_importance_kl (with --from-ta), or a JSONL of {trace_id, sentence_index, score}; default evenly spaced.")] = None,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
-    outcome: OutcomeOption = "math",
-    sentences: SentencesOption = None,
+    seed: opt.Seed = 0,
+    outcome: opt.Outcome = "math",
+    sentences: opt.Sentences = None,
     trace_tokens: Annotated[int, typer.Option("--trace-tokens", min=1, help="hint: thinking budget of each sampled answer on the cued and uncued prompts (the cued trace is one of them).")] = 160,
     insert_text: Annotated[str | None, typer.Option("--insert-text", help="insertions: the hand-written sentence inserted where --insertions gives none (default: 'Wait, I think I made a mistake somewhere, so the answer must be different.').")] = None,
     insertions_file: Annotated[Path | None, typer.Option("--insertions", help="insertions: JSONL of {\"trace_id\", \"sentence_index\", \"text\"}: hand-written sentences per position (their positions are the ones tested, unless --sentences).")] = None,
     other_traces: Annotated[Path | None, typer.Option("--other-traces", help="insertions: another model's traces of the same problems (JSONL, matched by id): their sentence closest to the hand-written one is inserted too.")] = None,
     candidates: Annotated[int, typer.Option("--candidates", min=1, help="insertions: sentences the model writes at each position to pick the on-policy one from.")] = 6,
-    template: TemplateOption = None,
-    backend: BackendOption = "hf",
-    base_url: BaseUrlOption = None,
-    server_kind: ServerKindOption = "vllm",
-    api_key_env: ApiKeyEnvOption = "OPENAI_API_KEY",
-    batch_size: BatchSizeOption = 32,
-    device: DeviceOption = None,
-    dtype: DtypeOption = None,
-    concurrency: ConcurrencyOption = None,
-    ray: RayOption = None,
-    ray_workers: RayWorkersOption = None,
-    embed_device: EmbedDeviceOption = None,
-    shard: ShardOption = None,
-    skip_invalid: SkipInvalid = False,
+    template: opt.Template = None,
+    backend: opt.Backend = "hf",
+    base_url: opt.BaseUrl = None,
+    server_kind: opt.ServerKind = "vllm",
+    api_key_env: opt.ApiKeyEnv = "OPENAI_API_KEY",
+    batch_size: opt.BatchSize = 32,
+    device: opt.Device = None,
+    dtype: opt.Dtype = None,
+    concurrency: opt.Concurrency = None,
+    ray: opt.Ray = None,
+    ray_workers: opt.RayWorkers = None,
+    embed_device: opt.EmbedDevice = None,
+    shard: opt.Shard = None,
+    skip_invalid: opt.SkipInvalid = False,
 ) -> None:
     """Trace-level causality tests: step validity, early answering (AOC), filler/swapped traces, inserted
     mistakes, paraphrase, resilience/CI++. Each trace's tables go to OUT/<trace id>/, the summary and the mean
     early-answering curve to OUT/."""
+    backend_options = sampler_options(locals())  # first: locals() are the options here
     from anchors.analysis import InsertionInputs, run_causality_tests, write_reports
 
     inputs = Inputs(traces, from_ta, shard)
@@ -109,16 +80,10 @@ def causality(
                               top_k=top_k, chains=chains, max_rounds=max_rounds, seed=seed, sentences=sentences,
                               trace_tokens=trace_tokens, insert_text=insert_text, candidates=candidates)
     if from_ta is not None:
-        math_only(outcome, "--from-ta (the authors' traces)")
+        opt.math_only(outcome, "--from-ta (the authors' traces)")
     inputs_for_insertions = insertion_inputs(insertions_file, other_traces) if "insertions" in config.tests else InsertionInputs()
     results = results_dir(out, overwrite=overwrite, store=store)
-    sampler, engine = None, None
-    if config.needs_model:
-        engine, prompt_template = build_sampler(model, backend, base_url, server_kind, api_key_env, batch_size, device,
-                                                dtype, template, concurrency=concurrency, ray=ray,
-                                                ray_workers=ray_workers)
-        sampler = trace_sampler_for(engine, prompt_template, results.store_path(),
-                                    command_outcome(outcome, template=prompt_template))
+    engine, sampler = _samplers(backend_options, results.store_path(), outcome) if config.needs_model else (None, None)
     result = run_causality_tests(loaded, config, results, sampler=sampler, importance=importance, progress=console.track,
                                  insertions=inputs_for_insertions,
                                  embed=build_embedder("all-MiniLM-L6-v2", embed_device, engine))
@@ -126,6 +91,12 @@ def causality(
     write_reports(results, [t.id for t in loaded])
     console.stdout.print(f"wrote {out}/<trace id>/ for {len(loaded)} trace(s), and the summary over all of them to {out}/")
     finish(inputs, skip_invalid)
+
+
+def _samplers(options: Any, store: Path, outcome: str) -> tuple[Any, Any]:
+    """The engine the options name and the tests' sampler over it, reading answers with `outcome`."""
+    engine, template = build_sampler(options)
+    return engine, trace_sampler_for(engine, template, store, opt.command_outcome(outcome, template=template))
 
 
 def trace_sampler_for(engine: Any, template: Any, store: Path, outcome: Any = None) -> Any:
@@ -207,7 +178,7 @@ def causality_config(tests: str = ",".join(TESTS), *, samples: int = 3, points: 
         hint=HintConfig(samples=samples, trace_tokens=trace_tokens, rollouts=continuations, **continuing),
         insertions=InsertionsConfig(samples=continuations, candidates=candidates, **continuing,
                                     **({"text": insert_text} if insert_text else {})),
-        sentences=parse_indices(sentences, "--sentences"),
+        sentences=opt.parse_indices(sentences, "--sentences"),
     )  # fmt: skip
 
 

@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 
 from anchors import console
-from anchors.cli import SkipInvalid, app, checks_outputs, finish_folders, handles_errors, ta_reader
+from anchors.cli import app, checks_outputs, finish_folders, handles_errors, ta_reader
+from anchors.cli import options as opt
 from anchors.errors import AnchorsError
 
 ResultsArg = Annotated[Path | None, typer.Argument(help="Results folder: RESULTS_DIR/<trace id>/ (scores.csv, matrix.npz, …).")]
@@ -65,7 +66,7 @@ def figures(
     formats: Annotated[str, typer.Option("--format", help="Comma-separated: html, png, svg (pdf, jpg, webp also work).")] = "html,png,svg",
     per_trace: Annotated[str | None, typer.Option("--per-trace", help="Comma-separated per-trace figures, 'all' or 'none' (default: all; 'graph' with --from-ta).")] = None,
     metric: MetricOption = None,
-    skip_invalid: SkipInvalid = False,
+    skip_invalid: opt.SkipInvalid = False,
 ) -> None:
     """Regenerate every figure from stored results alone (or the paper's black-box figures from the authors' data)
     and print the category table the category figures plot (the paper's aggregation, docs/methods.md)."""
@@ -119,7 +120,7 @@ def report(
     out: Annotated[Path | None, typer.Option("--out", help="Write OUT/<trace id>.html (default: each trace's report in its result folder; 'reports/' with --from-ta).")] = None,
     alternatives: Annotated[int, typer.Option("--alternatives", min=0, help="Resampled alternatives shown per sentence.")] = 5,
     metric: MetricOption = None,
-    skip_invalid: SkipInvalid = False,
+    skip_invalid: opt.SkipInvalid = False,
 ) -> None:
     """Write one self-contained, offline HTML report per trace: sentences with every metric and its interval,
     resampled alternatives, the sentence graph and the matrices."""

@@ -10,19 +10,8 @@ from typing import Annotated, Any, Literal, Optional
 import typer
 
 from anchors import console
-from anchors.cli import (
-    FromTA,
-    Inputs,
-    ModeOption,
-    OverwriteOption,
-    ShardOption,
-    SkipInvalid,
-    app,
-    check_mode,
-    checks_outputs,
-    handles_errors,
-    results_dir,
-)
+from anchors.cli import Inputs, app, check_mode, checks_outputs, handles_errors, results_dir
+from anchors.cli import options as opt
 from anchors.errors import AnchorsError
 
 
@@ -31,8 +20,8 @@ from anchors.errors import AnchorsError
 @checks_outputs(out="auto", save_labelled="file")
 def label(
     traces: Annotated[Optional[Path], typer.Argument(help="JSONL file of traces to label.")] = None,
-    from_ta: FromTA = None,
-    mode: ModeOption = "default",
+    from_ta: opt.FromTA = None,
+    mode: opt.Mode = "default",
     labeller: Annotated[Literal["auto", "offline", "llm"], typer.Option("--labeller", help="auto (LLM if an endpoint is configured, else offline), offline or llm.")] = "auto",
     base_url: Annotated[Optional[str], typer.Option("--base-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1 (default: $ANCHORS_LABEL_BASE_URL).")] = None,
     model: Annotated[Optional[str], typer.Option("--model", help="Model name sent to the endpoint (default: $ANCHORS_LABEL_MODEL or 'default').")] = None,
@@ -44,11 +33,11 @@ def label(
     tagger: Annotated[Optional[Path], typer.Option("--tagger", help="Offline model (.npz from --fit) instead of the bundled one.")] = None,
     fit: Annotated[Optional[Path], typer.Option("--fit", help="Refit the offline classifier on this labelled set: a JSONL file, or a Thought Anchors folder (chunks_labeled.json).")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="A results folder (the tags of each trace go to OUT/<trace id>/, next to other methods' results), or a .jsonl file (one line per sentence); default: print. With --fit: the model file (default results/tagger.npz).")] = None,
-    overwrite: OverwriteOption = False,
+    overwrite: opt.Overwrite = False,
     save_labelled: Annotated[Optional[Path], typer.Option("--save-labelled", help="Also write the labels as a labelled set (one trace per line, with its problem) that --fit trains on: label a sample with an LLM endpoint, then fit a fast offline tagger to it.")] = None,
     text_only: Annotated[bool, typer.Option("--text-only", help="With --fit: leave sentence embeddings out (labels ~50x faster, a little less accurate).")] = False,
-    shard: ShardOption = None,
-    skip_invalid: SkipInvalid = False,
+    shard: opt.Shard = None,
+    skip_invalid: opt.SkipInvalid = False,
 ) -> None:
     """Tag each sentence with its function (plan generation, active computation, …), or refit the offline tagger."""
     if fit is not None:

@@ -9,37 +9,9 @@ from typing import Annotated, Any
 import typer
 
 from anchors import console
-from anchors.cli import (
-    FromTA,
-    Inputs,
-    ModeOption,
-    OutOption,
-    ShardOption,
-    SkipInvalid,
-    app,
-    check_mode,
-    checks_outputs,
-    handles_errors,
-    results_dir,
-)
-from anchors.cli.backends import (
-    ApiKeyEnvOption,
-    BackendOption,
-    BaseUrlOption,
-    BatchSizeOption,
-    ConcurrencyOption,
-    DeviceOption,
-    DryRunOption,
-    DtypeOption,
-    ModelOption,
-    RayOption,
-    RayWorkersOption,
-    ServerKindOption,
-    TemplateOption,
-    build_sampler,
-    dry_run,
-)
-from anchors.cli.options import SentencesOption, parse_indices
+from anchors.cli import Inputs, app, check_mode, checks_outputs, handles_errors, results_dir
+from anchors.cli import options as opt
+from anchors.cli.backends import build_sampler, dry_run, sampler_options
 from anchors.errors import AnchorsError
 
 
@@ -47,44 +19,41 @@ from anchors.errors import AnchorsError
 @handles_errors
 @checks_outputs(out="dir", store="file", export_ta="dir")
 def resample(
-    traces: Annotated[Path | None, typer.Argument(help="JSONL file of traces.")] = None,
-    model: ModelOption = "smollm2-135m",
+    traces: opt.Traces = None,
+    model: opt.Model = "smollm2-135m",
     rollouts: Annotated[int, typer.Option("--rollouts", min=1, help="Rollouts per sentence.")] = 100,
-    backend: BackendOption = "hf",
-    base_url: BaseUrlOption = None,
-    server_kind: ServerKindOption = "vllm",
-    api_key_env: ApiKeyEnvOption = "OPENAI_API_KEY",
-    out: OutOption = Path("results"),
+    backend: opt.Backend = "hf",
+    base_url: opt.BaseUrl = None,
+    server_kind: opt.ServerKind = "vllm",
+    api_key_env: opt.ApiKeyEnv = "OPENAI_API_KEY",
+    out: opt.Out = Path("results"),
     store: Annotated[Path | None, typer.Option("--store", help="SQLite rollout store (default: OUT/rollouts.sqlite, where score, causality and analyze into the same OUT find the rollouts); re-runs top up what is missing.")] = None,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1)] = 1024,
-    temperature: Annotated[float, typer.Option("--temperature", min=0.0)] = 0.6,
-    top_p: Annotated[float, typer.Option("--top-p", min=0.0, max=1.0)] = 0.95,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
-    mode: ModeOption = "default",
-    template: TemplateOption = None,
-    batch_size: BatchSizeOption = 32,
-    device: DeviceOption = None,
-    dtype: DtypeOption = None,
-    sentences: SentencesOption = None,
-    concurrency: ConcurrencyOption = None,
-    ray: RayOption = None,
-    ray_workers: RayWorkersOption = None,
-    dry: DryRunOption = False,
+    temperature: opt.Temperature = 0.6,
+    top_p: opt.TopP = 0.95,
+    seed: opt.Seed = 0,
+    mode: opt.Mode = "default",
+    template: opt.Template = None,
+    batch_size: opt.BatchSize = 32,
+    device: opt.Device = None,
+    dtype: opt.Dtype = None,
+    sentences: opt.Sentences = None,
+    concurrency: opt.Concurrency = None,
+    ray: opt.Ray = None,
+    ray_workers: opt.RayWorkers = None,
+    dry: opt.DryRun = False,
     export_ta: Annotated[Path | None, typer.Option("--export-ta", help="Also write each trace as a Thought Anchors folder (chunk_{i}/solutions.json) here.")] = None,
-    from_ta: FromTA = None,
-    shard: ShardOption = None,
-    skip_invalid: SkipInvalid = False,
+    from_ta: opt.FromTA = None,
+    shard: opt.Shard = None,
+    skip_invalid: opt.SkipInvalid = False,
 ) -> None:
     """Resample every sentence of each trace N times into the rollout store, with the local engine or a server (the black-box methods then read them with no sampling)."""
-    from anchors.rollouts.jobs import SamplingFailed, collect_rollouts
+    backend_options = sampler_options(locals())  # first: locals() are the options here
     from anchors.rollouts.plan import resampling_requests, sampling_params
 
-    mode = check_mode(mode)
-    inputs = Inputs(traces, from_ta, shard)
-    sampler, prompt_template = build_sampler(model, backend, base_url, server_kind, api_key_env, batch_size,
-                                             device, dtype, template, concurrency=concurrency, ray=ray,
-                                             ray_workers=ray_workers)
-    chosen = parse_indices(sentences, "--sentences")
+    mode, inputs = check_mode(mode), Inputs(traces, from_ta, shard)
+    sampler, prompt_template = build_sampler(backend_options)
+    chosen = opt.parse_indices(sentences, "--sentences")
     planned = [(trace, resampling_requests(trace, rollouts=rollouts, seed=seed, mode=mode, template=prompt_template,
                                            sentences=chosen))
                for trace in inputs]
@@ -93,19 +62,27 @@ def resample(
     store_path = results_dir(out, store=store).store_path()
     if dry:
         dry_run(sampler, [("resampled continuations", everything, params)], store_path)
-        inputs.exit_if_invalid(skip_invalid)
-        return
+    else:
+        _sample(sampler, planned, everything, params, store_path, export_ta, mode)
+    inputs.exit_if_invalid(skip_invalid)
+
+
+def _sample(sampler: Any, planned: list[tuple[Any, list[Any]]], requests: list[Any], params: Any, store: Path,
+            export_ta: Path | None, mode: str) -> None:
+    """Sample what the store lacks, print what it holds for each trace and export it; a failed rollout is an error
+    after that (the others are stored, and a re-run retries only it)."""
+    from anchors.rollouts.jobs import SamplingFailed, collect_rollouts
+
     failed = None
     try:
-        results = collect_rollouts(sampler, everything, params, store=store_path)
+        results = collect_rollouts(sampler, requests, params, store=store)
     except SamplingFailed as error:
         results, failed = error.results, error
-    _summary(planned, results, store_path)
+    _summary(planned, results, store)
     if export_ta is not None:
         _export(planned, results, export_ta, mode)
     if failed is not None:
         raise AnchorsError(str(failed))
-    inputs.exit_if_invalid(skip_invalid)
 
 
 def _summary(planned: list[tuple[Any, list[Any]]], results: dict[str, list[Any]], store: Path) -> None:

@@ -15,53 +15,11 @@ import typer
 
 from anchors import console
 from anchors.cli import (
-    FromTA,
-    Inputs,
-    ModeOption,
-    OutOption,
-    OverwriteOption,
-    ShardOption,
-    SkipInvalid,
-    StoreOption,
-    TagsOption,
-    app,
-    checks_outputs,
-    check_mode,
-    finish,
-    finish_folders,
-    handles_errors,
-    limited,
-    parse_shard,
-    reporter,
-    results_dir,
-    ta_reader,
+    Inputs, app, checks_outputs, check_mode, finish, finish_folders,
+    handles_errors, limited, parse_shard, reporter, results_dir, ta_reader,
 )
-from anchors.cli.options import (
-    OutcomeOption,
-    SentencesOption,
-    command_outcome,
-    math_only,
-    parse_indices,
-)
-from anchors.cli.backends import (
-    ApiKeyEnvOption,
-    BackendOption,
-    BaseUrlOption,
-    BatchSizeOption,
-    ConcurrencyOption,
-    DeviceOption,
-    DryRunOption,
-    DtypeOption,
-    EmbedDeviceOption,
-    ModelOption,
-    RayOption,
-    RayWorkersOption,
-    ServerKindOption,
-    TemplateOption,
-    build_embedder,
-    build_sampler,
-    dry_run,
-)
+from anchors.cli import options as opt
+from anchors.cli.backends import build_embedder, build_sampler, dry_run, sampler_options
 
 compat_app = typer.Typer(help="Check anchors against the published method on data in the authors' layout.",
                          no_args_is_help=True, rich_markup_mode="rich")
@@ -84,49 +42,51 @@ def _profiling(command: Any) -> Any:
 @checks_outputs(out="dir", store="file")
 @_profiling
 def score(
-    traces: Annotated[Path | None, typer.Argument(help="JSONL file of traces.")] = None,
-    from_ta: FromTA = None,
-    model: ModelOption = "smollm2-135m",
+    traces: opt.Traces = None,
+    from_ta: opt.FromTA = None,
+    model: opt.Model = "smollm2-135m",
     rollouts: Annotated[int, typer.Option("--rollouts", min=1, help="Rollouts per prefix (and as many forced answers); with --adaptive, the first round.")] = 8,
-    mode: ModeOption = "default",
-    out: OutOption = Path("results"),
-    store: StoreOption = None,
-    overwrite: OverwriteOption = False,
+    mode: opt.Mode = "default",
+    out: opt.Out = Path("results"),
+    store: opt.Store = None,
+    overwrite: opt.Overwrite = False,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1, help="Token budget of each resampled continuation.")] = 96,
     forced: Annotated[bool, typer.Option("--forced/--no-forced", help="Also sample forced answers (forced-answer importance).")] = True,
     matrix: Annotated[bool, typer.Option("--matrix/--no-matrix", help="Also compute the sentence→sentence matrix.")] = True,
     bootstrap: Annotated[int | None, typer.Option("--bootstrap", min=0, help="Bootstrap resamples for the intervals (default: 1000; 0 in paper mode).")] = None,
     fdr: Annotated[float, typer.Option("--fdr", help="Benjamini–Hochberg level of the anchor flag.")] = 0.05,
     threshold: Annotated[float, typer.Option("--threshold", help="Cosine below which a resampled sentence counts as different.")] = 0.8,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    seed: opt.Seed = 0,
     adaptive: Annotated[bool, typer.Option("--adaptive", help="Start with --rollouts per prefix, then add half as many per round until each sentence's counterfactual-KL interval is narrower than --target-width or separated from the top 3.")] = False,
     target_width: Annotated[float, typer.Option("--target-width", help="Adaptive: interval width (nats) at which a sentence is done.")] = 1.5,
     max_rollouts: Annotated[int, typer.Option("--max-rollouts", min=1, help="Adaptive: most rollouts per prefix.")] = 50,
-    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N traces.")] = None,
+    limit: opt.Limit = None,
     top: Annotated[int, typer.Option("--top", min=1, help="Rows of the printed table of top anchors.")] = 5,
     embedder: Embedder = "all-MiniLM-L6-v2",
-    tags: TagsOption = "auto",
-    outcome: OutcomeOption = "math",
-    sentences: SentencesOption = None,
-    backend: BackendOption = "hf",
-    base_url: BaseUrlOption = None,
-    server_kind: ServerKindOption = "vllm",
-    api_key_env: ApiKeyEnvOption = "OPENAI_API_KEY",
-    template: TemplateOption = None,
-    batch_size: BatchSizeOption = 32,
-    device: DeviceOption = None,
-    dtype: DtypeOption = None,
-    concurrency: ConcurrencyOption = None,
-    ray: RayOption = None,
-    ray_workers: RayWorkersOption = None,
-    embed_device: EmbedDeviceOption = None,
-    dry: DryRunOption = False,
-    shard: ShardOption = None,
-    skip_invalid: SkipInvalid = False,
+    tags: opt.Tags = "auto",
+    outcome: opt.Outcome = "math",
+    sentences: opt.Sentences = None,
+    backend: opt.Backend = "hf",
+    base_url: opt.BaseUrl = None,
+    server_kind: opt.ServerKind = "vllm",
+    api_key_env: opt.ApiKeyEnv = "OPENAI_API_KEY",
+    template: opt.Template = None,
+    batch_size: opt.BatchSize = 32,
+    device: opt.Device = None,
+    dtype: opt.Dtype = None,
+    concurrency: opt.Concurrency = None,
+    ray: opt.Ray = None,
+    ray_workers: opt.RayWorkers = None,
+    embed_device: opt.EmbedDevice = None,
+    dry: opt.DryRun = False,
+    shard: opt.Shard = None,
+    skip_invalid: opt.SkipInvalid = False,
     profile: Annotated[bool, typer.Option("--profile", help="Print each trace's seconds per phase (sampling, grading, embedding, metrics; also in its manifest) and the reports', and write a cProfile of the run to OUT/profile.pstats (python -m pstats, snakeviz).")] = False,
 ) -> None:
     """Which sentences of each trace cause its answer: resample from every sentence, grade, and score."""
+    backend_options = sampler_options(locals())  # first: locals() are the options here
     from anchors.analysis import BlackBox
+
     config = blackbox_config(mode, rollouts, max_new_tokens, forced, matrix, bootstrap, fdr, threshold, seed,
                              outcome=outcome, sentences=sentences)
     spec = BlackBox(config, check_tags(tags), _adaptive_plan(rollouts, max_rollouts, target_width) if adaptive else None)
@@ -134,15 +94,13 @@ def score(
     if from_ta is not None:
         if traces is not None:
             raise typer.BadParameter("give either a TRACES.jsonl file or --from-ta DIR, not both")
-        math_only(outcome, "--from-ta (the authors' rollouts)")
+        opt.math_only(outcome, "--from-ta (the authors' rollouts)")
         _score_from_ta(from_ta, spec.config, build_embedder(embedder, embed_device), results, top, limit, skip_invalid,
                        shard, profile)
         return
     inputs = Inputs(traces, None, shard)
     items = limited(inputs, limit)
-    sampler, prompt_template = build_sampler(model, backend, base_url, server_kind, api_key_env, batch_size,
-                                             device, dtype, template, concurrency=concurrency, ray=ray,
-                                             ray_workers=ray_workers)
+    sampler, prompt_template = build_sampler(backend_options)
     spec = with_outcome(spec, prompt_template)
     if dry:
         _dry_run(items, sampler, prompt_template, spec, results.store_path())
@@ -176,7 +134,7 @@ def blackbox_config(mode: str, rollouts: int, max_new_tokens: int, forced: bool,
 
     return BlackBoxConfig(mode=check_mode(mode), rollouts=rollouts, max_new_tokens=max_new_tokens, forced=forced,  # type: ignore[arg-type]
                           matrix=matrix, bootstrap=bootstrap, fdr=fdr, similarity_threshold=threshold, seed=seed,
-                          outcome=outcome.strip(), sentences=parse_indices(sentences, "--sentences"))
+                          outcome=outcome.strip(), sentences=opt.parse_indices(sentences, "--sentences"))
 
 
 def with_outcome(spec: Any, template: Any) -> Any:
@@ -185,7 +143,7 @@ def with_outcome(spec: Any, template: Any) -> Any:
     from anchors.models.templates import paper_template
 
     config = spec.config
-    outcome = command_outcome(config.outcome, mode=config.mode, template=paper_template() if config.paper else template,
+    outcome = opt.command_outcome(config.outcome, mode=config.mode, template=paper_template() if config.paper else template,
                               answer_method=config.answer_method)
     return replace(spec, config=replace(config, outcome=outcome.spec), outcome=outcome)
 
@@ -207,23 +165,6 @@ def _score_traces(traces: list[Any], sampler: Any, template: Any, spec: Any, out
         with _timed_reports(profile):
             write_reports(out, [s.trace_id for s in done])
     return failed
-
-
-def example_traces_path() -> Path:
-    """The project's example traces (examples/traces.jsonl in the source checkout; the first is the demo's)."""
-    from anchors.errors import InputError
-    from anchors.paths import project_root
-
-    root = project_root()
-    path = root / "examples" / "traces.jsonl" if root else None
-    if path is None or not path.is_file():
-        raise InputError("the example traces live in a source checkout (examples/traces.jsonl); pass a TRACES.jsonl file")
-    return path
-
-
-def score_example(model: str, out: Path) -> None:
-    """`anchors score examples/traces.jsonl --limit 1` with default settings (the demo's last step)."""
-    score(traces=example_traces_path(), model=model, out=out, limit=1)
 
 
 def _adaptive_plan(rollouts: int, max_rollouts: int, target_width: float) -> Any:
@@ -336,7 +277,7 @@ def compat_check(
     out: Annotated[Path | None, typer.Option("--out", help="Where to write compat_report.json (default: the current folder).")] = None,
     embedder: Embedder = "all-MiniLM-L6-v2",
     similarity: Annotated[bool, typer.Option("--similarity/--no-similarity", help="Also recompute the similarity-based metrics (embeds every resampled sentence: minutes on a CPU the first time, cached after).")] = True,
-    skip_invalid: SkipInvalid = False,
+    skip_invalid: opt.SkipInvalid = False,
 ) -> None:
     """Recompute the published metrics from the authors' files and report how many agree."""
     from anchors.methods.blackbox.compat import compat_check as run_check

@@ -10,24 +10,8 @@ from typing import Annotated, Any, Literal
 import typer
 
 from anchors import console
-from anchors.cli import (
-    FromTA,
-    Inputs,
-    ModeOption,
-    OutOption,
-    OverwriteOption,
-    ShardOption,
-    SkipInvalid,
-    app,
-    checks_outputs,
-    check_mode,
-    finish,
-    handles_errors,
-    reporter,
-    results_dir,
-)
-from anchors.cli.backends import DeviceOption, DtypeOption
-from anchors.cli.options import parse_indices
+from anchors.cli import Inputs, app, checks_outputs, check_mode, finish, handles_errors, reporter, results_dir
+from anchors.cli import options as opt
 from anchors.errors import InputError
 
 ModelOption = Annotated[str, typer.Option("--model", help="Model alias, local folder, .gguf file or hub name.")]
@@ -40,10 +24,10 @@ ChunkOption = Annotated[int | None, typer.Option("--query-chunk", min=1, help="Q
 @handles_errors
 @checks_outputs(out="dir")
 def receivers(
-    traces: Annotated[Path | None, typer.Argument(help="JSONL file of traces.")] = None,
+    traces: opt.Traces = None,
     model: ModelOption = "smollm2-135m",
-    out: OutOption = Path("results"),
-    overwrite: OverwriteOption = False,
+    out: opt.Out = Path("results"),
+    overwrite: opt.Overwrite = False,
     top_k: Annotated[int, typer.Option("--top-k", min=1, help="Receiver heads to keep.")] = 20,
     proximity_ignore: Annotated[int, typer.Option("--proximity-ignore", min=0, help="Vertical scores skip the next N sentences.")] = 4,
     control_depth: Annotated[bool, typer.Option("--control-depth", help="Rank-normalise each row before vertical scores.")] = False,
@@ -53,12 +37,12 @@ def receivers(
     ablation: Annotated[str, typer.Option("--ablation", help="zero or mean (each head's mean output over the trace).")] = "zero",
     ablate_draws: Annotated[int, typer.Option("--ablate-draws", min=1, help="Random head sets to compare with.")] = 5,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the random head sets.")] = 0,
-    mode: ModeOption = "default",
-    from_ta: FromTA = None,
-    device: DeviceOption = None,
-    dtype: DtypeOption = None,
-    shard: ShardOption = None,
-    skip_invalid: SkipInvalid = False,
+    mode: opt.Mode = "default",
+    from_ta: opt.FromTA = None,
+    device: opt.Device = None,
+    dtype: opt.Dtype = None,
+    shard: opt.Shard = None,
+    skip_invalid: opt.SkipInvalid = False,
 ) -> None:
     """Sentence-level attention and receiver heads: vertical scores, kurtosis, top-k heads, per-sentence scores;
     with --ablate K, what ablating the top K receiver heads does to the forced answer, against random heads."""
@@ -111,23 +95,23 @@ def _number(value: Any) -> str:
 @handles_errors
 @checks_outputs(out="dir")
 def suppress(
-    traces: Annotated[Path | None, typer.Argument(help="JSONL file of traces.")] = None,
+    traces: opt.Traces = None,
     model: ModelOption = "smollm2-135m",
-    out: OutOption = Path("results"),
-    overwrite: OverwriteOption = False,
+    out: opt.Out = Path("results"),
+    overwrite: opt.Overwrite = False,
     layers: LayersOption = None,
     heads: Annotated[str | None, typer.Option("--heads", help="Heads masked in those layers, e.g. '0-3' (default: all).")] = None,
     sentences: SentencesOption = None,
     temperature: Annotated[float, typer.Option("--temperature", min=0.01)] = 0.6,
-    top_p: Annotated[float, typer.Option("--top-p", min=0.0, max=1.0)] = 0.9999,
+    top_p: opt.TopP = 0.9999,
     naive: Annotated[bool, typer.Option("--naive", help="Recompute every position instead of reusing the clean KV (slow reference).")] = False,
     query_chunk: ChunkOption = None,
-    mode: ModeOption = "default",
-    from_ta: FromTA = None,
-    device: DeviceOption = None,
-    dtype: DtypeOption = None,
-    shard: ShardOption = None,
-    skip_invalid: SkipInvalid = False,
+    mode: opt.Mode = "default",
+    from_ta: opt.FromTA = None,
+    device: opt.Device = None,
+    dtype: opt.Dtype = None,
+    shard: opt.Shard = None,
+    skip_invalid: opt.SkipInvalid = False,
 ) -> None:
     """Attention suppression matrix: mask each sentence's keys, measure every later token's KL."""
     from anchors.analysis import run_suppression, write_reports
@@ -147,10 +131,10 @@ def suppress(
 @handles_errors
 @checks_outputs(out="dir")
 def patch(
-    traces: Annotated[Path | None, typer.Argument(help="JSONL file of traces.")] = None,
+    traces: opt.Traces = None,
     model: ModelOption = "smollm2-135m",
-    out: OutOption = Path("results"),
-    overwrite: OverwriteOption = False,
+    out: opt.Out = Path("results"),
+    overwrite: opt.Overwrite = False,
     replacements: Annotated[Path | None, typer.Option("--replacements", help="JSONL of {\"trace_id\", \"sentence\", \"text\"}: the counterfactual sentence for each S_i (default: with --from-ta the authors' resampled sentences, else the first different resampled sentence of `anchors score` in OUT).")] = None,
     sites: Annotated[str, typer.Option("--sites", help="Comma-separated: resid (block input), attn (attention output), mlp (MLP output).")] = "resid",
     layers: LayersOption = None,
@@ -159,12 +143,12 @@ def patch(
     answer: Annotated[str | None, typer.Option("--answer", help="Answer to force (default: extracted from each trace's answer text).")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Layers patched per batched forward pass.")] = 8,
     query_chunk: ChunkOption = None,
-    mode: ModeOption = "default",
-    from_ta: FromTA = None,
-    device: DeviceOption = None,
-    dtype: DtypeOption = None,
-    shard: ShardOption = None,
-    skip_invalid: SkipInvalid = False,
+    mode: opt.Mode = "default",
+    from_ta: opt.FromTA = None,
+    device: opt.Device = None,
+    dtype: opt.Dtype = None,
+    shard: opt.Shard = None,
+    skip_invalid: opt.SkipInvalid = False,
 ) -> None:
     """Activation patching per sentence and layer: swap in a counterfactual sentence's activations, measure the forced answer."""
     from anchors.analysis import run_patching, write_reports
@@ -203,8 +187,8 @@ def suppression_config(mode: str, *, layers: str | None = None, heads: str | Non
                        query_chunk: int | None = None) -> Any:
     from anchors.methods.whitebox.suppression import SuppressionConfig
 
-    return SuppressionConfig(layers=parse_indices(layers, "--layers"), heads=parse_indices(heads, "--heads"),
-                             sources=parse_indices(sentences, "--sentences"), temperature=temperature, top_p=top_p,
+    return SuppressionConfig(layers=opt.parse_indices(layers, "--layers"), heads=opt.parse_indices(heads, "--heads"),
+                             sources=opt.parse_indices(sentences, "--sentences"), temperature=temperature, top_p=top_p,
                              mode=check_mode(mode), reuse_kv=not naive, query_chunk=query_chunk)  # type: ignore[arg-type]
 
 
@@ -218,7 +202,7 @@ def patching_config(mode: str, *, sites: str = "resid", layers: str | None = Non
         raise InputError(f"--sites must be a comma-separated subset of {', '.join(SITES)}, not {sites!r}")
     if align not in ("end", "start"):
         raise InputError(f"--align must be 'end' or 'start', not {align!r}")
-    return PatchingConfig(sites=chosen, layers=parse_indices(layers, "--layers"), sentences=parse_indices(sentences, "--sentences"),  # type: ignore[arg-type]
+    return PatchingConfig(sites=chosen, layers=opt.parse_indices(layers, "--layers"), sentences=opt.parse_indices(sentences, "--sentences"),  # type: ignore[arg-type]
                           align=align, answer=answer, mode=check_mode(mode), batch_size=batch_size, query_chunk=query_chunk)  # type: ignore[arg-type]
 
 

@@ -1,14 +1,18 @@
-"""make_sampler: a model name or handle (and optionally server URLs) → the right `Sampler`."""
+"""make_sampler: a model name or handle (and optionally server URLs) → the right `Sampler`; `open_sampler`: the
+sampler (local, servers, or either on a Ray cluster) and prompt template that `SamplerOptions` name."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
+from anchors.errors import AnchorsError
 from anchors.rollouts.base import Sampler
 
 if TYPE_CHECKING:
     from anchors.models import ModelHandle
+    from anchors.models.templates import PromptTemplate
 
 DEFAULT_API_KEY_ENV = "OPENAI_API_KEY"
 
@@ -46,3 +50,69 @@ def make_sampler(
     elif load_options:
         raise TypeError(f"load options {sorted(load_options)} need a model name, not a loaded ModelHandle")
     return LocalEngine(model, **engine_options)
+
+
+@dataclass(frozen=True)
+class SamplerOptions:
+    """Where rollouts are sampled, named as the sampling commands' options are (with their defaults): the local
+    engine on `model` (backend 'hf'), or the `base_url` servers serving it (backend 'openai'); either one on the
+    workers of a Ray cluster with `ray` (an address, 'auto' or 'local')."""
+
+    model: str = "smollm2-135m"
+    backend: Literal["hf", "openai"] = "hf"
+    base_url: Sequence[str] | None = None
+    server_kind: str = "vllm"
+    api_key_env: str = DEFAULT_API_KEY_ENV
+    batch_size: int = 32  # local engine: rows decoded together
+    device: str | None = None
+    dtype: str | None = None
+    template: str | None = None  # prompt template of traces without a prompt (default: the model's)
+    concurrency: int | None = None  # server: calls in flight per server
+    ray: str | None = None
+    ray_workers: int | None = None  # Ray and a local model: engines to start
+
+
+def open_sampler(options: SamplerOptions) -> tuple[Sampler, PromptTemplate]:
+    """The sampler and the template to render prompts with (a server and no template: the R1-distill format, which
+    fits most reasoning models). The same options give the same prompts and sampler identity, in-process or on a
+    Ray worker, so the rollouts one run stored are found by the next. A Ray sampler runs until its `close()`."""
+    if options.backend == "openai":
+        return _servers(options)
+    if options.backend != "hf":
+        raise AnchorsError(f"--backend must be 'hf' or 'openai', not {options.backend!r}")
+    if options.base_url:
+        raise AnchorsError("--base-url is for --backend openai")
+    if options.concurrency is not None:
+        raise AnchorsError("--concurrency is for --backend openai (calls in flight per server); a local engine "
+                           "decodes --batch-size rows together")
+    load = {"device": options.device, "dtype": options.dtype, "template": options.template,
+            "batch_size": options.batch_size}
+    if options.ray is not None:
+        from anchors.rollouts.cluster import connect, local_engines
+
+        connect(options.ray)
+        sampler = local_engines(options.model, workers=options.ray_workers, **load)
+        return sampler, sampler.template
+    if options.ray_workers is not None:
+        raise AnchorsError("--ray-workers needs --ray")
+    engine = make_sampler(options.model, **load)
+    return engine, engine.handle.template  # type: ignore[attr-defined]
+
+
+def _servers(options: SamplerOptions) -> tuple[Sampler, PromptTemplate]:
+    from anchors.models.templates import make_template
+
+    if not options.base_url:
+        raise AnchorsError("--backend openai needs at least one --base-url")
+    if options.ray_workers is not None:
+        raise AnchorsError("--ray-workers is for a local model; with servers, each --base-url gets its workers")
+    if options.template not in (None, "paper", "r1-distill"):
+        raise AnchorsError("with --backend openai, --template can be 'paper' or 'r1-distill' (chat templates need the tokenizer)")
+    template = make_template(options.template or "r1-distill", options.model)
+    client = {"api_key_env": options.api_key_env, "server_kind": options.server_kind, "concurrency": options.concurrency}
+    if options.ray is not None:
+        from anchors.rollouts.cluster import connect, server_clients
+
+        connect(options.ray)
+        return server_clients(options.model, options.base_url, **client), template
+    return make_sampler(options.model, server_urls=options.base_url, **client), template

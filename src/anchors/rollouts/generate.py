@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from anchors.errors import AnchorsError, InputError
-from anchors.paths import project_root
 from anchors.rollouts.base import PrefixRequest, Sampler, SamplingParams
 from anchors.traces.jsonl import RecordReader, TraceWriter, read_problems, read_traces
 from anchors.traces.records import Problem, SamplingSettings, Trace
@@ -34,15 +33,6 @@ class GenerationConfig:
     temperature: float = 0.6  # the paper's sampling settings (methods.md §1)
     top_p: float = 0.95
     seed: int = 0
-
-
-def example_problems_path() -> Path:
-    """The project's example problem set (examples/problems.jsonl in the source checkout)."""
-    root = project_root()
-    path = root / "examples" / "problems.jsonl" if root else None
-    if path is None or not path.is_file():
-        raise InputError("the example problems live in a source checkout (examples/problems.jsonl); pass --problems FILE or --problem TEXT")
-    return path
 
 
 def problems_to_run(

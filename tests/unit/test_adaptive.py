@@ -3,14 +3,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from anchors.cli import app
 from anchors.methods.blackbox.adaptive import AdaptiveConfig, score_trace_adaptive, separated
 from anchors.methods.blackbox.config import BlackBoxConfig
 from anchors.methods.blackbox.scores import score_trace
@@ -65,52 +62,6 @@ def test_a_rerun_asks_for_exactly_the_same_requests(tmp_path: Path) -> None:
     score_trace(world.trace(), sampler, paper_template(), BlackBoxConfig(rollouts=20, bootstrap=50, permutations=50),
                 embedder=world.embedder(), store=store, progress=False)
     assert sampler.calls - calls < 2 * 20 * (world.n_sentences + 1) + 20 * (world.n_sentences + 1)
-
-
-def test_cli_score_on_a_jsonl_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    import anchors.cli.score as score_cli
-    from anchors.models import embeddings
-
-    monkeypatch.setattr(score_cli, "build_sampler", lambda *args, **kwargs: (WORLD.sampler(), paper_template()))
-    monkeypatch.setattr(embeddings, "SentenceEmbedder", lambda *a, **k: WORLD.embedder())
-    traces = tmp_path / "traces.jsonl"
-    traces.write_text(WORLD.trace("w-1").to_json_line() + "\n" + "{broken\n" + WORLD.trace("w-2").to_json_line() + "\n")
-    out = tmp_path / "out"
-    result = CliRunner().invoke(app, ["score", str(traces), "--rollouts", "20", "--bootstrap", "100", "--out", str(out),
-                                      "--tags", "none"])  # the offline tagger needs the real embedder
-    assert result.exit_code == 1  # the broken line is reported and the good traces are still scored
-    assert f"{traces}:2: invalid JSON" in result.stderr
-    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["w-1", "w-2"]
-    assert "w-1: top 5 sentences by counterfactual_importance_kl" in result.stdout
-    rows = [json.loads(line) for line in (out / "w-1" / "scores.jsonl").read_text().splitlines()]
-    assert max(rows, key=lambda r: r["counterfactual_importance_kl"])["index"] == WORLD.planted
-    adaptive = CliRunner().invoke(app, ["score", str(traces), "--adaptive", "--rollouts", "10", "--max-rollouts", "20",
-                                        "--bootstrap", "100", "--out", str(tmp_path / "adaptive"), "--skip-invalid", "--limit", "1",
-                                            "--tags", "none"])
-    assert adaptive.exit_code == 0, adaptive.output
-    manifest = json.loads((tmp_path / "adaptive" / "w-1" / "manifest.json").read_text())
-    summary = manifest["methods"]["blackbox"]["summary"]
-    assert summary["adaptive_rounds"] >= 1 and summary["per_prefix"][0] >= 10
-
-
-def test_cli_score_profile_records_the_phases(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    import anchors.cli.score as score_cli
-    from anchors.methods.blackbox.phases import PHASES
-    from anchors.models import embeddings
-
-    monkeypatch.setattr(score_cli, "build_sampler", lambda *args, **kwargs: (WORLD.sampler(), paper_template()))
-    monkeypatch.setattr(embeddings, "SentenceEmbedder", lambda *a, **k: WORLD.embedder())
-    traces = tmp_path / "traces.jsonl"
-    traces.write_text(WORLD.trace("w-1").to_json_line() + "\n")
-    out = tmp_path / "out"
-    result = CliRunner().invoke(app, ["score", str(traces), "--rollouts", "10", "--bootstrap", "20", "--out", str(out),
-                                      "--profile", "--tags", "none"])
-    assert result.exit_code == 0, result.output
-    timing = json.loads((out / "w-1" / "manifest.json").read_text())["methods"]["blackbox"]["summary"]["timing"]
-    sampled = [p for p in PHASES if p != "sampling_closing"]  # the planted sampler always answers: none closed
-    assert sorted(timing) == sorted(f"{p}_seconds" for p in sampled) and all(v >= 0 for v in timing.values())
-    assert "w-1: " in result.stdout and "by phase" in result.stdout and "embedding" in result.stdout
-    assert (out / "profile.pstats").stat().st_size > 0 and "cumulative" in result.stdout
 
 
 def test_phase_timer_times_nested_phases_exclusively(monkeypatch: pytest.MonkeyPatch) -> None:
