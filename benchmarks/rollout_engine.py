@@ -49,7 +49,8 @@ from dataclasses import dataclass
 
 import torch
 
-from anchors.models import load_model, sample
+from anchors.models import load_model
+from anchors.rollouts.reference import sample
 from anchors.rollouts.base import PrefixRequest, SamplingParams
 from anchors.rollouts.jobs import collect_rollouts
 from anchors.rollouts.local import LocalEngine

@@ -13,7 +13,8 @@ import time
 import pytest
 import torch
 
-from anchors.models import load_model, sample
+from anchors.models import load_model
+from anchors.rollouts.reference import sample
 from anchors.models import gguf as gguf_module
 from anchors.models.bundled import BUNDLED_MODELS, bundled_gguf_path
 

@@ -7,7 +7,8 @@ import dataclasses
 import pytest
 
 from anchors.errors import InputError
-from anchors.models import load_model, sample
+from anchors.models import load_model
+from anchors.rollouts.reference import sample
 from anchors.rollouts.base import PrefixRequest, SamplingParams
 from anchors.rollouts.factory import make_sampler
 from anchors.rollouts.jobs import collect_rollouts

@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from anchors.errors import ModelLoadError
-from anchors.models import PromptTemplate, available_models, build_tiny_model, load_model, sample
+from anchors.models import PromptTemplate, available_models, build_tiny_model, load_model
 from anchors.models import hub as hub_module
 from anchors.models import tiny as tiny_module
-from anchors.models.generation import _finish
+from anchors.rollouts.reference import _finish, sample
 from anchors.models.loading import resolve_dtype
 from anchors.models.storage import build_atomically
 from anchors.models.templates import auto_template_name, chat_template

@@ -1,7 +1,7 @@
 """Models: the only part of anchors that imports transformers / transformer_lens.
 
 Loading (bundled SmolLM2, tiny test models, GGUF files, local folders, hub names), prompt
-templates, seeded sampling, and the TransformerLens bridge (`ModelHandle.bridge()`). Importing
+templates, and the TransformerLens bridge (`ModelHandle.bridge()`). Importing
 this package is cheap: torch and transformers load on first use, transformer_lens on the first
 `bridge()` call.
 """
@@ -9,7 +9,6 @@ this package is cheap: torch and transformers load on first use, transformer_len
 from __future__ import annotations
 
 from anchors.models.bundled import DEFAULT_MODEL
-from anchors.models.generation import Sample, sample
 from anchors.models.handle import ModelHandle
 from anchors.models.listing import ModelInfo, available_models
 from anchors.models.loading import load_model
@@ -22,9 +21,7 @@ __all__ = [
     "ModelHandle",
     "ModelInfo",
     "PromptTemplate",
-    "Sample",
     "available_models",
     "build_tiny_model",
     "load_model",
-    "sample",
 ]

@@ -65,26 +65,10 @@ def problems_to_run(
 ANSWER_STEM = "\n\nThe final answer is \\boxed{"
 
 
-class _HandleCompletions:
-    """Completions of a local model: token ids through the handle's own encoding (exactly one BOS)."""
-
-    def __init__(self, handle: ModelHandle) -> None:
-        self.handle, self.name, self.template = handle, handle.name, handle.template
-
-    def complete(self, problem: str, thinking_prefix: str, budget: int, config: GenerationConfig, seed: int,
-                 stops: tuple[str, ...] = ()) -> tuple[str, str]:
-        from anchors.models import sample
-
-        ids = self.handle.encode_prompt(problem, thinking_prefix=thinking_prefix)
-        out = sample(self.handle, ids, max_new_tokens=budget, temperature=config.temperature, top_p=config.top_p,
-                     seed=seed, stop_strings=stops)[0]
-        return out.text, out.finish_reason
-
-
 @dataclass(frozen=True)
 class SamplerModel:
-    """A model reached only through a `Sampler` (an OpenAI-compatible server): prompts are rendered as text by
-    `template`, and each completion is rollout 0 of a one-rollout request (its seed derived from the request's,
+    """A model reached through a `Sampler` (the local engine, a server, a Ray pool): prompts are rendered as text
+    by `template`, and each completion is rollout 0 of a one-rollout request (its seed derived from the request's,
     as for every rollout). `name` is recorded as the trace's model."""
 
     sampler: Sampler
@@ -95,7 +79,7 @@ class SamplerModel:
                  stops: tuple[str, ...] = ()) -> tuple[str, str]:
         request = PrefixRequest(key="generate", prompt_text=self.template.render(problem, thinking_prefix), n=1,
                                 seed=seed)
-        # the local path's settings: stop at `stops` only, not after a boxed answer (the thinking has none yet)
+        # stop at `stops` only, not after a boxed answer (the thinking has none yet)
         params = SamplingParams(temperature=config.temperature, top_p=config.top_p, max_new_tokens=budget,
                                 stop=stops, stop_after_boxed_answer=False)
         (rollout,) = list(self.sampler.sample([request], params))
@@ -104,8 +88,7 @@ class SamplerModel:
         return rollout.text, rollout.finish_reason
 
 
-def _answer(model: _HandleCompletions | SamplerModel, problem: str, thinking: str, config: GenerationConfig,
-            free: bool) -> str:
+def _answer(model: SamplerModel, problem: str, thinking: str, config: GenerationConfig, free: bool) -> str:
     """The text after `</think>`: the model's own answer when it closed its thinking, else a forced one."""
     close = model.template.think_close
     if free:
@@ -116,9 +99,16 @@ def _answer(model: _HandleCompletions | SamplerModel, problem: str, thinking: st
     return ANSWER_STEM + text
 
 
+def local_model(handle: ModelHandle) -> SamplerModel:
+    """A loaded model through the local engine, with its own template."""
+    from anchors.rollouts.local import LocalEngine
+
+    return SamplerModel(LocalEngine(handle), handle.template, handle.name)
+
+
 def generate_trace(model: ModelHandle | SamplerModel, problem: Problem, config: GenerationConfig) -> Trace:
     """Sample a thinking text (stopping at the template's closing tag), then the answer after it."""
-    completions = model if isinstance(model, SamplerModel) else _HandleCompletions(model)
+    completions = model if isinstance(model, SamplerModel) else local_model(model)
     template = completions.template
     close = template.think_close
     text, finish_reason = completions.complete(problem.problem, "", config.max_new_tokens, config, config.seed, (close,))
@@ -147,11 +137,12 @@ def generate_traces(
     from anchors.models import load_model
 
     handle = load_model(model, **load_options) if isinstance(model, str) else model
-    items = progress(problems, f"generating with {handle.name}") if progress else iter(problems)
+    completions = handle if isinstance(handle, SamplerModel) else local_model(handle)
+    items = progress(problems, f"generating with {completions.name}") if progress else iter(problems)
     writer = TraceWriter(out) if out is not None else None
     try:
         for problem in items:
-            trace = generate_trace(handle, problem, config)
+            trace = generate_trace(completions, problem, config)
             if writer:
                 writer.write(trace)
             yield trace

@@ -33,11 +33,10 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from anchors.errors import InputError
-from anchors.models.generation import tokens_covering
 from anchors.rollouts.base import PrefixRequest, Rollout, SamplingParams, rollout_seed
 from anchors.rollouts.fingerprint import weights_fingerprint
 from anchors.rollouts.nesting import common_prefix_length, nesting_groups
-from anchors.rollouts.stops import StopRule
+from anchors.rollouts.stops import StopRule, tokens_covering
 
 if TYPE_CHECKING:
     import torch

@@ -1,7 +1,7 @@
 """Where a continuation ends early: configured stop strings, or the closing brace of the boxed answer.
 
 Both engines use the same rules, so a rollout's text does not depend on the backend: the text is cut right
-after the earliest stop string (the stop string is kept, as `anchors.models.sample` does), or right after the
+after the earliest stop string (the stop string is kept, as in `rollouts.reference.sample`), or right after the
 `}` that closes the first `\\boxed{` written after the thinking's closing tag. The prompt counts: a forced-answer
 prompt that already ends in `</think> … \\boxed{` stops at the first brace that closes it.
 """
@@ -10,6 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from anchors.models.handle import ModelHandle
 
 BOXED = "\\boxed{"
 
@@ -84,3 +88,16 @@ def first_boxed_end(text: str, after: int = 0) -> int | None:
             return position
         search = position
     return None
+
+
+def tokens_covering(handle: ModelHandle, ids: Sequence[int], wanted: str) -> int:
+    """Fewest leading tokens whose decoding starts with `wanted` (binary search: decodings grow); 0 for ''."""
+    ids = list(ids)
+    low, high = 0, len(ids)
+    while low < high:
+        middle = (low + high) // 2
+        if handle.decode(ids[:middle]).startswith(wanted):
+            high = middle
+        else:
+            low = middle + 1
+    return high

@@ -1,4 +1,5 @@
-"""Seeded sampling with Hugging Face `generate`: simple and correct, not fast.
+"""The reference sampler: seeded sampling with Hugging Face `generate`, simple and correct, not fast. The local
+engine (`rollouts.local`) is checked against it and benchmarked against it (benchmarks/rollout_engine.py).
 
 Every sampler in anchors takes a seed; the same seed on CPU gives the same samples. The global
 torch RNG is left as it was (the seed applies inside a forked RNG state).
@@ -11,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from anchors.models.handle import ModelHandle
+from anchors.rollouts.stops import first_stop_end, tokens_covering
 from anchors.types import FinishReason
-
 
 
 @dataclass(frozen=True)
@@ -100,30 +101,8 @@ def _finish(handle: ModelHandle, row: list[int], stop_strings: Sequence[str]) ->
     eos_at = next((i for i, token in enumerate(row) if token in handle.eos_token_ids), None)
     ids = row if eos_at is None else row[:eos_at]
     text = handle.decode(ids)
-    stop_end = _first_stop_end(text, stop_strings)
+    stop_end = first_stop_end(text, stop_strings)
     if stop_end is not None:
         kept = tokens_covering(handle, ids, text[:stop_end])
         return Sample(tuple(ids[:kept]), text[:stop_end], "stop")
     return Sample(tuple(ids), text, "length" if eos_at is None else "eos")
-
-
-def _first_stop_end(text: str, stop_strings: Sequence[str]) -> int | None:
-    """End offset of the earliest stop string in `text` (ties: the longer one), or None."""
-    ends = [(text.find(stop), -len(stop)) for stop in stop_strings if stop and stop in text]
-    if not ends:
-        return None
-    start, negative_length = min(ends)
-    return start - negative_length
-
-
-def tokens_covering(handle: ModelHandle, ids: Sequence[int], wanted: str) -> int:
-    """Fewest leading tokens whose decoding starts with `wanted` (binary search: decodings grow); 0 for ''."""
-    ids = list(ids)
-    low, high = 0, len(ids)
-    while low < high:
-        middle = (low + high) // 2
-        if handle.decode(ids[:middle]).startswith(wanted):
-            high = middle
-        else:
-            low = middle + 1
-    return high
