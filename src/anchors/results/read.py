@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -212,15 +212,6 @@ def _patching(parts: _Parts, entry: MethodEntry) -> None:
     parts.columns(pd.DataFrame({"index": np.arange(parts.n), "patching_effect": np.where(patched, total, np.nan)}))
 
 
-def _validity(parts: _Parts, entry: MethodEntry) -> None:
-    rows = _rows(parts, "validity")
-    parts.fields["tables"]["validity"] = rows
-    parts.fields["tables"]["validity_claims"] = _rows(parts, "validity", "claims")
-    parts.fields["summaries"]["validity"] = entry.summary
-    if len(rows):
-        parts.columns(rows[["sentence_index", "label"]].rename(columns={"sentence_index": "index", "label": "validity"}))
-
-
 def _early_answering(parts: _Parts, entry: MethodEntry) -> None:
     rows = _rows(parts, "early_answering")
     parts.fields["tables"]["early_answering"] = rows
@@ -229,27 +220,23 @@ def _early_answering(parts: _Parts, entry: MethodEntry) -> None:
         parts.fields["early_answering"] = rows.rename(columns={"x": "fraction", "match_rate": "agreement"})
 
 
-def _per_sentence(kind: str, columns: dict[str, str]) -> Callable[[_Parts, MethodEntry], None]:
+def _per_sentence(kind: str, columns: dict[str, str], *, also: Mapping[str, str] | None = None,
+                  average: bool = True) -> Callable[[_Parts, MethodEntry], None]:
+    """A loader of a table-writing method: its tables (`also`: more table name -> role), its summary, and
+    `columns` (file column -> sentence-table column) into the sentence table, averaged per sentence when a sentence
+    has several rows (`average`)."""
+
     def load(parts: _Parts, entry: MethodEntry) -> None:
         rows = _rows(parts, kind)
         parts.fields["tables"][kind] = rows
+        for name, role in (also or {}).items():
+            parts.fields["tables"][name] = _rows(parts, kind, role)
         parts.fields["summaries"][kind] = entry.summary
         if columns and len(rows):
             picked = rows[["sentence_index", *columns]].rename(columns={"sentence_index": "index", **columns})
-            parts.columns(picked.groupby("index", as_index=False).mean(numeric_only=True))
+            parts.columns(picked.groupby("index", as_index=False).mean(numeric_only=True) if average else picked)
 
     return load
-
-
-def _hint(parts: _Parts, entry: MethodEntry) -> None:
-    rows = _rows(parts, "hint")
-    parts.fields["tables"]["hint"] = rows
-    parts.fields["tables"]["hint_transplant"] = _rows(parts, "hint", "transplant")
-    parts.fields["summaries"]["hint"] = entry.summary
-    if len(rows):
-        picked = rows[["sentence_index", "importance", "cue_cosine"]].rename(
-            columns={"sentence_index": "index", "importance": "hint_importance"})
-        parts.columns(picked)
 
 
 def _table(parts: _Parts, entry: MethodEntry) -> None:
@@ -304,11 +291,16 @@ def _roles(kind: str) -> list[tuple[str, str]]:
 
 _LOADERS: dict[str, Callable[[_Parts, MethodEntry], None]] = {
     "blackbox": _blackbox, "tags": _tags, "receivers": _receivers, "suppression": _suppression, "patching": _patching,
-    "validity": _validity, "early_answering": _early_answering, "filler": _per_sentence("filler", {}),
+    "validity": _per_sentence("validity", {"label": "validity"}, also={"validity_claims": "claims"}, average=False),
+    "early_answering": _early_answering,
+    "filler": _per_sentence("filler", {}),
     "mistakes": _per_sentence("mistakes", {"match_drop": "mistake_match_drop"}),
     "paraphrase": _per_sentence("paraphrase", {}),
     "resilience": _per_sentence("resilience", {"resilience": "resilience", "ci_pp_kl": "ci_pp_kl"}),
-    "hint": _hint, "insertions": _per_sentence("insertions", {}), "head_ablation": _per_sentence("head_ablation", {}),
+    "hint": _per_sentence("hint", {"importance": "hint_importance", "cue_cosine": "cue_cosine"},
+                          also={"hint_transplant": "transplant"}, average=False),
+    "insertions": _per_sentence("insertions", {}),
+    "head_ablation": _per_sentence("head_ablation", {}),
     "table": _table,
 }
 

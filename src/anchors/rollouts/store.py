@@ -32,18 +32,16 @@ from anchors.rollouts.base import PrefixRequest, Rollout, SamplingParams
 SCHEMA_VERSION = 1
 STORE_FILE = "rollouts.sqlite"  # also a results folder's own store (anchors.results.contract)
 
-_SCHEMA = """
+_KEY = ("request_key", "sampler", "params", "prompt_hash", "request_seed", "idx")
+# Where the key columns come from: a rollout's request (key, prompt, seed) and the sampler's identity and params.
+_KEY_TYPES = ("TEXT", "TEXT", "TEXT", "TEXT", "INTEGER", "INTEGER")
+_SCHEMA_TEMPLATE = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS provenance (id INTEGER PRIMARY KEY, record TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS params (fingerprint TEXT PRIMARY KEY, record TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS prompts (hash TEXT PRIMARY KEY, text TEXT NOT NULL, token_ids BLOB);
 CREATE TABLE IF NOT EXISTS rollouts (
-    request_key TEXT NOT NULL,
-    sampler TEXT NOT NULL,
-    params TEXT NOT NULL,
-    prompt_hash TEXT NOT NULL,
-    request_seed INTEGER NOT NULL,
-    idx INTEGER NOT NULL,
+    {key_columns},
     seed INTEGER NOT NULL,
     text TEXT NOT NULL,
     token_ids BLOB NOT NULL,
@@ -56,21 +54,18 @@ CREATE TABLE IF NOT EXISTS rollouts (
     elapsed_s REAL,
     provenance INTEGER NOT NULL REFERENCES provenance(id),
     created_at REAL NOT NULL,
-    PRIMARY KEY (request_key, sampler, params, prompt_hash, request_seed, idx)
+    PRIMARY KEY ({key})
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS failures (
-    request_key TEXT NOT NULL,
-    sampler TEXT NOT NULL,
-    params TEXT NOT NULL,
-    prompt_hash TEXT NOT NULL,
-    request_seed INTEGER NOT NULL,
-    idx INTEGER NOT NULL,
+    {key_columns},
     error TEXT NOT NULL,
     failed_at REAL NOT NULL,
-    PRIMARY KEY (request_key, sampler, params, prompt_hash, request_seed, idx)
+    PRIMARY KEY ({key})
 ) WITHOUT ROWID;
 """
-_KEY = ("request_key", "sampler", "params", "prompt_hash", "request_seed", "idx")
+_SCHEMA = _SCHEMA_TEMPLATE.format(
+    key_columns=",\n    ".join(f"{name} {kind} NOT NULL" for name, kind in zip(_KEY, _KEY_TYPES, strict=True)),
+    key=", ".join(_KEY))
 # What a rollout is; two stores holding one key must agree on these (timing, provenance and grading may differ).
 _CONTENT = ("seed", "text", "token_ids", "finish_reason", "prompt_tokens", "completion_tokens", "logprobs")
 _COLUMNS = ", ".join(_KEY + _CONTENT + ("answer", "correct", "elapsed_s", "provenance", "created_at"))

@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from anchors.methods.causality.tables import Row, table
+from anchors.methods.causality.tables import Row, RowsResult
 from anchors.methods.causality.sampling import TraceSampler, answer_rates, forced_answers, stable_seed
 from anchors.metrics.curves import mean_and_se
 from anchors.traces.records import Trace
@@ -52,13 +52,10 @@ class FillerRow(Row):
     answers: list[str | None]
 
 
-@dataclass(frozen=True)
-class FillerResult:
-    rows: tuple[FillerRow, ...]
-    config: FillerConfig
-    sampler: str
+class FillerResult(RowsResult[FillerRow, FillerConfig]):
+    """One row per (trace, condition)."""
 
-    to_pandas = table("rows", FillerRow, "One row per (trace, condition).")
+    row_type = FillerRow
 
     def summary(self) -> pd.DataFrame:
         """Per condition: mean ± SE over traces of accuracy and match rate, and the accuracy minus `real`'s."""

@@ -31,7 +31,7 @@ import pandas as pd
 from anchors.methods.causality.sampling import (
     Continuation, EmbedFn, TraceSampler, answer_keys, answer_rates, continuations, cosines, embed_function,
 )  # fmt: skip
-from anchors.methods.causality.tables import Row, table
+from anchors.methods.causality.tables import Row, RowsResult
 from anchors.metrics.curves import answer_kl, evenly_spaced, mean_and_se
 from anchors.rollouts.base import Rollout
 from anchors.rollouts.plan import chosen_sentences
@@ -75,13 +75,10 @@ class InsertionRow(Row):
     answers: list[str | None]
 
 
-@dataclass(frozen=True)
-class InsertionsResult:
-    rows: tuple[InsertionRow, ...]
-    config: InsertionsConfig
-    sampler: str
+class InsertionsResult(RowsResult[InsertionRow, InsertionsConfig]):
+    """One row per (trace, position, condition)."""
 
-    to_pandas = table("rows", InsertionRow, "One row per (trace, position, condition).")
+    row_type = InsertionRow
 
     def table(self) -> pd.DataFrame:
         """Per condition: mean ± SE over insertions of the answer shift and of the on-policyness."""

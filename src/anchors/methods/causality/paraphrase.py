@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 
-from anchors.methods.causality.tables import Row, table
+from anchors.methods.causality.tables import Row, RowsResult
 from anchors.methods.causality.sampling import TraceSampler, compared_rates, continuations
 from anchors.traces.records import Trace
 from anchors.traces.segment import Sentence, split_sentences
@@ -61,13 +61,10 @@ class ParaphraseRow(Row):
     paraphrase_answers: list[str | None]
 
 
-@dataclass(frozen=True)
-class ParaphraseResult:
-    rows: tuple[ParaphraseRow, ...]
-    config: ParaphraseConfig
-    sampler: str
+class ParaphraseResult(RowsResult[ParaphraseRow, ParaphraseConfig]):
+    """One row per (trace, paraphrased fraction)."""
 
-    to_pandas = table("rows", ParaphraseRow, "One row per (trace, paraphrased fraction).")
+    row_type = ParaphraseRow
 
 
 def paraphrase_test(

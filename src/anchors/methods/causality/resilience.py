@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from anchors.errors import InputError
-from anchors.methods.causality.tables import Row, table
+from anchors.methods.causality.tables import Row, RowsResult
 from anchors.methods.causality.sampling import (
     AnswerSample, EmbedFn, TraceSampler, answer_keys, compared_rates, continuations, embed_function, forced_answers, unit_rows,
 )  # fmt: skip
@@ -76,13 +76,10 @@ class ResilienceRow(Row):
     kept_answers: list[str | None]
 
 
-@dataclass(frozen=True)
-class ResilienceResult:
-    rows: tuple[ResilienceRow, ...]
-    config: ResilienceConfig
-    sampler: str
+class ResilienceResult(RowsResult[ResilienceRow, ResilienceConfig]):
+    """One row per tested sentence."""
 
-    to_pandas = table("rows", ResilienceRow, "One row per tested sentence.")
+    row_type = ResilienceRow
 
 
 def resilience(

@@ -5,7 +5,8 @@ read back with null in a float field gets NaN."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, TypeVar
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, field_validator
@@ -43,3 +44,23 @@ class table:  # noqa: N801 (used like a method decorator)
 
         rows_frame.__doc__ = self.__doc__
         return rows_frame
+
+
+RowT = TypeVar("RowT", bound=Row)
+ConfigT = TypeVar("ConfigT")
+
+
+@dataclass(frozen=True)
+class RowsResult(Generic[RowT, ConfigT]):
+    """A test whose result is one table: its rows, its config and the sampler that made them. A subclass names its
+    row type (`row_type`) and says in its docstring what one row is."""
+
+    rows: tuple[RowT, ...]
+    config: ConfigT
+    sampler: str
+
+    row_type: ClassVar[type[Row]]
+
+    def to_pandas(self) -> pd.DataFrame:
+        """The rows as a DataFrame, one column per field (see the class docstring for what a row is)."""
+        return frame(self.rows, self.row_type)
