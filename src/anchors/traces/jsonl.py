@@ -190,20 +190,24 @@ def check_nesting(text: str) -> None:
         raise ValueError(f"JSON nested {depth} levels deep, over the limit of {MAX_JSON_DEPTH} (a corrupt line?)")
 
 
+def loads_checked(text: str, where: str, *, position: Literal["line", "column"] = "line") -> Any:
+    """json.loads of a user's file (or one line of it: `position="column"`), its depth checked first; InputError
+    naming `where` and the place in the text when it is not JSON."""
+    try:
+        check_nesting(text)
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        place = f"line {exc.lineno}" if position == "line" else f"column {exc.colno}"
+        raise InputError(f"{where}: invalid JSON ({exc.msg}, {place})") from None
+    except ValueError as exc:
+        raise InputError(f"{where}: {exc}") from None
+
+
 def jsonl_values(path: Path) -> list[tuple[str, Any]]:
     """The JSON value of every non-blank line of a small JSONL input (importance scores, hand-written or
     replacement sentences), each with its "FILE:LINE" for messages; InputError naming the line when one is not JSON."""
-    values = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if line.strip():
-            try:
-                check_nesting(line)
-                values.append((f"{path}:{number}", json.loads(line)))
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}:{number}: invalid JSON ({exc.msg}, column {exc.colno})") from None
-            except ValueError as exc:
-                raise InputError(f"{path}:{number}: {exc}") from None
-    return values
+    lines = enumerate(path.read_text(encoding="utf-8").splitlines(), start=1)
+    return [(f"{path}:{n}", loads_checked(line, f"{path}:{n}", position="column")) for n, line in lines if line.strip()]
 
 
 def _parse_json(text: str) -> dict[str, Any]:

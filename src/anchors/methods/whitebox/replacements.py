@@ -16,7 +16,6 @@ From a list of candidates, `pick_replacement` takes the first whose text differs
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from anchors.errors import InputError
 from anchors.rollouts.base import Rollout
 from anchors.thought_anchors import ProblemFolder
-from anchors.traces.jsonl import check_nesting, jsonl_values
+from anchors.traces.jsonl import jsonl_values, loads_checked
 from anchors.traces.records import TRACE_ID_PATTERN, Trace
 from anchors.traces.segment import Mode, split_sentences
 
@@ -72,13 +71,7 @@ def read_replacements(path: str | Path) -> dict[str, dict[int, str]]:
 def _records(path: Path) -> list[tuple[str, object]]:
     text = path.read_text(encoding="utf-8")
     if path.suffix == ".json":
-        try:
-            check_nesting(text)
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path}: invalid JSON ({exc.msg}, line {exc.lineno})") from None
-        except ValueError as exc:
-            raise InputError(f"{path}: {exc}") from None
+        data = loads_checked(text, str(path))
         if not isinstance(data, list):
             raise InputError(f"{path}: expected a JSON list of {{\"trace_id\", \"sentence\", \"text\"}} records")
         return [(f"{path}: record {k}", record) for k, record in enumerate(data)]
