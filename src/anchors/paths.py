@@ -6,8 +6,13 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
 
 from anchors.errors import InputError
+
+RecordT = TypeVar("RecordT", bound=BaseModel)
 
 
 def project_root() -> Path | None:
@@ -57,3 +62,19 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def read_cached(folder: str, key: str, record_type: type[RecordT]) -> RecordT | None:
+    """The record cached as `cache_dir(folder)/KEY.json`, or None when there is none or it is damaged (a damaged
+    entry is computed again: caches are safe to delete)."""
+    path = cache_dir(folder) / f"{key}.json"
+    if not path.is_file():
+        return None
+    try:
+        return record_type.model_validate_json(path.read_text(encoding="utf-8"))
+    except (OSError, ValidationError):
+        return None
+
+
+def write_cached(folder: str, key: str, record: BaseModel) -> None:
+    atomic_write_text(cache_dir(folder) / f"{key}.json", record.model_dump_json())

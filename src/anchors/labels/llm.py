@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from anchors.labels.endpoint import ChatClient, EndpointConfig
 from anchors.labels.result import SentenceLabels, warn
-from anchors.paths import atomic_write_text, cache_dir
+from anchors.paths import read_cached, write_cached
 from anchors.traces.taxonomy import UNKNOWN, Taxonomy, load_taxonomy
 
 # Bump when the prompt or the reply handling changes: cached labels from another version are not reused.
@@ -158,19 +158,12 @@ class LLMLabeller:
         return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
 
     def _load_cache(self, key: str, count: int) -> CachedLabels | None:
-        path = cache_dir("labels") / f"{key}.json"
-        if not self.config.use_cache or not path.is_file():
-            return None
-        try:
-            record = CachedLabels.model_validate_json(path.read_text(encoding="utf-8"))
-        except (OSError, ValidationError):
-            return None  # a damaged cache entry is recomputed (caches are safe to delete)
-        return record if len(record.tags) == len(record.depends_on) == count else None
+        record = read_cached("labels", key, CachedLabels) if self.config.use_cache else None
+        return record if record is not None and len(record.tags) == len(record.depends_on) == count else None
 
     def _store_cache(self, key: str, record: CachedLabels) -> None:
-        if not self.config.use_cache:
-            return
-        atomic_write_text(cache_dir("labels") / f"{key}.json", record.model_dump_json())
+        if self.config.use_cache:
+            write_cached("labels", key, record)
 
 
 # --- prompts -------------------------------------------------------------------------------------------------

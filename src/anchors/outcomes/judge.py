@@ -29,13 +29,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from anchors.errors import InputError
 from anchors.labels.endpoint import ChatClient, EndpointConfig, EndpointError
 from anchors.labels.llm import extract_json
 from anchors.outcomes.base import WORDS_LEAD, Outcome, OutcomeResult, OutcomeStatus, answer_part, class_token
-from anchors.paths import atomic_write_text, cache_dir
+from anchors.paths import read_cached, write_cached
 
 if TYPE_CHECKING:
     from anchors.traces.records import Trace
@@ -222,19 +222,12 @@ class JudgeOutcome(Outcome):
         return hashlib.sha256(json.dumps(parts, ensure_ascii=False).encode("utf-8")).hexdigest()
 
     def _load(self, key: str) -> CachedVerdict | None:
-        path = cache_dir("judge") / f"{key}.json"
-        if not self.config.use_cache or not path.is_file():
-            return None
-        try:
-            verdict = CachedVerdict.model_validate_json(path.read_text(encoding="utf-8"))
-        except (OSError, ValidationError):
-            return None  # a damaged entry is asked for again (caches are safe to delete)
-        return verdict if verdict.key in self.classes else None
+        verdict = read_cached("judge", key, CachedVerdict) if self.config.use_cache else None
+        return verdict if verdict is not None and verdict.key in self.classes else None
 
     def _store(self, key: str, verdict: CachedVerdict) -> None:
-        if not self.config.use_cache:
-            return
-        atomic_write_text(cache_dir("judge") / f"{key}.json", verdict.model_dump_json())
+        if self.config.use_cache:
+            write_cached("judge", key, verdict)
 
 
 # --- prompts ---------------------------------------------------------------------------------------------------
