@@ -30,13 +30,17 @@ sentence trace (one per prefix, `--few` answers each, 16 tokens, boxed-answer st
   (g) all in one job: the prompts differ in their last ~15 tokens (the forced-answer suffix after each
       prefix), so they share the longest prompt's cache and their own tokens run in one forward
 
+`--profile` (with the one-prefix case): one more engine run per dtype under `torch.profiler`, the ops that took
+the most time, and the share of the run's wall time spent in matrix products, with the tokens/s the engine would
+reach if everything else took no time (the bound that no amount of Python-side work can beat).
+
 Both repeated cases give medians over repetitions, the ratio taken within each repetition, and how many
 rollouts came out with the same tokens both ways. Every line of progress records the 1-minute load average
 (the machine is shared: ratios within one run are what to read).
 
 Run: PYTHONPATH=src python benchmarks/rollout_engine.py [--case one-prefix|many-prefixes|forced|all]
      [--model smollm2-135m] [--rollouts 32] [--new-tokens 128] [--prefixes 5] [--sequential 2] [--bf16]
-     [--many 10] [--few 8] [--many-new-tokens 96] [--repeats 3] [--forced-sentences 20]
+     [--many 10] [--few 8] [--many-new-tokens 96] [--repeats 3] [--forced-sentences 20] [--profile]
 """
 
 from __future__ import annotations
@@ -196,6 +200,30 @@ def forced_answers(handle, args) -> None:
                         LocalEngine(handle, batch_size=args.rollouts), sampling_params(config, forced=True), args.repeats)
 
 
+# --- profile --------------------------------------------------------------------------------------------------
+
+MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::matmul")  # aten::linear dispatches to mm/addmm
+
+
+def profile_engine(name: str, engine, ids, params, n: int, top: int = 10) -> None:
+    """One engine run under torch.profiler: its costliest ops, and the matmul share of its wall time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        timing = run_engine(engine, ids, params, n, f"profile/{name}")
+    events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    wall_us = timing.seconds * 1e6
+    matmul_us = sum(e.self_cpu_time_total for e in events if e.key in MATMUL_OPS)
+    print(f"\nprofile of {name} ({timing.rate:.1f} tokens/s under the profiler, {timing.seconds:.1f} s; {load()}):")
+    print("| op | self seconds | share of wall time | calls |")
+    print("|---|---|---|---|")
+    for event in events[:top]:
+        print(f"| {event.key} | {event.self_cpu_time_total / 1e6:.2f} | {event.self_cpu_time_total / wall_us:.0%} | "
+              f"{event.count} |")
+    print(f"matrix products ({', '.join(MATMUL_OPS)}): {matmul_us / wall_us:.0%} of wall time; with everything else "
+          f"free the engine would reach {timing.tokens / (matmul_us / 1e6):.0f} tokens/s")
+
+
 # --- roofline -------------------------------------------------------------------------------------------------
 
 
@@ -289,6 +317,9 @@ def one_prefix(handle, args) -> None:
         vs_b = statistics.median(t.rate / b.rate for t, b in zip(timings, batched))
         print(f"| {name} | {statistics.median(t.rate for t in timings):.1f} | {vs_a:.2f} | {vs_b:.2f} | "
               f"{sum(t.tokens for t in timings)} | {sum(t.seconds for t in timings):.1f} |")
+    if args.profile:
+        for name, engine in engines.items():
+            profile_engine(name, engine, all_ids[0], params, args.rollouts)
     context = int(statistics.mean(map(len, all_ids)) + args.new_tokens / 2)
     roofline(handle, args.rollouts, context, {name: statistics.median(t.rate for t in timings)
                                               for name, timings in results.items() if name.startswith(("(b)", "(c)"))})
@@ -308,6 +339,7 @@ def main() -> None:
     parser.add_argument("--many-new-tokens", type=int, default=96)
     parser.add_argument("--repeats", type=int, default=3, help="many-prefixes and forced: repetitions")
     parser.add_argument("--forced-sentences", type=int, default=20, help=f"forced: at most {len(sentence_ends())}")
+    parser.add_argument("--profile", action="store_true", help="one-prefix: profile one engine run per dtype")
     args = parser.parse_args()
 
     handle = load_model(args.model, device="cpu")
