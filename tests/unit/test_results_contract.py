@@ -120,7 +120,7 @@ def test_result_file_names_appear_in_one_module_only() -> None:
         for name in names:
             if re.search(rf"['\"/`]{re.escape(name)}['\"`]", text):
                 found.setdefault(name, set()).add(str(path.relative_to(SRC)))
-    home = {name: "rollouts/store.py" if name == "rollouts.sqlite" else "results/contract.py" for name in names}
+    home = {name: "rollouts/store.py" if name == "rollouts.sqlite" else "results/kinds.py" for name in names}
     outside = {name: modules for name, modules in found.items() if modules != {home[name]}}
     assert outside == {}, outside
 
@@ -147,3 +147,29 @@ def test_to_pandas_puts_the_sentence_and_headline_first(tmp_path: Path) -> None:
     frame = replace(results, sentences=table[["schema_version", "trace_id", *results.sentences.columns]]).to_pandas()
     assert list(frame.columns[:4]) == ["index", "text", "tag", "counterfactual_importance_kl"]
     assert isinstance(pd.DataFrame(frame), pd.DataFrame)
+
+
+def test_every_kind_has_a_reader_and_every_test_a_kind() -> None:
+    from anchors.methods.causality.run import TESTS as RUNNABLE
+    from anchors.results.kinds import KINDS, TESTS
+    from anchors.results.read import _loader
+
+    assert [kind for kind in KINDS if _loader(kind) is None] == []
+    assert set(TESTS) == set(RUNNABLE)  # each test `anchors causality` runs is a kind the results folder knows
+
+
+def test_a_table_kind_is_read_from_its_row_alone(tmp_path: Path) -> None:
+    """A kind without a loader of its own is read by its row: its rows as a table, its columns into the sentence
+    table (averaged per sentence), its summary."""
+    from anchors.results.kinds import ResultKind
+    from anchors.results.read import _Parts, _per_sentence
+    from anchors.results.contract import read_trace_manifest
+
+    rows = [{"sentence_index": 0, "drop": 0.5}, {"sentence_index": 0, "drop": 1.5}, {"sentence_index": 0, "drop": None}]
+    ResultsDir(tmp_path).write("mistakes", TRACE, "default", {}, None, {"rows": RowsWriter(rows)}, summary={"mean": 1.0})
+    manifest = read_trace_manifest(tmp_path / "t1")
+    parts = _Parts(tmp_path / "t1", manifest)
+    row = ResultKind("mistakes", {"rows": "mistakes.jsonl"}, "anchors causality --tests mistakes", columns={"drop": "my_drop"})
+    _per_sentence(row)(parts, manifest.methods["mistakes"])
+    assert parts.sentences["my_drop"].tolist()[0] == 1.0 and parts.sentences["my_drop"].isna().tolist() == [False, True]
+    assert len(parts.fields["tables"]["mistakes"]) == 3 and parts.fields["summaries"]["mistakes"] == {"mean": 1.0}

@@ -14,8 +14,8 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from anchors.metrics.categories import PAPER_METRICS, category_table
-from anchors.results.read import COMMANDS
-from anchors.results.trace import IMPORTANCES, TraceResults, pooled_sentences
+from anchors.results.kinds import COMMANDS, IMPORTANCES, PANELS, STUDY_PANELS
+from anchors.results.trace import TraceResults, pooled_sentences
 from anchors.viz import (
     category_figure, early_answering_curve, head_map, importance_bars, importance_by_position, layer_sentence_map,
     method_agreement, results_table, sentence_graph, sentence_heatmap, transplant_curve, vertical_profile,
@@ -24,27 +24,16 @@ from anchors.viz.sentences import normalised_positions
 from anchors.viz.style import metric_label
 
 FigureOrReason = go.Figure | str
-# Per-trace figures, in report order; the keys are the stable file names.
-TRACE_FIGURES = ("importance", "position", "graph", "resampling_matrix", "suppression_matrix", "receiver_heads",
-                 "vertical_profile", "patching", "agreement", "early_answering", "validity", "filler", "mistakes",
-                 "paraphrase", "resilience", "hint", "hint_transplant", "insertions", "head_ablation")
+# Per-trace figures, in report order; the keys are the stable file names. The report's own come first, then each
+# result kind's panels (anchors.results.kinds).
+_OWN_FIGURES = ("importance", "position", "graph", "resampling_matrix", "suppression_matrix", "receiver_heads",
+                "vertical_profile", "patching", "agreement")
+TRACE_FIGURES = (*_OWN_FIGURES, *(panel.name for panel in PANELS))
 # The studies are asked for (causality --tests hint/insertions, receivers --ablate), not part of every analysis: a
 # report shows their panels only when they ran, instead of four "not shown" cards on every trace.
-STUDY_FIGURES = ("hint", "hint_transplant", "insertions", "head_ablation")
-# The trace-level tests' tables: kind -> (columns shown, title)
-TEST_TABLES = {
-    "validity": (("sentence_index", "label", "n_claims", "n_invalid", "text"), "Step validity per sentence (claims checked exactly)"),
-    "filler": (("condition", "n_answered", "accuracy", "match_rate", "thinking_tokens"), "Filler and swapped traces: is it the content that matters?"),
-    "mistakes": (("sentence_index", "kind", "old", "new", "clean_match_rate", "corrupted_match_rate", "match_drop"),
-                 "Inserted mistakes: does a corrupted step change the answer?"),
-    "paraphrase": (("k", "x", "original_match_rate", "paraphrase_match_rate", "match_drop"), "Paraphrased prefixes"),
-    "resilience": (("sentence_index", "rounds", "censored", "resilience", "ci_pp_match", "ci_pp_accuracy", "ci_pp_kl", "text"),
-                   "Resilience and CI++: does the content come back, and what does its absence do?"),
-    "insertions": (("sentence_index", "condition", "mean_logprob", "match_shift", "kl_shift", "n_answered", "similarity", "text"),
-                   "Inserted sentences: does an off-policy edit move the answer more than the model's own words?"),
-    "head_ablation": (("condition", "draw", "heads", "answer_kl", "answer_prob_clean", "answer_prob_ablated", "accuracy_change",
-                       "receivers_rank"), "Ablating the receiver heads vs random heads of the same layers"),
-}
+STUDY_FIGURES = STUDY_PANELS
+# The panels that show a kind's rows as a table: name -> (columns shown, title)
+TEST_TABLES = {panel.name: (panel.columns, panel.title) for panel in PANELS if panel.columns}
 
 
 def trace_figures(results: TraceResults, metric: str | None = None) -> dict[str, FigureOrReason]:

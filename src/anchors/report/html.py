@@ -19,6 +19,7 @@ from anchors._version import __version__
 from anchors.report.figures import STUDY_FIGURES, TRACE_FIGURES, FigureOrReason, format_value, trace_figures
 from anchors.results import TraceResults, as_trace_results, read_trace_results
 from anchors.results.contract import report_path
+from anchors.results.kinds import PANELS
 from anchors.traces.taxonomy import TAG_COLOURS
 from anchors.viz.style import UNTAGGED_COLOR, metric_label, tag_label, tag_order
 
@@ -32,16 +33,7 @@ PLOT_TITLES = {
     "vertical_profile": "Receiver-head score per sentence",
     "patching": "Activation patching (layer × sentence)",
     "agreement": "Method agreement",
-    "early_answering": "Early answering",
-    "validity": "Step validity",
-    "filler": "Filler and swapped traces",
-    "mistakes": "Inserted mistakes",
-    "paraphrase": "Paraphrase",
-    "resilience": "Resilience and CI++",
-    "hint": "Hinted unfaithfulness: the cued trace",
-    "hint_transplant": "Hint transplant curve",
-    "insertions": "Off- vs on-policy insertions",
-    "head_ablation": "Receiver-head ablation",
+    **{panel.name: panel.card for panel in PANELS},
 }
 _HEIGHTS = {"graph": 640, "resampling_matrix": 620, "suppression_matrix": 620, "receiver_heads": 520}
 # How each plot shows sentences, for the report's script to highlight the selected one everywhere: points carry
@@ -50,8 +42,8 @@ _HEIGHTS = {"graph": 640, "resampling_matrix": 620, "suppression_matrix": 620, "
 PLOT_SENTENCE_AXIS = {"importance": "sentence-points", "position": "sentence-points", "graph": "sentence-points",
                       "vertical_profile": "sentence-points", "agreement": "sentence-points",
                       "resampling_matrix": "sentence-matrix", "suppression_matrix": "sentence-matrix",
-                      "patching": "sentence-columns", "validity": "sentence-table", "mistakes": "sentence-table",
-                      "resilience": "sentence-table", "hint": "sentence-points", "insertions": "sentence-table"}
+                      "patching": "sentence-columns",
+                      **{panel.name: panel.sentence_axis for panel in PANELS if panel.sentence_axis}}
 PLOT_CONFIG = {"responsive": True, "displaylogo": False, "scrollZoom": False}
 
 

@@ -2,7 +2,7 @@
 
 `ResultsDir(root)` checks and writes (`anchors.results.save` has one `save_*` per method); `read_results(root)`
 and `read_trace_results(folder)` read a folder into `TraceResults`; `write_results(result, root)` writes numbers
-of your own. The layout is documented in `anchors.results.contract`.
+of your own. The layout is documented in `anchors.results.kinds`.
 """
 
 from __future__ import annotations

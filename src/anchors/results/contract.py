@@ -1,42 +1,6 @@
-"""The results contract: the one module that knows where results live on disk. Every method writes, and the report,
-figures and `--importance` read, through it; no other code names a result file.
-
-```
-RESULTS/                        --out of every command (default results/)
-  manifest.json                 RunManifest: the traces, and run-level results (receiver heads, causality summary)
-  receiver_heads.npz            mean_kurtosis [layer, head], kurtosis [trace, layer, head]
-  causality_summary.json        headline numbers of the trace-level tests over all traces
-  early_answering_curve.npz     x, match_mean, match_se, accuracy_mean, … [x]; match_per_trace [trace, x]
-  head_ablation_summary.json    receiver-head ablation over all traces: receivers vs random heads of the same layers
-  rollouts.sqlite               the rollout store every sampling command shares (default)
-  index.html                    one row per trace, linking each report
-  <trace id>/
-    manifest.json               TraceManifest: the trace, its sentences (text, character span), which methods ran
-                                with which settings and model, their files, created/updated times
-    scores.jsonl, scores.csv    blackbox: one row per sentence, every metric with its interval
-    sentence_matrix.npz         blackbox: matrix [source, target], match_rate [prefix, sent]
-    alternatives.json           blackbox: {"<index>": [resampled first sentences]}
-    tags.jsonl                  tags: index, tag, tags, depends_on, confidence
-    receivers.npz               receivers: vertical [layer, head, sent], kurtosis [layer, head],
-                                receiver_scores [sent], receiver_attention [k, sent(query), sent(key)]
-    suppression.npz             suppression: raw, normalised [source, target], answer [source]
-    patching.npz                patching: kl, logprob_delta [site, layer, sent]; total_kl, total_logprob_delta,
-                                patched_tokens [sent]
-    validity_sentences.jsonl    validity: one row per sentence; validity_claims.jsonl: one row per claim
-    early_answering.jsonl       early_answering: one row per truncation point
-    filler.jsonl, mistakes.jsonl, paraphrase.jsonl, resilience.jsonl   one row per condition / tested sentence
-    hint.jsonl, hint_transplant.jsonl   hint (in a cued trace's folder, <trace id>.cued): one row per sentence of
-                                the cued trace (cued share of R_i, importance, mentions of the cue); one per
-                                transplant point (share of cued answers with the first k sentences in the uncued prompt)
-    insertions.jsonl            insertions: one row per (position, condition): answer shift, mean token log-probability
-    head_ablation.jsonl         head_ablation: one row per ablated head set (receivers, random draws): KL, p(answer)
-    metrics.csv, matrices.npz   table: per-sentence numbers, [source, target] matrices, receiver arrays of your own
-    early_answering_table.csv   table: your early-answering curve (fraction, agreement, …)
-    report.html                 the report of everything above
-```
-Every sentence×sentence array is [source, target]: row = the sentence removed, resampled or suppressed, column = the
-sentence it affects. Each `.jsonl` table has a `.csv` twin. JSON records carry `schema_version`; arrays are float64
-(.npz, read with allow_pickle=False); NaN = undefined. Files are replaced atomically.
+"""The results contract: every method writes, and the report, figures and `--importance` read, through it. The
+layout (which files each kind writes, their array orientations) is in `anchors.results.kinds`, the one module that
+names a result file. Files are replaced atomically.
 
 Writing a method into a trace folder adds it to the manifest. A rerun of the same method with the same settings and
 model replaces its files; with other settings it is refused before any work starts, unless `overwrite` (the old
@@ -62,39 +26,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from anchors._version import __version__
 from anchors.errors import InputError
 from anchors.paths import atomic_write
+from anchors.results.kinds import INDEX, LEGACY_FILES, MANIFEST, REPORT, RUN_FILES, TRACE_FILES
 from anchors.rollouts.store import STORE_FILE
 from anchors.traces.records import Trace
 from anchors.traces.segment import Mode, split_sentences
 
 SCHEMA_VERSION = 1
-MANIFEST, REPORT, INDEX = "manifest.json", "report.html", "index.html"
 STORE = STORE_FILE
-
-# kind -> role -> file name, per trace folder. Tables ("rows") also get a .csv twin.
-TRACE_FILES: dict[str, dict[str, str]] = {
-    "blackbox": {"rows": "scores.jsonl", "matrix": "sentence_matrix.npz", "alternatives": "alternatives.json"},
-    "tags": {"rows": "tags.jsonl"},
-    "receivers": {"arrays": "receivers.npz"},
-    "suppression": {"arrays": "suppression.npz"},
-    "patching": {"arrays": "patching.npz"},
-    "validity": {"rows": "validity_sentences.jsonl", "claims": "validity_claims.jsonl"},
-    "early_answering": {"rows": "early_answering.jsonl"},
-    "filler": {"rows": "filler.jsonl"},
-    "mistakes": {"rows": "mistakes.jsonl"},
-    "paraphrase": {"rows": "paraphrase.jsonl"},
-    "resilience": {"rows": "resilience.jsonl"},
-    "hint": {"rows": "hint.jsonl", "transplant": "hint_transplant.jsonl"},
-    "insertions": {"rows": "insertions.jsonl"},
-    "head_ablation": {"rows": "head_ablation.jsonl"},
-    "table": {"metrics": "metrics.csv", "matrices": "matrices.npz", "early": "early_answering_table.csv"},
-}
-# run-level kinds -> role -> file name, in the results root.
-RUN_FILES: dict[str, dict[str, str]] = {
-    "receiver_heads": {"arrays": "receiver_heads.npz"},
-    "causality": {"summary": "causality_summary.json", "curve": "early_answering_curve.npz"},
-    "head_ablation": {"summary": "head_ablation_summary.json"},
-}
-CAUSALITY_KINDS = ("validity", "early_answering", "filler", "mistakes", "paraphrase", "resilience", "hint", "insertions")
 
 
 class ResultsConflict(InputError):
@@ -483,16 +421,13 @@ def _level(folder: Path) -> str | None:
     return record.get("level") if isinstance(record, dict) else None
 
 
-# What anchors 0.1 wrote before this contract: recognised only to say how to move on.
-_LEGACY_FILES = ("run.json", "scores.jsonl", "receivers.json", "suppression.json", "patching.json",
-                 "early_answering_points.jsonl", "summary.json")
 _LEGACY = ("{folder}: written by an earlier anchors (result files but no manifest.json), which this version does not "
            "read; re-run the commands with --out into a new folder (give --store OLD/rollouts.sqlite and nothing is "
            "sampled again)")
 
 
 def _legacy(folder: Path) -> bool:
-    return not (folder / MANIFEST).is_file() and any((folder / name).is_file() for name in _LEGACY_FILES)
+    return not (folder / MANIFEST).is_file() and any((folder / name).is_file() for name in LEGACY_FILES)
 
 
 def _content(trace: Mapping[str, Any]) -> tuple[Any, ...]:

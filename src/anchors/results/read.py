@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,17 +22,8 @@ from anchors.errors import InputError
 from anchors.results.contract import (
     MethodEntry, ResultsDir, TraceManifest, read_json, read_jsonl, read_npz, read_trace_manifest, trace_file,
 )  # fmt: skip
+from anchors.results.kinds import COMMANDS, KINDS, STUDIES, TRACE_FILES, ResultKind
 from anchors.results.trace import TraceResults, data_notes, normalise_sentence_table
-
-# The command that fills each kind (named in the report where a panel is empty).
-COMMANDS = {"blackbox": "anchors score", "tags": "anchors label", "receivers": "anchors receivers",
-            "suppression": "anchors suppress", "patching": "anchors patch", "validity": "anchors causality --tests validity",
-            "early_answering": "anchors causality --tests early", "filler": "anchors causality --tests filler",
-            "mistakes": "anchors causality --tests mistakes", "paraphrase": "anchors causality --tests paraphrase",
-            "resilience": "anchors causality --tests resilience", "hint": "anchors causality --tests hint",
-            "insertions": "anchors causality --tests insertions", "head_ablation": "anchors receivers --ablate K"}
-# Studies a trace is not expected to have (named only where their panel is shown, not as missing on every trace).
-STUDIES = ("hint", "insertions", "head_ablation")
 
 
 def read_results(root: str | Path, on_skip: Callable[[str], None] | None = None) -> list[TraceResults]:
@@ -55,7 +46,7 @@ def read_trace_results(folder: str | Path) -> TraceResults:
         raise InputError(f"{folder}: no manifest.json (not a trace folder written by anchors)")
     parts = _Parts(folder, manifest)
     for kind, entry in manifest.methods.items():
-        loader = _LOADERS.get(kind)
+        loader = _loader(kind)
         if loader is None:
             parts.notes.append(f"{kind}: results of a kind this anchors does not know; left out")
             continue
@@ -163,7 +154,7 @@ def _blackbox(parts: _Parts, entry: MethodEntry) -> None:
     if len(rows) != parts.n:
         raise InputError(f"{trace_file(parts.folder, 'blackbox', 'rows')}: {len(rows)} rows for {parts.n} sentences")
     parts.columns(rows)
-    if "matrix" in {r for r, name in _roles("blackbox") if name in entry.files}:
+    if TRACE_FILES["blackbox"]["matrix"] in entry.files:
         data = _arrays(parts, "blackbox", "matrix")
         parts.fields["matrices"]["resampling"] = parts.array(data["matrix"], (parts.n, parts.n), "the sentence matrix")
     path = trace_file(parts.folder, "blackbox", "alternatives")
@@ -220,21 +211,21 @@ def _early_answering(parts: _Parts, entry: MethodEntry) -> None:
         parts.fields["early_answering"] = rows.rename(columns={"x": "fraction", "match_rate": "agreement"})
 
 
-def _per_sentence(kind: str, columns: dict[str, str], *, also: Mapping[str, str] | None = None,
-                  average: bool = True) -> Callable[[_Parts, MethodEntry], None]:
-    """A loader of a table-writing method: its tables (`also`: more table name -> role), its summary, and
-    `columns` (file column -> sentence-table column) into the sentence table, averaged per sentence when a sentence
-    has several rows (`average`)."""
+def _per_sentence(row: ResultKind) -> Callable[[_Parts, MethodEntry], None]:
+    """A loader of a table-writing kind: its tables (its `rows`, and `row.tables`), its summary, and `row.columns`
+    (file column -> sentence-table column) into the sentence table, averaged per sentence when a sentence has
+    several rows (`row.average`)."""
+    kind, columns = row.name, dict(row.columns)
 
     def load(parts: _Parts, entry: MethodEntry) -> None:
         rows = _rows(parts, kind)
         parts.fields["tables"][kind] = rows
-        for name, role in (also or {}).items():
+        for name, role in row.tables.items():
             parts.fields["tables"][name] = _rows(parts, kind, role)
         parts.fields["summaries"][kind] = entry.summary
         if columns and len(rows):
             picked = rows[["sentence_index", *columns]].rename(columns={"sentence_index": "index", **columns})
-            parts.columns(picked.groupby("index", as_index=False).mean(numeric_only=True) if average else picked)
+            parts.columns(picked.groupby("index", as_index=False).mean(numeric_only=True) if row.average else picked)
 
     return load
 
@@ -283,26 +274,19 @@ def _json_list(value: Any) -> Any:
     return value
 
 
-def _roles(kind: str) -> list[tuple[str, str]]:
-    from anchors.results.contract import TRACE_FILES
-
-    return list(TRACE_FILES[kind].items())
-
-
-_LOADERS: dict[str, Callable[[_Parts, MethodEntry], None]] = {
+# The kinds whose files are not one table per sentence or condition; every other kind is read by `_per_sentence`
+# from its row in anchors.results.kinds.
+_OWN_LOADERS: dict[str, Callable[[_Parts, MethodEntry], None]] = {
     "blackbox": _blackbox, "tags": _tags, "receivers": _receivers, "suppression": _suppression, "patching": _patching,
-    "validity": _per_sentence("validity", {"label": "validity"}, also={"validity_claims": "claims"}, average=False),
-    "early_answering": _early_answering,
-    "filler": _per_sentence("filler", {}),
-    "mistakes": _per_sentence("mistakes", {"match_drop": "mistake_match_drop"}),
-    "paraphrase": _per_sentence("paraphrase", {}),
-    "resilience": _per_sentence("resilience", {"resilience": "resilience", "ci_pp_kl": "ci_pp_kl"}),
-    "hint": _per_sentence("hint", {"importance": "hint_importance", "cue_cosine": "cue_cosine"},
-                          also={"hint_transplant": "transplant"}, average=False),
-    "insertions": _per_sentence("insertions", {}),
-    "head_ablation": _per_sentence("head_ablation", {}),
-    "table": _table,
+    "early_answering": _early_answering, "table": _table,
 }
+
+
+def _loader(kind: str) -> Callable[[_Parts, MethodEntry], None] | None:
+    if kind in _OWN_LOADERS:
+        return _OWN_LOADERS[kind]
+    row = KINDS.get(kind)
+    return _per_sentence(row) if row is not None else None
 
 
 def _warn(message: str) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from anchors.results.contract import ResultsDir, RowsWriter, finite, json_writer, npz_writer
+from anchors.results.kinds import TESTS
 from anchors.traces.records import Trace
 from anchors.traces.segment import Mode
 
@@ -142,13 +143,6 @@ def save_patching(out: ResultsDir, trace: Trace, result: Any, replacements_sourc
 
 # --- the trace-level tests ---------------------------------------------------------------------------
 
-# result attribute of CausalityResult -> (kind, config attribute)
-_TESTS = {"validity": ("validity", "validity"), "early": ("early_answering", "early"), "filler": ("filler", "filler"),
-          "mistakes": ("mistakes", "mistakes"), "paraphrase": ("paraphrase", "paraphrase"),
-          "resilience": ("resilience", "resilience"), "hint": ("hint", "hint"), "insertions": ("insertions", "insertions")}
-_POSITIONED = ("early", "mistakes", "resilience", "hint", "insertions")  # tests that `sentences` restricts
-
-
 def causality_settings(config: Any, test: str, importance: str | None = None,
                        outcome: Mapping[str, Any] | None = None, inputs: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """A test's settings, with what else decides its numbers: the outcome (spec and file hash; the step-validity
@@ -157,15 +151,16 @@ def causality_settings(config: Any, test: str, importance: str | None = None,
     extra: dict[str, Any] = {"importance": importance} if test == "resilience" else {}
     if test != "validity":
         extra.update(outcome or {"outcome": "math", "outcome_sha256": None})
-    if test in _POSITIONED:
+    if TESTS[test].positioned:
         extra["sentences"] = list(config.sentences) if config.sentences is not None else None
     if test == "insertions":
         extra.update(inputs or {})
-    return config_settings(getattr(config, _TESTS[test][1]), **extra)
+    return config_settings(getattr(config, test), **extra)  # CausalityConfig has one config per test, by its name
 
 
 def causality_kind(test: str) -> str:
-    return _TESTS[test][0]
+    """The result kind a `--tests` name writes (early -> early_answering)."""
+    return TESTS[test].name
 
 
 def save_causality(out: ResultsDir, traces: Sequence[Trace], result: Any, *, importance: str | None = None,

@@ -13,15 +13,14 @@ import numpy as np
 import pandas as pd
 from jaxtyping import Float
 
+from anchors.results.kinds import IMPORTANCES
+
 # Which metric a figure shows when none is asked for: the paper's headline first.
 HEADLINE_ORDER = (
     "counterfactual_importance_kl", "counterfactual_importance_accuracy", "resampling_importance_kl",
     "resampling_importance_accuracy", "forced_importance_kl", "forced_importance_accuracy", "receiver_score",
     "suppression_effect", "patching_effect",
 )
-# Per-sentence importances of the different method families (the agreement panel compares each pair present).
-IMPORTANCES = ("counterfactual_importance_kl", "resampling_importance_kl", "forced_importance_kl", "receiver_score",
-               "suppression_effect", "patching_effect")
 _INDEX_ALIASES = ("index", "sentence_index", "chunk_idx")
 _NOT_METRICS = {"index", "position", "trace_id", "schema_version", "start", "end", *_INDEX_ALIASES}
 

@@ -6,6 +6,7 @@ import html
 
 import plotly.graph_objects as go
 
+from anchors.results.kinds import METRIC_LABELS  # each kind's columns are named in its row there
 from anchors.traces.taxonomy import TAG_COLOURS, UNKNOWN, UNKNOWN_COLOUR
 
 # The tag palette is the taxonomy's (TAG_COLOURS, one definition): a tag looks the same in every figure, report
@@ -13,24 +14,6 @@ from anchors.traces.taxonomy import TAG_COLOURS, UNKNOWN, UNKNOWN_COLOUR
 UNTAGGED_COLOR = UNKNOWN_COLOUR
 POSITIVE_COLOR = "#B2182B"
 NEGATIVE_COLOR = "#2166AC"
-METRIC_LABELS: dict[str, str] = {
-    "accuracy": "accuracy",
-    "resampling_importance_accuracy": "resampling importance (accuracy)",
-    "resampling_importance_kl": "resampling importance (KL)",
-    "counterfactual_importance_accuracy": "counterfactual importance (accuracy)",
-    "counterfactual_importance_kl": "counterfactual importance (KL)",
-    "forced_importance_accuracy": "forced-answer importance (accuracy)",
-    "forced_importance_kl": "forced-answer importance (KL)",
-    "different_trajectories_fraction": "different-trajectories fraction",
-    "overdeterminedness": "overdeterminedness",
-    "receiver_score": "receiver-head score",
-    "suppression_effect": "suppression effect on later sentences",
-    "suppression_answer": "suppression effect on the answer (log-KL)",
-    "patching_effect": "patching effect (forced-answer KL)",
-    "mistake_match_drop": "inserted-mistake match drop",
-    "resilience": "resilience (rounds)",
-    "ci_pp_kl": "CI++ (KL)",
-}
 FONT = dict(family="Helvetica, Arial, sans-serif", size=13)
 
 
