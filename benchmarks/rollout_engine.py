@@ -34,13 +34,17 @@ sentence trace (one per prefix, `--few` answers each, 16 tokens, boxed-answer st
 the most time, and the share of the run's wall time spent in matrix products, with the tokens/s the engine would
 reach if everything else took no time (the bound that no amount of Python-side work can beat).
 
+`--compile` (with the one-prefix case): each engine once more with the model's forward under `torch.compile`
+(dynamic shapes), against the same engine in eager mode on the first prefix: the compiling time, the rate, and
+how many rollouts keep their tokens. The compiled rates join the roofline table.
+
 Both repeated cases give medians over repetitions, the ratio taken within each repetition, and how many
 rollouts came out with the same tokens both ways. Every line of progress records the 1-minute load average
 (the machine is shared: ratios within one run are what to read).
 
 Run: PYTHONPATH=src python benchmarks/rollout_engine.py [--case one-prefix|many-prefixes|forced|all]
      [--model smollm2-135m] [--rollouts 32] [--new-tokens 128] [--prefixes 5] [--sequential 2] [--bf16]
-     [--many 10] [--few 8] [--many-new-tokens 96] [--repeats 3] [--forced-sentences 20] [--profile]
+     [--many 10] [--few 8] [--many-new-tokens 96] [--repeats 3] [--forced-sentences 20] [--profile] [--compile]
 """
 
 from __future__ import annotations
@@ -54,10 +58,10 @@ from dataclasses import dataclass
 import torch
 
 from anchors.models import load_model
-from anchors.rollouts.reference import sample
 from anchors.rollouts.base import PrefixRequest, SamplingParams
 from anchors.rollouts.jobs import collect_rollouts
 from anchors.rollouts.local import LocalEngine
+from anchors.rollouts.reference import sample
 
 PROBLEM = "Tom has 12 apples. He gives 5 apples to his sister and buys 8 more. How many apples does Tom have now?"
 THINKING = (
@@ -113,10 +117,16 @@ def run_batched_generate(handle, ids, params, n) -> Timing:
 
 
 def run_engine(engine, ids, params, n, key) -> Timing:
+    return engine_rollouts(engine, ids, params, n, key)[0]
+
+
+def engine_rollouts(engine, ids, params, n, key) -> tuple[Timing, list[tuple[int, ...]]]:
+    """The timing and each rollout's tokens (seeds depend on the index only, not on `key`)."""
     request = PrefixRequest(key=key, prompt_text=engine.handle.decode(list(ids)), prompt_ids=ids, n=n, seed=0)
     began = time.perf_counter()
     out = collect_rollouts(engine, [request], params, progress=False)[key]
-    return Timing(sum(r.completion_tokens for r in out), time.perf_counter() - began)
+    return (Timing(sum(r.completion_tokens for r in out), time.perf_counter() - began),
+            [tuple(r.token_ids) for r in out])
 
 
 # --- jobs of many requests, two ways --------------------------------------------------------------------------
@@ -205,8 +215,9 @@ def forced_answers(handle, args) -> None:
 MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::matmul")  # aten::linear dispatches to mm/addmm
 
 
-def profile_engine(name: str, engine, ids, params, n: int, top: int = 10) -> None:
-    """One engine run under torch.profiler: its costliest ops, and the matmul share of its wall time."""
+def profile_engine(name: str, engine, ids, params, n: int, sequential_rate: float, top: int = 10) -> None:
+    """One engine run under torch.profiler: its costliest ops, and the matmul share of its wall time (and the
+    bound it implies, also as a multiple of (a)'s median rate)."""
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU]) as prof:
@@ -214,6 +225,7 @@ def profile_engine(name: str, engine, ids, params, n: int, top: int = 10) -> Non
     events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
     wall_us = timing.seconds * 1e6
     matmul_us = sum(e.self_cpu_time_total for e in events if e.key in MATMUL_OPS)
+    bound = timing.tokens / (matmul_us / 1e6)
     print(f"\nprofile of {name} ({timing.rate:.1f} tokens/s under the profiler, {timing.seconds:.1f} s; {load()}):")
     print("| op | self seconds | share of wall time | calls |")
     print("|---|---|---|---|")
@@ -221,7 +233,26 @@ def profile_engine(name: str, engine, ids, params, n: int, top: int = 10) -> Non
         print(f"| {event.key} | {event.self_cpu_time_total / 1e6:.2f} | {event.self_cpu_time_total / wall_us:.0%} | "
               f"{event.count} |")
     print(f"matrix products ({', '.join(MATMUL_OPS)}): {matmul_us / wall_us:.0%} of wall time; with everything else "
-          f"free the engine would reach {timing.tokens / (matmul_us / 1e6):.0f} tokens/s")
+          f"free the engine would reach {bound:.0f} tokens/s = {bound / sequential_rate:.1f}× (a)")
+
+
+def compiled_engine(name: str, engine, ids, params, n: int) -> tuple[str, float]:
+    """The engine with the model's forward under `torch.compile` (dynamic shapes: rows drop out and the cache
+    grows every step) against itself in eager mode, same seeds: the first compiled run's seconds (compiling
+    included), a second run's rate, and how many rollouts keep their tokens. Returns (name, compiled rate)."""
+    eager, eager_tokens = engine_rollouts(engine, ids, params, n, f"compile/{name}")
+    model = engine.handle.hf_model
+    model.forward = torch.compile(model.forward, dynamic=True)
+    try:
+        first, _ = engine_rollouts(engine, ids, params, n, f"compile/{name}")
+        compiled, tokens = engine_rollouts(engine, ids, params, n, f"compile/{name}")
+    finally:
+        del model.forward  # the class's own forward again
+        torch._dynamo.reset()
+    same = sum(a == b for a, b in zip(eager_tokens, tokens))
+    print(f"| {name} | {eager.rate:.1f} | {first.seconds:.0f} | {compiled.rate:.1f} | {compiled.rate / eager.rate:.2f} | "
+          f"{same} of {len(tokens)} | {load()} |", flush=True)
+    return f"{name} compiled", compiled.rate
 
 
 # --- roofline -------------------------------------------------------------------------------------------------
@@ -319,10 +350,18 @@ def one_prefix(handle, args) -> None:
               f"{sum(t.tokens for t in timings)} | {sum(t.seconds for t in timings):.1f} |")
     if args.profile:
         for name, engine in engines.items():
-            profile_engine(name, engine, all_ids[0], params, args.rollouts)
+            profile_engine(name, engine, all_ids[0], params, args.rollouts,
+                           statistics.median(t.rate for t in sequential))
+    rates = {name: statistics.median(t.rate for t in timings)
+             for name, timings in results.items() if name.startswith(("(b)", "(c)"))}
+    if args.compile:
+        print("\ntorch.compile of the model's forward, against the same engine in eager mode (first prefix):")
+        print("| engine | eager tokens/s | first compiled run, s (compiling included) | compiled tokens/s | × eager | "
+              "same tokens | load |")
+        print("|---|---|---|---|---|---|---|")
+        rates.update(compiled_engine(name, engine, all_ids[0], params, args.rollouts) for name, engine in engines.items())
     context = int(statistics.mean(map(len, all_ids)) + args.new_tokens / 2)
-    roofline(handle, args.rollouts, context, {name: statistics.median(t.rate for t in timings)
-                                              for name, timings in results.items() if name.startswith(("(b)", "(c)"))})
+    roofline(handle, args.rollouts, context, rates)
 
 
 def main() -> None:
@@ -340,6 +379,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="many-prefixes and forced: repetitions")
     parser.add_argument("--forced-sentences", type=int, default=20, help=f"forced: at most {len(sentence_ends())}")
     parser.add_argument("--profile", action="store_true", help="one-prefix: profile one engine run per dtype")
+    parser.add_argument("--compile", action="store_true",
+                        help="one-prefix: also time each engine with torch.compile (minutes of compiling on 2 cores)")
     args = parser.parse_args()
 
     handle = load_model(args.model, device="cpu")
